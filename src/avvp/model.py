@@ -1,0 +1,132 @@
+"""HAN: the hybrid attention network with attentive MMIL pooling (Tian, Li, Xu, ECCV 2020).
+
+Module and parameter names follow the official checkpoint (`MMIL_Net.pt`), so its state dict loads
+as is. The class count comes from the data set's vocabulary.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+D_MODEL = 512
+N_SEGMENTS = 10
+
+# Modules present in the official checkpoint that its forward pass never uses.
+UNUSED_OFFICIAL_PREFIXES = (
+    "hat_encoder.norm1.",
+    "hat_encoder.norm2.",
+    "audio_encoder.",
+    "visual_encoder.",
+    "cmt_encoder.",
+)
+
+
+class HybridAttentionLayer(nn.Module):
+    """One HAN layer: cross-modal plus self attention, then a feed-forward block.
+
+    For query stream x and context stream y:
+    x' = LN1(x + Drop(CrossAttn(x, y, y)) + Drop(SelfAttn(x, x, x))); out = LN2(x' + Drop(FFN(x'))).
+    """
+
+    def __init__(self, d_model: int = D_MODEL, n_heads: int = 1, d_ff: int = 512, dropout: float = 0.1,
+                 cross_modal: bool = True) -> None:
+        super().__init__()
+        self.cross_modal = cross_modal
+        self.self_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+        self.cm_attn = nn.MultiheadAttention(d_model, n_heads, dropout=dropout, batch_first=True)
+        self.linear1 = nn.Linear(d_model, d_ff)
+        self.linear2 = nn.Linear(d_ff, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)  # inside the feed-forward block
+        self.dropout_cm = nn.Dropout(dropout)
+        self.dropout_self = nn.Dropout(dropout)
+        self.dropout_ff = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, context: Tensor) -> Tensor:
+        """x, context: (B, T, d) -> (B, T, d)."""
+        update = self.dropout_self(self.self_attn(x, x, x, need_weights=False)[0])
+        if self.cross_modal:
+            update = update + self.dropout_cm(self.cm_attn(x, context, context, need_weights=False)[0])
+        x = self.norm1(x + update)
+        ff = self.linear2(self.dropout(torch.relu(self.linear1(x))))
+        return self.norm2(x + self.dropout_ff(ff))
+
+
+class HybridAttentionEncoder(nn.Module):
+    """Stacked HAN layers; each layer is shared by both streams, both fed the layer's inputs."""
+
+    def __init__(self, n_layers: int = 1, **layer_kwargs) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(HybridAttentionLayer(**layer_kwargs) for _ in range(n_layers))
+
+    def forward(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor]:
+        for layer in self.layers:
+            audio, visual = layer(audio, visual), layer(visual, audio)
+        return audio, visual
+
+
+class HAN(nn.Module):
+    """Audio (B,10,128), frame (B,80 or 10,2048) and clip (B,10,512) features -> MMIL outputs.
+
+    Returns (global_prob (B,C), a_prob (B,C), v_prob (B,C), frame_prob (B,10,2,C)), modality
+    axis ordered audio, visual. Frame features already averaged to 10 segments give the same
+    result as 80 frames (the mean commutes with `fc_v`), 8x cheaper.
+    """
+
+    def __init__(self, n_classes: int, dropout: float = 0.1, cross_modal: bool = True) -> None:
+        super().__init__()
+        self.n_classes = n_classes
+        self.fc_a = nn.Linear(128, D_MODEL)
+        self.fc_v = nn.Linear(2048, D_MODEL)
+        self.fc_st = nn.Linear(512, D_MODEL)
+        self.fc_fusion = nn.Linear(2 * D_MODEL, D_MODEL)
+        self.hat_encoder = HybridAttentionEncoder(dropout=dropout, cross_modal=cross_modal)
+        self.fc_prob = nn.Linear(D_MODEL, n_classes)
+        self.fc_frame_att = nn.Linear(D_MODEL, n_classes)
+        self.fc_av_att = nn.Linear(D_MODEL, n_classes)
+
+    def embed(self, audio: Tensor, frames: Tensor, clips: Tensor) -> tuple[Tensor, Tensor]:
+        """The two (B, 10, 512) input streams of the attention layer: audio, fused visual."""
+        batch, n_frames, dim = frames.shape
+        if n_frames != N_SEGMENTS:
+            frames = frames.reshape(batch, N_SEGMENTS, n_frames // N_SEGMENTS, dim).mean(dim=2)
+        visual = torch.cat((self.fc_v(frames), self.fc_st(clips)), dim=-1)
+        return self.fc_a(audio), self.fc_fusion(visual)
+
+    def head(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Attentive MMIL pooling over segments and modalities."""
+        x = torch.stack((audio, visual), dim=2)  # (B, T, 2, d)
+        frame_prob = torch.sigmoid(self.fc_prob(x))
+        frame_att = torch.softmax(self.fc_frame_att(x), dim=1)
+        av_att = torch.softmax(self.fc_av_att(x), dim=2)
+        temporal = frame_att * frame_prob
+        global_prob = (temporal * av_att).sum(dim=(1, 2))
+        return global_prob, temporal[:, :, 0].sum(dim=1), temporal[:, :, 1].sum(dim=1), frame_prob
+
+    def forward(self, audio: Tensor, frames: Tensor, clips: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        a, v = self.hat_encoder(*self.embed(audio, frames, clips))
+        return self.head(a, v)
+
+
+def official_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Drop the official checkpoint's unused modules (by name) and a DataParallel `module.` prefix."""
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return {k: v for k, v in state.items() if not k.startswith(UNUSED_OFFICIAL_PREFIXES)}
+
+
+def load_weights(model: HAN, state: Mapping[str, Tensor]) -> None:
+    """Load a state dict in the official or our format; any other missing/unexpected key is an error."""
+    state = official_state_dict(state)
+    expected = set(model.state_dict())
+    missing = sorted(expected - set(state))
+    unexpected = sorted(set(state) - expected)
+    if missing or unexpected:
+        raise ValueError(f"state dict does not fit HAN: missing keys {missing}, unexpected keys {unexpected}")
+    classes = state["fc_prob.weight"].shape[0]
+    if classes != model.n_classes:
+        raise ValueError(f"state dict has {classes} classes, the model {model.n_classes}")
+    model.load_state_dict(state, strict=True)

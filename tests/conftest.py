@@ -1,0 +1,37 @@
+"""Shared fixtures: the real LLP annotation files and random features in the released layout."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+LLP = REPO / "data" / "llp"
+
+
+@pytest.fixture(scope="session")
+def llp_dir() -> Path:
+    return LLP
+
+
+def write_random_features(root: Path, video_ids: list[str], seed: int = 0,
+                          shapes: dict[str, tuple[int, int]] | None = None) -> Path:
+    """Random float32 features in the released layout for `video_ids` (LLP shapes by default)."""
+    from avvp.features import STREAMS
+
+    rng = np.random.default_rng(seed)
+    for kind, shape in (shapes or STREAMS).items():
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        for vid in video_ids:
+            np.save(root / kind / f"{vid}.npy", rng.random(shape, dtype=np.float32))
+    return root
+
+
+def write_weak_csv(path: Path, filenames: list[str], labels: np.ndarray, classes: tuple[str, ...]) -> Path:
+    """A weak split file in the LLP format."""
+    lines = ["filename\tevent_labels"]
+    for name, row in zip(filenames, labels):
+        lines.append(f"{name}\t{','.join(classes[i] for i in np.flatnonzero(row))}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,86 @@
+"""The feature store: checks on every loaded file, packing with exact pooling, skips."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avvp.annotations import Vocabulary, read_weak
+from avvp.features import FeatureError, load_packed, pack_split, released_source
+from conftest import write_random_features, write_weak_csv
+
+VOCAB = Vocabulary(("Dog", "Cat", "Car"))
+NAMES = ["aaaaaaaaaaa_0_10", "b_b-b_b_b_b_5.5_15.5", "ccccccccccc_30_40"]
+
+
+@pytest.fixture()
+def split(tmp_path: Path):
+    labels = np.array([[1, 0, 0], [0, 1, 1], [1, 1, 0]], np.float32)
+    return read_weak(write_weak_csv(tmp_path / "s.csv", NAMES, labels, VOCAB.classes), VOCAB)
+
+
+@pytest.fixture()
+def feats(tmp_path: Path) -> Path:
+    return write_random_features(tmp_path / "feats", [n[:11] for n in NAMES])
+
+
+def test_pack_pools_frames_and_keeps_split_order(split, feats: Path, tmp_path: Path) -> None:
+    packed = pack_split(split, released_source(feats), tmp_path / "pack")
+    assert packed.filenames == tuple(NAMES)
+    assert packed.streams["res152"].shape == (3, 10, 2048)
+    frames = np.load(feats / "res152" / "b_b-b_b_b_b.npy")
+    np.testing.assert_allclose(packed.streams["res152"][1], frames.reshape(10, 8, 2048).mean(1), rtol=1e-6)
+    np.testing.assert_array_equal(packed.streams["vggish"][2], np.load(feats / "vggish" / "ccccccccccc.npy"))
+    np.testing.assert_array_equal(packed.labels, split.labels)
+    again = load_packed(tmp_path / "pack")
+    assert isinstance(again.streams["vggish"], np.memmap) and again.pooled
+    assert not list((tmp_path).glob(".*tmp"))
+
+
+def test_unpooled_keeps_80_frames(split, feats: Path, tmp_path: Path) -> None:
+    packed = pack_split(split, released_source(feats), tmp_path / "pack", pooled=False)
+    assert packed.streams["res152"].shape == (3, 80, 2048) and not packed.pooled
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (np.zeros((10, 127), np.float32), r"vggish features must have shape \(10, 128\), got \(10, 127\)"),
+        (np.zeros((10, 128), np.float64), "vggish features must be float32, got float64"),
+        (np.full((10, 128), np.nan, np.float32), "vggish features hold NaN or infinite values"),
+    ],
+)
+def test_bad_file_is_an_error_naming_it(split, feats: Path, tmp_path: Path, bad, message: str) -> None:
+    np.save(feats / "vggish" / "ccccccccccc.npy", bad)
+    with pytest.raises(FeatureError, match=rf"ccccccccccc\.npy: {message}"):
+        pack_split(split, released_source(feats), tmp_path / "pack")
+    assert not (tmp_path / "pack").exists()
+
+
+def test_missing_file_errors_or_is_recorded_as_a_skip(split, feats: Path, tmp_path: Path) -> None:
+    (feats / "r2plus1d_18" / "aaaaaaaaaaa.npy").unlink()
+    (feats / "vggish" / "ccccccccccc.npy").write_bytes(b"garbage")
+    with pytest.raises(FeatureError, match=r"no r2plus1d_18 features for video aaaaaaaaaaa"):
+        pack_split(split, released_source(feats), tmp_path / "pack")
+    packed = pack_split(split, released_source(feats), tmp_path / "pack", on_missing="skip")
+    assert packed.filenames == (NAMES[1],)
+    assert set(packed.skipped) == {NAMES[0], NAMES[2]}
+    assert "unreadable vggish feature file" in packed.skipped[NAMES[2]]
+    np.testing.assert_array_equal(packed.labels, split.labels[[1]])
+
+
+def test_unavailable_videos_are_skipped_with_their_reason(split, feats: Path, tmp_path: Path) -> None:
+    packed = pack_split(split, released_source(feats), tmp_path / "pack", available={NAMES[0], NAMES[2]},
+                        unavailable_reasons={NAMES[1]: "HTTP Error 404: Not Found"})
+    assert packed.filenames == (NAMES[0], NAMES[2])
+    assert packed.skipped == {NAMES[1]: "HTTP Error 404: Not Found"}
+
+
+def test_several_folders_per_kind_are_searched(split, feats: Path, tmp_path: Path) -> None:
+    source = released_source(feats)
+    moved = tmp_path / "shard_1"
+    moved.mkdir()
+    (feats / "res152" / "aaaaaaaaaaa.npy").rename(moved / "aaaaaaaaaaa.npy")
+    source["res152"].append(moved)
+    assert len(pack_split(split, source, tmp_path / "pack")) == 3

@@ -1,0 +1,149 @@
+"""HAN: shapes, exactness of pre-pooling, agreement with an official-style forward, and loading
+state dicts in the official checkpoint's format."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from avvp.checkpoint import load_model, save_checkpoint
+from avvp.model import HAN, load_weights
+
+
+def inputs(batch: int = 3, frames: int = 80, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(batch, 10, 128, generator=g), torch.rand(batch, frames, 2048, generator=g),
+            torch.rand(batch, 10, 512, generator=g))
+
+
+def official_style_forward(m: HAN, audio, frames, clips):
+    """The published forward written as the released code does it: sequence-first attention,
+    fc_v on all 80 frames then an 8-frame average pool, both streams from the layer's inputs."""
+    x1 = m.fc_a(audio)
+    vid_s = m.fc_v(frames).permute(0, 2, 1).unsqueeze(-1)
+    vid_s = F.avg_pool2d(vid_s, (8, 1)).squeeze(-1).permute(0, 2, 1)
+    x2 = m.fc_fusion(torch.cat((vid_s, m.fc_st(clips)), dim=-1))
+    layer = m.hat_encoder.layers[0]
+
+    def han_layer(q, v):
+        q, v = q.permute(1, 0, 2), v.permute(1, 0, 2)
+        w = layer.cm_attn
+        cross = F.multi_head_attention_forward(q, v, v, 512, 1, w.in_proj_weight, w.in_proj_bias, None, None,
+                                               False, 0.0, w.out_proj.weight, w.out_proj.bias, training=False)[0]
+        w = layer.self_attn
+        self_ = F.multi_head_attention_forward(q, q, q, 512, 1, w.in_proj_weight, w.in_proj_bias, None, None,
+                                               False, 0.0, w.out_proj.weight, w.out_proj.bias, training=False)[0]
+        q = layer.norm1(q + cross + self_)
+        q = layer.norm2(q + layer.linear2(F.relu(layer.linear1(q))))
+        return q.permute(1, 0, 2)
+
+    x1, x2 = han_layer(x1, x2), han_layer(x2, x1)
+    x = torch.cat([x1.unsqueeze(-2), x2.unsqueeze(-2)], dim=-2)
+    frame_prob = torch.sigmoid(m.fc_prob(x))
+    frame_att = torch.softmax(m.fc_frame_att(x), dim=1)
+    av_att = torch.softmax(m.fc_av_att(x), dim=2)
+    temporal = frame_att * frame_prob
+    return ((temporal * av_att).sum(dim=2).sum(dim=1), temporal[:, :, 0, :].sum(dim=1),
+            temporal[:, :, 1, :].sum(dim=1), frame_prob)
+
+
+@pytest.fixture(scope="module")
+def model() -> HAN:
+    torch.manual_seed(0)
+    return HAN(25).eval()
+
+
+def test_output_shapes_and_ranges(model: HAN) -> None:
+    g, a, v, f = model(*inputs())
+    assert g.shape == a.shape == v.shape == (3, 25) and f.shape == (3, 10, 2, 25)
+    for t in (g, a, v, f):
+        assert ((t >= 0) & (t <= 1)).all()
+
+
+def test_matches_official_style_forward(model: HAN) -> None:
+    x = inputs()
+    with torch.no_grad():
+        for ours, ref in zip(model(*x), official_style_forward(model, *x)):
+            torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_prepooled_frames_give_the_same_outputs(model: HAN) -> None:
+    audio, frames, clips = inputs()
+    pooled = frames.reshape(3, 10, 8, 2048).mean(dim=2)
+    with torch.no_grad():
+        for full, pre in zip(model(audio, frames, clips), model(audio, pooled, clips)):
+            torch.testing.assert_close(full, pre, atol=1e-5, rtol=1e-5)
+
+
+def test_class_count_comes_from_the_vocabulary() -> None:
+    assert HAN(4)(*inputs(frames=10))[3].shape == (3, 10, 2, 4)
+
+
+def official_format(model: HAN, seed: int) -> dict[str, torch.Tensor]:
+    """Our weights plus the unused modules the official checkpoint carries, with seeded values."""
+    torch.manual_seed(seed)
+    extra = {
+        "audio_encoder": nn.TransformerEncoder(nn.TransformerEncoderLayer(512, 1, 512), 1, enable_nested_tensor=False),
+        "visual_encoder": nn.TransformerEncoder(nn.TransformerEncoderLayer(512, 1, 512), 1, enable_nested_tensor=False),
+        "cmt_encoder": nn.ModuleDict({"layers": nn.ModuleList([nn.TransformerEncoderLayer(512, 1, 512)]),
+                                      "norm1": nn.LayerNorm(512), "norm2": nn.LayerNorm(512)}),
+        "hat_encoder": nn.ModuleDict({"norm1": nn.LayerNorm(512), "norm2": nn.LayerNorm(512)}),
+    }
+    state = dict(model.state_dict())
+    for prefix, module in extra.items():
+        for key, value in module.state_dict().items():
+            state[f"{prefix}.{key}"] = value.normal_() if value.is_floating_point() else value
+    return state
+
+
+def test_official_state_dict_loads_and_unused_modules_do_not_matter(model: HAN, tmp_path: Path) -> None:
+    x = inputs()
+    outputs = []
+    for seed in (1, 2):
+        state = official_format(model, seed)
+        assert any(k.startswith("cmt_encoder.") for k in state)
+        path = tmp_path / f"MMIL_Net_{seed}.pt"
+        torch.save(state, path)
+        loaded, classes, _ = load_model(path, [f"c{i}" for i in range(25)])
+        with torch.no_grad():
+            outputs.append(loaded(*x))
+    with torch.no_grad():
+        expected = model(*x)
+    for a, b, c in zip(outputs[0], outputs[1], expected):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(a, c, rtol=0, atol=0)
+
+
+def test_unknown_or_missing_keys_are_named(model: HAN) -> None:
+    state = official_format(model, 0)
+    state["fc_extra.weight"] = torch.zeros(3)
+    with pytest.raises(ValueError, match=r"unexpected keys \['fc_extra\.weight'\]"):
+        load_weights(HAN(25), state)
+    state = official_format(model, 0)
+    del state["hat_encoder.layers.0.cm_attn.in_proj_weight"]
+    with pytest.raises(ValueError, match=r"missing keys \['hat_encoder\.layers\.0\.cm_attn\.in_proj_weight'\]"):
+        load_weights(HAN(25), state)
+
+
+def test_official_checkpoint_needs_a_class_list(model: HAN, tmp_path: Path) -> None:
+    path = tmp_path / "MMIL_Net.pt"
+    torch.save(model.state_dict(), path)
+    with pytest.raises(ValueError, match="holds no class list"):
+        load_model(path)
+    with pytest.raises(ValueError, match="state dict has 25 classes, the model 3"):
+        load_model(path, ["a", "b", "c"])
+
+
+def test_our_checkpoint_round_trip(model: HAN, tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model, [f"c{i}" for i in range(25)], epoch=7)
+    loaded, classes, payload = load_model(path)
+    assert classes[3] == "c3" and payload["epoch"] == 7
+    with pytest.raises(ValueError, match="was trained on classes"):
+        load_model(path, ["x"] * 25)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt: not a readable PyTorch checkpoint"):
+        load_model(tmp_path / "junk.pt")
