@@ -1,0 +1,96 @@
+"""Training end to end through the CLI on random LLP-shaped features: checkpoints, log, resume,
+repeatability, then predict and evaluate on the same split."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from avvp.annotations import read_classes, read_weak
+from avvp.cli import main
+from avvp.training import LOG_COLUMNS
+from conftest import write_random_features, write_weak_csv
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, llp_dir: Path) -> dict[str, Path]:
+    """48 real training and 24 real validation filenames of LLP, with random features."""
+    root = tmp_path_factory.mktemp("llp_small")
+    vocab = read_classes(llp_dir / "classes.txt")
+    out = {"root": root, "classes": llp_dir / "classes.txt"}
+    for name, csv_name, n in (("train", "AVVP_train.csv", 48), ("val", "AVVP_val_pd.csv", 24)):
+        split = read_weak(llp_dir / csv_name, vocab)
+        out[name] = write_weak_csv(root / f"{name}.csv", list(split.filenames[:n]), split.labels[:n], vocab.classes)
+        write_random_features(root / "features", list(split.video_ids[:n]), seed=len(name))
+    out["audio"], out["visual"] = llp_dir / "AVVP_eval_audio.csv", llp_dir / "AVVP_eval_visual.csv"
+    return out
+
+
+def train_args(data: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return ["train", "--features", str(data["root"] / "features"), "--train-csv", str(data["train"]),
+            "--val-csv", str(data["val"]), "--audio-csv", str(data["audio"]), "--visual-csv", str(data["visual"]),
+            "--classes", str(data["classes"]), "--out-dir", str(out), "--batch-size", "8", "--no-progress", *extra]
+
+
+@pytest.fixture(scope="module")
+def trained(data: dict[str, Path], tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    assert main(train_args(data, out, "--epochs", "3", "--step-size", "2")) == 0
+    return out
+
+
+def test_train_writes_best_last_and_log(trained: Path) -> None:
+    with (trained / "log.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0]) == LOG_COLUMNS and [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert [float(r["lr"]) for r in rows] == pytest.approx([3e-4, 3e-4, 3e-5])
+    best = torch.load(trained / "model.pt", weights_only=True)
+    scores = [float(r["segment_type_at_av"]) for r in rows]
+    assert best["epoch"] == max(i + 1 for i, s in enumerate(scores) if s == max(scores))
+    assert len(best["classes"]) == 25 and best["config"]["seed"] == 1
+    assert torch.load(trained / "last.pt", weights_only=True)["epoch"] == 3
+
+
+def test_training_is_repeatable_and_resumable(data: dict[str, Path], trained: Path, tmp_path: Path) -> None:
+    assert main(train_args(data, tmp_path, "--epochs", "2", "--step-size", "2")) == 0
+    assert main(train_args(data, tmp_path, "--epochs", "3", "--step-size", "2", "--resume")) == 0
+    resumed = torch.load(tmp_path / "last.pt", weights_only=True)["state_dict"]
+    straight = torch.load(trained / "last.pt", weights_only=True)["state_dict"]
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0)
+    with (tmp_path / "log.csv").open() as fh:
+        assert len(list(csv.DictReader(fh))) == 3
+
+
+def test_resume_refuses_another_recipe(data: dict[str, Path], trained: Path, capsys) -> None:
+    assert main(train_args(data, trained, "--epochs", "4", "--lr", "1e-3", "--resume")) == 1
+    assert "another training config" in capsys.readouterr().err
+
+
+def test_predict_and_evaluate_the_trained_model(data: dict[str, Path], trained: Path, tmp_path: Path) -> None:
+    preds = tmp_path / "val.npz"
+    assert main(["predict", "--checkpoint", str(trained / "model.pt"), "--features",
+                 str(data["root"] / "features"), "--split-csv", str(data["val"]), "--out", str(preds)]) == 0
+    with np.load(preds) as npz:
+        assert npz["frame_prob"].shape == (24, 10, 2, 25) and npz["frame_prob"].dtype == np.float32
+        assert tuple(npz["video_ids"].tolist()) == read_weak(data["val"], read_classes(data["classes"])).filenames
+    metrics = tmp_path / "metrics.json"
+    assert main(["evaluate", "--predictions", str(preds), "--split-csv", str(data["val"]),
+                 "--audio-csv", str(data["audio"]), "--visual-csv", str(data["visual"]), "--out", str(metrics)]) == 0
+    body = json.loads(metrics.read_text())
+    best = torch.load(trained / "model.pt", weights_only=True)
+    assert body["n_videos"] == 24
+    assert body["segment_level"]["type_at_av"] == pytest.approx(best["val_metrics"]["segment_level"]["type_at_av"])
+
+
+def test_missing_features_are_a_clear_error(data: dict[str, Path], tmp_path: Path, capsys) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = train_args(data, tmp_path / "out", "--epochs", "1")
+    args[2] = str(empty)
+    assert main(args) == 1
+    assert "no vggish features for video" in capsys.readouterr().err
