@@ -10,7 +10,7 @@ import importlib
 import sys
 
 SUBCOMMANDS = (
-    "demo", "download", "audio", "frames", "extract",
+    "demo", "download", "audio", "frames", "media", "extract",
     "pack", "train", "predict", "evaluate", "parse",
 )
 

@@ -1,0 +1,24 @@
+"""`avvp audio VIDEO OUT.wav`: the clip's audio as a 16 kHz WAV, written by moviepy (PROTOCOL §2).
+
+A clip without an audio track gives silence of the clip's length and prints `no_audio`; audio
+shorter than --min-seconds is padded with silence at the end.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("audio", help="one video's audio as a 16 kHz WAV", description=__doc__)
+    parser.add_argument("video", type=Path)
+    parser.add_argument("out_wav", type=Path, metavar="OUT.wav")
+    parser.add_argument("--min-seconds", type=float, default=10.0,
+                        help="pad shorter audio with silence to this length (default: %(default)s)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from avvp.media import extract_audio
+
+    print(f"{extract_audio(args.video, args.out_wav, args.min_seconds)}: {args.out_wav}")

@@ -1,0 +1,20 @@
+"""`avvp frames VIDEO OUT_DIR`: `ffmpeg -i VIDEO -y -r 8 OUT_DIR/%06d.jpg` (PROTOCOL §2)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("frames", help="one video's frames at 8 fps as JPEG", description=__doc__)
+    parser.add_argument("video", type=Path)
+    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from avvp.ffmpeg import ffmpeg_exe, ffmpeg_version
+    from avvp.media import extract_frames
+
+    count = extract_frames(args.video, args.out_dir)
+    print(f"{count} frames -> {args.out_dir} (ffmpeg {ffmpeg_version()}, {ffmpeg_exe()})")
