@@ -1,0 +1,73 @@
+"""`avvp evaluate`: score a predictions file against a split's dense annotations (PROTOCOL §5).
+
+Videos without predictions (clips that could not be obtained) are not scored and are listed in the
+metrics as `unscored`, so `n_videos` says how much of the split the numbers cover.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score predictions: the ten LLP numbers, per-class F, annotation warnings",
+        description=__doc__,
+    )
+    parser.add_argument("--predictions", required=True, type=Path, help="predictions .npz")
+    parser.add_argument("--split-csv", required=True, type=Path, help="weak split file to score")
+    parser.add_argument("--audio-csv", required=True, type=Path, help="dense audio events")
+    parser.add_argument("--visual-csv", required=True, type=Path, help="dense visual events")
+    parser.add_argument("--out", required=True, type=Path, help="metrics .json to write")
+    parser.add_argument("--frame-threshold", type=float, default=0.5)
+    parser.add_argument("--global-threshold", type=float, default=0.5)
+    parser.add_argument("--events-out", type=Path, help="also write the predicted events (.tsv)")
+    parser.add_argument(
+        "--known-csv", type=Path, nargs="+", action="extend", default=[], metavar="CSV",
+        help="other split files of the data set (e.g. AVVP_dataset_full.csv): dense rows in none of "
+        "them are reported as orphans; without it they only count as rows outside the split",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    import json
+
+    from avvp.annotations import GroundTruth, Vocabulary, ground_truth, read_dense, read_weak
+    from avvp.evaluation import SUMMARY_KEYS, align_predictions, evaluate_arrays, segment_decisions
+    from avvp.events import event_rows, write_events
+    from avvp.predictions import atomic_output, load_predictions
+
+    preds = load_predictions(args.predictions)
+    vocab = Vocabulary(preds.classes)
+    split = read_weak(args.split_csv, vocab)
+    known = None
+    if args.known_csv:
+        known = set(split.filenames).union(*(read_weak(path, vocab).filenames for path in args.known_csv))
+    gt = ground_truth(split, read_dense(args.audio_csv, vocab), read_dense(args.visual_csv, vocab), known)
+    try:
+        pred_rows, split_rows, unscored = align_predictions(preds.video_ids, split.filenames)
+    except ValueError as err:
+        raise ValueError(f"{args.predictions} vs {args.split_csv}: {err}") from None
+    if len(pred_rows) == 0:
+        raise ValueError(f"{args.predictions}: none of its videos is in {args.split_csv}")
+    global_prob, frame_prob = preds.global_prob[pred_rows], preds.frame_prob[pred_rows]
+    scored_gt = GroundTruth(gt.audio[split_rows], gt.visual[split_rows], gt.report)
+    metrics = evaluate_arrays(
+        global_prob, frame_prob, scored_gt, args.frame_threshold, args.global_threshold, vocab.classes
+    )
+    metrics.update(n_split=len(split.filenames), unscored=unscored)
+    with atomic_output(args.out, "w") as fh:
+        json.dump(metrics, fh, indent=2)
+        fh.write("\n")
+    if args.events_out:
+        scored = [split.filenames[i] for i in split_rows]
+        pred_a, pred_v = segment_decisions(
+            global_prob, frame_prob, args.frame_threshold, args.global_threshold
+        )
+        rows = event_rows(scored, vocab.classes, {"audio": pred_a, "visual": pred_v})
+        write_events(args.events_out, rows)
+    print(f"scored {metrics['n_videos']} of {metrics['n_split']} videos -> {args.out}")
+    for level in ("segment_level", "event_level"):
+        print(f"{level:>13}: " + "  ".join(f"{k} {metrics[level][k]:.2f}" for k in SUMMARY_KEYS))
