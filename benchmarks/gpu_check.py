@@ -32,14 +32,14 @@ def synthetic_inputs(root: Path, n: int) -> tuple[list[Path], list[Path]]:
     frames, wavs = [], []
     yy, xx = np.mgrid[0:240, 0:320]
     for i in range(n):
-        folder = root / "frames" / f"clip{i:07d}x_0_10"
+        folder = root / "frames" / f"clip{i:06d}x_0_10"
         folder.mkdir(parents=True)
         hue = rng.random(3) * 255
         for t in range(82):
             field = (np.sin((xx + 4 * t) / (10 + i)) * 60 + np.cos(yy / 17) * 40)[..., None] + hue
             Image.fromarray(np.clip(field, 0, 255).astype(np.uint8)).save(folder / f"{t + 1:06d}.jpg")
         frames.append(folder)
-        wav = root / "audio" / f"clip{i:07d}x_0_10.wav"
+        wav = root / "audio" / f"clip{i:06d}x_0_10.wav"
         wav.parent.mkdir(exist_ok=True)
         tone = 0.3 * np.sin(2 * np.pi * (200 + 150 * i) * np.arange(160000) / 16000)
         with wave.open(str(wav), "wb") as fh:
