@@ -1,0 +1,463 @@
+"""Parsing any video with HAN: 10-second windows in, events in seconds of the video out.
+
+HAN sees 10 one-second segments at a time. A video of any length, frame rate and size is decoded
+once (16 kHz audio by `media.write_audio`, 8 fps frames by `media.extract_frames`) and cut into
+consecutive windows [10w, 10w + 10) s:
+
+- Segments: the video has S = max(1, ceil(duration - 1/8)) one-second segments (a tail shorter
+  than one 8 fps frame, such as the few milliseconds an AAC track runs past the picture, is not a
+  segment of its own) and W = ceil(S / 10) windows.
+- Audio of window w: samples [160000 w, 160000 (w + 1)) of the video's WAV, padded with digital
+  silence past the end (VGGish reads its 10 examples from the first 9.615 s of it).
+- Frames of window w: `ffmpeg -r 8` (the LLP rule, shared with `avvp extract`) starts its output
+  with up to 2 copies of the first picture (its frame-rate conversion runs ahead: a 10 s clip gives
+  82 frames), so frame i shows time (i - lead) / 8 with lead = n - round(8 x duration), clipped to
+  0..2. Window w gets frames lead + 80w .. lead + 80w + 79; the last window every remaining frame.
+  A full first window also keeps the leading copies, and 80 frames are picked by
+  round(linspace(0, n - 1, 80)), the LLP rule: for a 10-second clip these are the very frames
+  `avvp extract` picks, so it is parsed from the features that training and `avvp predict` use.
+  A window with fewer than 80 frames is padded by repeating its last frame (the video's last
+  frame if it has none), so each real frame stays on its own second. The last frame is repeated
+  rather than black because a cut to black is a strong visual change of its own that the networks
+  would respond to.
+- Padding is never reported: decisions are made per window as in the evaluation (frame prob >=
+  t_f AND the window's global prob >= t_g), joined along time (an event crossing a window edge is
+  one event), cut to the S real segments, and the last offset is clipped to the duration.
+
+Events are the maximal runs of the LLP protocol's three streams: `audio` (heard), `visual` (seen)
+and `audio-visual` (both, the AND of the two; so it also lies inside an audio and a visual event).
+An event's score is the mean, over its segments, of p(t) x g(t): p the frame probability of its
+modality (for audio-visual the smaller of the audio and visual ones, whose threshold is the AND)
+and g the class's global probability in the segment's window. It lies in (0, 1] and is at least
+t_f x t_g.
+
+The model step is injectable: `parse_videos` takes any `WindowModel` (windows of media in,
+probabilities out); `HANWindowModel` is the real one (feature extractors, then HAN).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+import wave
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from avvp.annotations import DenseEvents
+from avvp.events import runs
+from avvp.evaluation import segment_decisions
+from avvp.extract import N_FRAMES, pick_frame_indices
+from avvp.ffmpeg import MediaError, probe
+from avvp.media import FRAME_RATE, extract_frames, write_audio
+from avvp.predictions import atomic_output
+
+WINDOW_SECONDS = 10
+SEGMENTS = 10  # per window, one second each
+TAIL_SLACK_S = 1.0 / FRAME_RATE
+MAX_LEADING_COPIES = 2
+MODALITIES = ("audio", "visual", "audio-visual")
+EVENT_COLUMNS = ("class", "modality", "onset", "offset", "score")
+PADDING_RULE = ("10-second windows; past the video's end the last window's audio is padded with silence and "
+                "its frames by repeating the last frame; nothing in the padding is reported")
+SCORE_RULE = ("mean over the event's seconds of p x g: p the frame probability of its modality (the smaller "
+              "of audio and visual for audio-visual), g the class's global probability in that second's window")
+
+
+# ----------------------------------------------------------------------------- windows
+
+
+def segment_count(duration: float) -> int:
+    """One-second segments of a video of `duration` seconds (see the module docstring)."""
+    if not math.isfinite(duration) or duration < 0:
+        raise ValueError(f"duration must be a time in seconds, got {duration!r}")
+    return max(1, math.ceil(duration - TAIL_SLACK_S))
+
+
+def window_count(duration: float) -> int:
+    """10-second windows needed to cover the video's segments."""
+    return math.ceil(segment_count(duration) / SEGMENTS)
+
+
+def leading_copies(n_frames: int, duration: float) -> int:
+    """How many extra copies of the first picture `ffmpeg -r 8` put before the real frames."""
+    return int(np.clip(n_frames - round(FRAME_RATE * duration), 0, MAX_LEADING_COPIES))
+
+
+def window_frame_indices(n_frames: int, n_windows: int, lead: int = 0) -> np.ndarray:
+    """(n_windows, 80) indices into the video's 8 fps frames: each window's picked frames.
+
+    `lead` leading copies of the first picture are skipped, except by a full first window.
+    """
+    if n_frames < 1:
+        raise ValueError("the video has no frames")
+    per_window = WINDOW_SECONDS * FRAME_RATE
+    picks = np.empty((n_windows, N_FRAMES), np.int64)
+    for w in range(n_windows):
+        start = lead + w * per_window
+        stop = n_frames if w == n_windows - 1 else min(n_frames, start + per_window)
+        frames = np.arange(start, stop)
+        if w == 0 and len(frames) >= per_window:
+            frames = np.arange(0, stop)
+        elif len(frames) == 0:
+            frames = np.array([n_frames - 1])
+        if len(frames) < per_window:
+            frames = np.concatenate([frames, np.full(per_window - len(frames), frames[-1])])
+        picks[w] = frames[pick_frame_indices(len(frames))]
+    return picks
+
+
+def write_window_audio(wav: Path, out_wavs: Sequence[Path]) -> None:
+    """Cut a WAV into consecutive 10-second WAVs (same rate and format), silence past its end.
+
+    Read window by window, so a long video never sits in memory.
+    """
+    with wave.open(str(wav), "rb") as src:
+        params = src.getparams()
+        size = WINDOW_SECONDS * params.framerate
+        frame_bytes = params.nchannels * params.sampwidth
+        for out in out_wavs:
+            data = src.readframes(size)
+            with wave.open(str(out), "wb") as dst:
+                dst.setnchannels(params.nchannels)
+                dst.setsampwidth(params.sampwidth)
+                dst.setframerate(params.framerate)
+                dst.writeframes(data + bytes(size * frame_bytes - len(data)))
+
+
+def write_window_frames(frames: Sequence[Path], picks: np.ndarray, out_dirs: Sequence[Path]) -> None:
+    """Per window a folder of its 80 picked frames, `000001.jpg` .. `000080.jpg`: hard links, or
+    copies on a file system without them."""
+    for out, row in zip(out_dirs, picks):
+        out.mkdir(parents=True)
+        for k, index in enumerate(row, start=1):
+            try:
+                os.link(frames[index], out / f"{k:06d}.jpg")
+            except OSError:
+                shutil.copyfile(frames[index], out / f"{k:06d}.jpg")
+
+
+@dataclass(frozen=True)
+class VideoWindows:
+    """A video cut into windows: per window a 10 s WAV and a folder of 80 frames (module rules)."""
+
+    video: Path
+    duration: float
+    has_audio: bool
+    audio: tuple[Path, ...]
+    frames: tuple[Path, ...]
+
+    @property
+    def n_windows(self) -> int:
+        return len(self.audio)
+
+
+def prepare_windows(video: str | Path, work_dir: str | Path, key: str) -> VideoWindows:
+    """Decode `video` once and write its windows under `work_dir` as `<key>w<NNNN>` files.
+
+    A file that cannot be decoded or has no video stream raises MediaError naming it.
+    """
+    video, work = Path(video), Path(work_dir)
+    info = probe(video)
+    if not info.has_video:
+        raise MediaError(f"{video}: no video stream (parsing needs pictures)")
+    n_windows = window_count(info.duration)
+    full_wav, full_frames = work / f"{key}.wav", work / f"{key}_frames"
+    write_audio(info, full_wav)
+    n_frames = extract_frames(video, full_frames)
+    names = [f"{key}w{w:04d}" for w in range(n_windows)]
+    wavs = tuple(work / "audio" / f"{n}.wav" for n in names)
+    folders = tuple(work / "frames" / n for n in names)
+    wavs[0].parent.mkdir(parents=True, exist_ok=True)
+    write_window_audio(full_wav, wavs)
+    frame_files = sorted(full_frames.glob("*.jpg"))
+    lead = leading_copies(n_frames, info.duration)
+    write_window_frames(frame_files, window_frame_indices(n_frames, n_windows, lead), folders)
+    return VideoWindows(video, info.duration, info.has_audio, wavs, folders)
+
+
+# ----------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event in seconds of the video; `score` is None for ground truth."""
+
+    label: str
+    modality: str  # one of MODALITIES
+    onset: float
+    offset: float
+    score: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["class"] = row.pop("label")
+        return {k: row[k] for k in EVENT_COLUMNS}
+
+
+def parse_windows(
+    global_prob: np.ndarray,
+    frame_prob: np.ndarray,
+    duration: float,
+    classes: Sequence[str],
+    frame_threshold: float = 0.5,
+    global_threshold: float = 0.5,
+) -> list[Event]:
+    """Events of a video from its windows' probabilities (module rules); pure.
+
+    global_prob (W, C), frame_prob (W, 10, 2, C) with [:, :, 0] audio and [:, :, 1] visual, W =
+    window_count(duration). Events are ordered by onset, then class index, then modality.
+    """
+    g, f = np.asarray(global_prob, np.float64), np.asarray(frame_prob, np.float64)
+    n_windows, n_classes = window_count(duration), len(classes)
+    if g.shape != (n_windows, n_classes) or f.shape != (n_windows, SEGMENTS, 2, n_classes):
+        raise ValueError(f"a {duration:g} s video needs global_prob ({n_windows}, {n_classes}) and frame_prob "
+                         f"({n_windows}, {SEGMENTS}, 2, {n_classes}), got {g.shape} and {f.shape}")
+    n_segments = segment_count(duration)
+    audio, visual = segment_decisions(g, f, frame_threshold, global_threshold)  # (W, C, 10)
+    decided = np.stack([audio, visual, audio & visual])  # (3, W, C, 10)
+    decided = decided.transpose(0, 2, 1, 3).reshape(3, n_classes, -1)[..., :n_segments]
+    prob = np.stack([f[:, :, 0], f[:, :, 1], f.min(axis=2)])  # (3, W, 10, C)
+    weighted = prob * g[None, :, None, :]
+    weighted = weighted.transpose(0, 3, 1, 2).reshape(3, n_classes, -1)[..., :n_segments]
+    events = []
+    for m, c, start, stop in zip(*runs(decided)):
+        score = float(weighted[m, c, start:stop].mean())
+        events.append(Event(classes[c], MODALITIES[m], float(start), min(float(stop), float(duration)), score))
+    order = {name: i for i, name in enumerate(classes)}
+    return sorted(events, key=lambda e: (e.onset, order[e.label], MODALITIES.index(e.modality)))
+
+
+def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for onset, offset in sorted(spans):
+        if out and onset <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], offset))
+        else:
+            out.append((onset, offset))
+    return out
+
+
+def ground_truth_events(filename: str, classes: Sequence[str], audio: DenseEvents | None,
+                        visual: DenseEvents | None) -> list[Event] | None:
+    """The annotated events of `filename` (rows matched by full filename, overlaps merged), with
+    audio-visual = the overlap of a class's audio and visual spans; None when no row names it."""
+    spans: dict[str, dict[int, list[tuple[float, float]]]] = {}
+    for modality, table in (("audio", audio), ("visual", visual)):
+        if table is None:
+            continue
+        rows = np.flatnonzero(table.filenames == filename)
+        by_class: dict[int, list[tuple[float, float]]] = {}
+        for r in rows:
+            if table.offset[r] > table.onset[r]:
+                by_class.setdefault(int(table.class_index[r]), []).append((table.onset[r], table.offset[r]))
+        if len(rows):
+            spans[modality] = {c: _merged(s) for c, s in by_class.items()}
+    if not spans:
+        return None
+    events = [Event(classes[c], m, float(a), float(b)) for m, by_class in spans.items()
+              for c, s in by_class.items() for a, b in s]
+    for c, heard in spans.get("audio", {}).items():
+        for a0, a1 in heard:
+            for v0, v1 in spans.get("visual", {}).get(c, []):
+                if min(a1, v1) > max(a0, v0):
+                    events.append(Event(classes[c], "audio-visual", float(max(a0, v0)), float(min(a1, v1))))
+    order = {name: i for i, name in enumerate(classes)}
+    return sorted(events, key=lambda e: (e.onset, order[e.label], MODALITIES.index(e.modality)))
+
+
+# ----------------------------------------------------------------------------- models
+
+
+class WindowModel(Protocol):
+    """Windows of media -> probabilities, per video: global (W, C) and frame (W, 10, 2, C)."""
+
+    classes: Sequence[str]
+
+    def __call__(self, videos: Sequence[VideoWindows], work_dir: Path) -> list[tuple[np.ndarray, np.ndarray]]: ...
+
+    def describe(self) -> dict[str, Any]:
+        """What produced the probabilities (written into each video's JSON)."""
+        ...
+
+
+class HANWindowModel:
+    """The real model: VGGish, ResNet-152 and R(2+1)D-18 features of every window, then HAN.
+
+    Each extractor is loaded once per call for all windows of all videos. `weights` maps a feature
+    kind to `pretrained`, `random` (seeded by `seed`) or a state-dict path; kinds not named get
+    `random`. Random weights give meaningless events and are flagged in every output.
+    """
+
+    def __init__(self, checkpoint: str | Path, classes: Sequence[str] | None = None,
+                 weights: Mapping[str, str] | None = None, seed: int = 0, device: str = "auto",
+                 batch_size: int | None = None, progress: bool = False) -> None:
+        from avvp.checkpoint import load_model
+        from avvp.device import resolve_device
+        from avvp.features import STREAMS
+        from avvp.weights import check_kind
+
+        for kind in weights or {}:
+            check_kind(kind)
+        self.device = resolve_device(device)
+        self.checkpoint = Path(checkpoint)
+        self.han, self.classes, _ = load_model(checkpoint, classes, self.device)
+        self.weights = {kind: (weights or {}).get(kind, "random") for kind in STREAMS}
+        self.seed, self.batch_size, self.progress = seed, batch_size, progress
+        self.records: dict[str, dict] = {}
+
+    def __call__(self, videos: Sequence[VideoWindows], work_dir: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+        import torch
+
+        from avvp.extract import extract_features, output_id
+        from avvp.features import pool_frames
+
+        arrays: dict[str, list[np.ndarray]] = {}
+        for kind, spec in self.weights.items():
+            inputs = [p for v in videos for p in (v.audio if kind == "vggish" else v.frames)]
+            out = Path(work_dir) / "features" / kind
+            self.records[kind] = extract_features(kind, inputs, out, spec, str(self.device), self.batch_size,
+                                                  self.seed, self.progress)
+            # Frame features pooled to 10 segments at once (exact for HAN, 8x less memory).
+            pool = pool_frames if kind == "res152" else np.asarray
+            arrays[kind] = [pool(np.load(out / f"{output_id(p)}.npy")) for p in inputs]
+        results, first = [], 0
+        with torch.inference_mode():
+            for v in videos:
+                window = slice(first, first + v.n_windows)
+                inputs = [torch.from_numpy(np.stack(arrays[k][window])).to(self.device) for k in self.weights]
+                global_prob, _, _, frame_prob = self.han(*inputs)
+                results.append((global_prob.float().cpu().numpy(), frame_prob.float().cpu().numpy()))
+                first += v.n_windows
+        return results
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": "HAN", "checkpoint": str(self.checkpoint), "feature_weights": dict(self.records)}
+
+
+def random_weight_kinds(description: Mapping[str, Any]) -> list[str]:
+    """The feature kinds a model description says ran on random weights."""
+    return [k for k, r in description.get("feature_weights", {}).items() if r.get("weights") == "random"]
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+@dataclass(frozen=True)
+class ParsedVideo:
+    """Everything written for one video."""
+
+    video: Path
+    duration: float
+    has_audio: bool
+    n_windows: int
+    events: list[Event]
+    ground_truth: list[Event] | None
+    global_prob: np.ndarray  # (W, C)
+    frame_prob: np.ndarray  # (W, 10, 2, C)
+    json_path: Path
+    csv_path: Path
+    png_path: Path
+
+
+def _events_csv(events: Sequence[Event]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(EVENT_COLUMNS)
+    for e in events:
+        writer.writerow([e.label, e.modality, f"{e.onset:.3f}", f"{e.offset:.3f}", f"{e.score:.4f}"])
+    return buffer.getvalue()
+
+
+def _write_outputs(parsed: ParsedVideo, classes: Sequence[str], description: Mapping[str, Any],
+                   thresholds: Mapping[str, float]) -> None:
+    from avvp.timeline import draw_timeline
+
+    random_kinds = random_weight_kinds(description)
+    warning = (f"features from RANDOM weights ({', '.join(random_kinds)}): these events are not meaningful"
+               if random_kinds else None)
+    n_segments = segment_count(parsed.duration)
+    body = {
+        "video": str(parsed.video),
+        "duration": parsed.duration,
+        "has_audio": parsed.has_audio,  # without an audio track the audio stream is silence
+        "n_windows": parsed.n_windows,
+        "n_segments": n_segments,
+        "classes": list(classes),
+        "thresholds": dict(thresholds),
+        "warning": warning,
+        "model": dict(description),
+        "events": [e.as_dict() for e in parsed.events],
+        "ground_truth": None if parsed.ground_truth is None else [e.as_dict() for e in parsed.ground_truth],
+        # Per-window global and per-second frame probabilities (padding cut), to re-threshold later.
+        "global_prob": parsed.global_prob.tolist(),
+        "frame_prob": parsed.frame_prob.reshape(-1, 2, len(classes))[:n_segments].tolist(),
+        "padding": PADDING_RULE,
+        "score": SCORE_RULE,
+    }
+    with atomic_output(parsed.json_path, "w") as fh:
+        json.dump(body, fh, indent=1)
+        fh.write("\n")
+    with atomic_output(parsed.csv_path, "w") as fh:
+        fh.write(_events_csv(parsed.events))
+    with atomic_output(parsed.png_path, "wb") as fh:
+        draw_timeline(fh, parsed.duration, classes, parsed.events, parsed.ground_truth,
+                      title=parsed.video.name, n_windows=parsed.n_windows, warning=warning)
+
+
+def parse_videos(
+    videos: Sequence[str | Path],
+    model: WindowModel,
+    out_dir: str | Path,
+    frame_threshold: float = 0.5,
+    global_threshold: float = 0.5,
+    audio_truth: DenseEvents | None = None,
+    visual_truth: DenseEvents | None = None,
+) -> list[ParsedVideo]:
+    """Parse each video into `<out_dir>/<stem>.json`, `.csv` and `.png` (module rules).
+
+    Ground truth (dense LLP tables) is matched to a video by its file stem. Work files (WAVs,
+    frames, features) live in a temporary folder inside `out_dir` and are removed at the end.
+    """
+    paths = [Path(v) for v in videos]
+    if not paths:
+        raise ValueError("no videos to parse")
+    stems: dict[str, Path] = {}
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"video {path} not found")
+        if path.stem in stems:
+            raise ValueError(f"videos {stems[path.stem]} and {path} would both write {path.stem}.json")
+        stems[path.stem] = path
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    thresholds = {"frame": float(frame_threshold), "global": float(global_threshold)}
+    work = Path(tempfile.mkdtemp(prefix=".parse-work-", dir=out))
+    try:
+        windows = [prepare_windows(path, work, f"v{i:05d}") for i, path in enumerate(paths)]
+        outputs = model(windows, work)
+        parsed = []
+        for w, (global_prob, frame_prob) in zip(windows, outputs):
+            try:
+                events = parse_windows(global_prob, frame_prob, w.duration, model.classes,
+                                       frame_threshold, global_threshold)
+            except ValueError as err:
+                raise ValueError(f"{w.video}: {err}") from None
+            truth = (ground_truth_events(w.video.stem, model.classes, audio_truth, visual_truth)
+                     if audio_truth is not None or visual_truth is not None else None)
+            result = ParsedVideo(w.video, w.duration, w.has_audio, w.n_windows, events, truth,
+                                 np.asarray(global_prob), np.asarray(frame_prob),
+                                 out / f"{w.video.stem}.json", out / f"{w.video.stem}.csv",
+                                 out / f"{w.video.stem}.png")
+            _write_outputs(result, model.classes, model.describe(), thresholds)
+            parsed.append(result)
+        return parsed
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

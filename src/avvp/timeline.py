@@ -1,0 +1,112 @@
+"""The timeline picture of a parsed video: what the model hears and sees, second by second.
+
+One row per class present (predicted or annotated), in vocabulary order, each with three lanes:
+audio, visual and audio-visual (where both hold), named on the right. Predictions are solid bars;
+when ground truth is known each lane is split, prediction above and ground truth (hatched) below.
+The seconds axis spans the video (padding is never drawn); dashed lines mark the edges of the
+10-second windows the model saw (up to 30 of them). The width grows with the video's length and
+the height with the number of classes, so labels never crowd; the legend sits below the axes,
+outside the bars.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from avvp.parse import Event
+
+COLOURS = {"audio": "#1f77b4", "visual": "#e6730f", "audio-visual": "#7b3fa0"}
+LANES = tuple(COLOURS)
+LANE_HEIGHT = 0.28  # of a class row of height 1
+WINDOW_SECONDS = 10
+MAX_EDGES = 30  # window edges drawn up to this many windows; beyond, they would hide the bars
+
+
+def figure_width(duration: float) -> float:
+    """Inches: about a third of an inch per second, between 7 and 22."""
+    return min(22.0, max(7.0, 3.0 + 0.3 * duration))
+
+
+def _bars(events: Iterable[Event], row_of: dict[str, int]) -> dict[tuple[int, int], list[tuple[float, float]]]:
+    """(row, lane) -> [(start, width)]."""
+    out: dict[tuple[int, int], list[tuple[float, float]]] = {}
+    for e in events:
+        out.setdefault((row_of[e.label], LANES.index(e.modality)), []).append((e.onset, e.offset - e.onset))
+    return out
+
+
+def draw_timeline(
+    out: str | IO[bytes],
+    duration: float,
+    classes: Sequence[str],
+    events: Sequence[Event],
+    ground_truth: Sequence[Event] | None = None,
+    title: str = "",
+    n_windows: int | None = None,
+    warning: str | None = None,
+) -> None:
+    """Write the timeline PNG of one video to `out` (a path or a binary file)."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator, MultipleLocator
+
+    order = {name: i for i, name in enumerate(classes)}
+    shown = sorted({e.label for e in events} | {e.label for e in ground_truth or ()}, key=order.__getitem__)
+    row_of = {name: i for i, name in enumerate(shown)}
+    n_rows = max(1, len(shown))
+    fig = Figure(figsize=(figure_width(duration), 1.9 + 0.9 * n_rows + (0.3 if warning else 0.0)),
+                 layout="constrained", dpi=100)
+    ax = fig.add_subplot()
+    top = (1 - len(LANES) * LANE_HEIGHT) / 2
+    layers = [(events, {"alpha": 0.9}, 0.0)]
+    if ground_truth is not None:
+        layers.append((ground_truth, {"alpha": 0.3, "hatch": "////", "linewidth": 0.8}, 0.5))
+    for layer_events, style, shift in layers:
+        height = LANE_HEIGHT * (0.9 if ground_truth is None else 0.45)
+        for (row, lane), spans in _bars(layer_events, row_of).items():
+            colour = COLOURS[LANES[lane]]
+            y = row + top + lane * LANE_HEIGHT + shift * LANE_HEIGHT * 0.9 + LANE_HEIGHT * 0.05
+            ax.broken_barh(spans, (y, height), facecolors=colour, edgecolors=colour, **style)
+
+    ax.set_xlim(0, duration)
+    ax.set_ylim(n_rows, 0)
+    ax.set_yticks([r + 0.5 for r in range(len(shown))], shown, fontsize=10)
+    for r in range(1, n_rows):
+        ax.axhline(r, color="0.75", linewidth=0.8)
+    lanes = ax.twinx()
+    lanes.set_ylim(n_rows, 0)
+    lanes.set_yticks([r + top + (k + 0.5) * LANE_HEIGHT for r in range(len(shown)) for k in range(len(LANES))],
+                     [name for _ in shown for name in LANES], fontsize=7, color="0.35")
+    lanes.tick_params(length=0)
+    if not shown:
+        ax.text(duration / 2, 0.5, "no events", ha="center", va="center", color="0.4")
+
+    if duration <= 30:
+        ax.xaxis.set_major_locator(MultipleLocator(1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=20, steps=[1, 2, 5, 10], integer=True))
+        if duration <= 300:
+            ax.xaxis.set_minor_locator(MultipleLocator(1))
+    ax.grid(axis="x", color="0.9", linewidth=0.6)
+    ax.set_axisbelow(True)
+    edges = [e for e in range(WINDOW_SECONDS, math.ceil(duration), WINDOW_SECONDS)]
+    if len(edges) < MAX_EDGES:
+        for edge in edges:
+            ax.axvline(edge, color="0.45", linestyle="--", linewidth=0.9)
+    ax.set_xlabel("time in the video (s)")
+    windows = f" · {n_windows} window{'s' if n_windows != 1 else ''} of 10 s" if n_windows else ""
+    ax.set_title(f"{title} · {duration:.2f} s{windows}", loc="left", fontsize=11)
+    if warning:
+        fig.suptitle(warning, color="#c00000", fontweight="bold", fontsize=11)
+
+    handles = [Patch(facecolor=COLOURS[m], edgecolor=COLOURS[m], label=m) for m in LANES]
+    if ground_truth is not None:
+        handles += [Patch(facecolor="0.4", edgecolor="0.4", label="predicted"),
+                    Patch(facecolor="0.4", edgecolor="0.4", alpha=0.3, hatch="////", label="ground truth")]
+    if edges and len(edges) < MAX_EDGES:
+        handles.append(Line2D([], [], color="0.45", linestyle="--", linewidth=0.9, label="10 s window edge"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False, fontsize=9)
+    fig.savefig(out, format="png")

@@ -1,0 +1,371 @@
+"""`avvp parse`: windowing, event extraction and outputs.
+
+Clips are made by the real ffmpeg with a known plan: a class is *seen* when the picture turns its
+colour and *heard* when its tone plays. A stand-in model reads each window's real frames and audio
+and answers from what is there, so the windowing of real media and the event logic are checked
+without the (slow) networks; the real model then runs once over the same clips for the shape of
+its outputs.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from avvp.annotations import Vocabulary, read_dense
+from avvp.extract import pick_frame_indices
+from avvp.ffmpeg import MediaError, ffmpeg_exe, probe
+from avvp.media import extract_audio, extract_frames
+from avvp.parse import (
+    MODALITIES,
+    ground_truth_events,
+    leading_copies,
+    parse_videos,
+    parse_windows,
+    prepare_windows,
+    segment_count,
+    window_count,
+    window_frame_indices,
+)
+from avvp.vggish import clip_examples, read_wav
+
+CLASSES = ("Red", "Blue")
+COLOUR = {"Red": "red", "Blue": "blue"}
+TONE_HZ = {"Red": 440, "Blue": 1500}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A test clip: LLP-style name, length, size, rate, and per class the seen / heard spans."""
+
+    name: str
+    seconds: float
+    size: tuple[int, int]
+    fps: int
+    seen: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    heard: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+
+    def expected(self, duration: float) -> set[tuple[str, str, float, float]]:
+        """(class, modality, onset, offset) the parse must give; spans ending at the end end at `duration`."""
+        out = set()
+        for modality, spans in (("audio", self.heard), ("visual", self.seen)):
+            out |= {(c, modality, a, min(b, duration)) for c, s in spans.items() for a, b in s}
+        for c, heard in self.heard.items():
+            for a0, a1 in heard:
+                for v0, v1 in self.seen.get(c, []):
+                    if min(a1, v1) > max(a0, v0):
+                        out.add((c, "audio-visual", max(a0, v0), min(a1, v1, duration)))
+        return out
+
+
+PLANS = (
+    Plan("tenseconds1_0_10", 10, (32, 24), 25, seen={"Red": [(2, 6)]}, heard={"Red": [(4, 9)]}),
+    # Crosses both window edges, and ends with the video in both modalities (padding repeats red).
+    Plan("twentyfive1_0_25", 25, (32, 24), 25, seen={"Red": [(8, 13), (22, 25)], "Blue": [(0, 3)]},
+         heard={"Red": [(19, 25)], "Blue": [(14, 17)]}),
+    Plan("fourseconds_0_4", 4, (32, 24), 25, seen={"Red": [(1, 4)]}, heard={"Blue": [(0, 2)]}),
+    # Portrait, 60 fps, a fractional length: the last segment is half real.
+    Plan("portrait60f_0_6.5", 6.5, (24, 32), 60, seen={"Blue": [(0, 3)]}, heard={"Red": [(5, 6.5)]}),
+)
+
+
+def _during(spans: list[tuple[float, float]]) -> str:
+    return "+".join(f"gte(t,{a})*lt(t,{b})" for a, b in spans)
+
+
+def make_plan_clip(plan: Plan, folder: Path) -> Path:
+    """An H.264/AAC mp4 of the plan: black picture, class colours overlaid, tones mixed."""
+    w, h = plan.size
+    src = f"s={w}x{h}:r={plan.fps}:d={plan.seconds}"
+    chains, last = [f"color=c=black:{src}[v0]"], "v0"
+    for i, (cls, spans) in enumerate(plan.seen.items(), start=1):
+        chains.append(f"color=c={COLOUR[cls]}:{src}[c{i}];[{last}][c{i}]overlay=enable='{_during(spans)}'[v{i}]")
+        last = f"v{i}"
+    chains.append(f"[{last}]null")
+    tones = "+".join(f"0.4*sin(2*PI*{TONE_HZ[c]}*t)*({_during(s)})" for c, s in plan.heard.items()) or "0"
+    path = folder / f"{plan.name}.mp4"
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", ";".join(chains),
+                    "-f", "lavfi", "-i", f"aevalsrc='{tones}':s=44100:d={plan.seconds}", "-t", str(plan.seconds),
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", str(plan.fps),
+                    "-c:a", "aac", "-b:a", "64k", "-movflags", "+faststart", str(path)], check=True)
+    return path
+
+
+def write_dense(plans: tuple[Plan, ...], folder: Path) -> tuple[Path, Path]:
+    """The plans' annotations as LLP dense files (audio, visual)."""
+    paths = []
+    for modality, attr in (("audio", "heard"), ("visual", "seen")):
+        lines = ["filename\tonset\toffset\tevent_labels"]
+        lines += [f"{p.name}\t{a:g}\t{b:g}\t{c}" for p in plans for c, s in getattr(p, attr).items() for a, b in s]
+        paths.append(folder / f"eval_{modality}.csv")
+        paths[-1].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return paths[0], paths[1]
+
+
+class ContentModel:
+    """Stands in for feature extractors + HAN: per second of each window, the fraction of frames
+    showing a class's colour and of 0.1 s audio blocks carrying its tone, with >= 2 of them counting
+    as present (probability 1); the global probability is the window's maximum."""
+
+    classes = CLASSES
+
+    def __call__(self, videos, work_dir):
+        return [self._video(v) for v in videos]
+
+    def _video(self, v):
+        frame_prob = np.zeros((v.n_windows, 10, 2, len(CLASSES)), np.float32)
+        for w, (wav, folder) in enumerate(zip(v.audio, v.frames)):
+            files = sorted(folder.glob("*.jpg"))
+            assert len(files) == 80
+            rgb = np.stack([np.asarray(Image.open(p).convert("RGB"), np.float64).mean((0, 1)) for p in files])
+            samples, rate = read_wav(wav)
+            assert rate == 16000 and len(samples) == 160000
+            blocks = samples.mean(axis=1).reshape(10, 10, 1600)  # second, 0.1 s block, samples
+            spectrum = np.abs(np.fft.rfft(blocks, axis=-1)) / 800  # 10 Hz bins, amplitude units
+            for c, cls in enumerate(CLASSES):
+                hue = {"Red": rgb[:, 0] > 150, "Blue": rgb[:, 2] > 150}[cls] & (rgb.min(axis=1) < 80)
+                frame_prob[w, :, 1, c] = hue.reshape(10, 8).sum(1) >= 2
+                tone = spectrum[..., TONE_HZ[cls] // 10] > 0.1
+                frame_prob[w, :, 0, c] = tone.sum(1) >= 2
+        return frame_prob.max(axis=(1, 2)), frame_prob
+
+    def describe(self):
+        return {"model": "content reader (test)"}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("clips")
+    return {p.name: make_plan_clip(p, folder) for p in PLANS}
+
+
+@pytest.fixture(scope="module")
+def truth(clips) -> tuple[Path, Path]:
+    return write_dense(PLANS, next(iter(clips.values())).parent)
+
+
+# ----------------------------------------------------------------------------- pure windowing
+
+
+@pytest.mark.parametrize("duration, segments, windows", [
+    (10.0, 10, 1), (10.02, 10, 1), (10.2, 11, 2), (4.0, 4, 1), (25.0, 25, 3), (6.5, 7, 1), (0.05, 1, 1), (30.0, 30, 3),
+])
+def test_segment_and_window_counts(duration, segments, windows):
+    assert segment_count(duration) == segments
+    assert window_count(duration) == windows
+
+
+def test_window_frames_keep_time_and_pad_with_the_last_frame():
+    assert leading_copies(82, 10.0) == 2 and leading_copies(80, 10.02) == 0 and leading_copies(79, 10.0) == 0
+    picks = window_frame_indices(202, 3, lead=2)  # 25 s at 8 fps, two leading copies of frame 0
+    assert picks.shape == (3, 80)
+    # A full first window keeps the copies and picks as LLP does; later windows hold their own seconds.
+    assert (picks[0] == pick_frame_indices(82)).all() and (picks[1] == np.arange(82, 162)).all()
+    assert (picks[2, :40] == np.arange(162, 202)).all() and (picks[2, 40:] == 201).all()
+    # One window: exactly the LLP rule over all frames (what `avvp extract` picks).
+    assert (window_frame_indices(82, 1, lead=2)[0] == pick_frame_indices(82)).all()
+    # A partial window drops the copies, so frame 2 (time 0) is its first.
+    four = window_frame_indices(34, 1, lead=2)[0]
+    assert (four[:32] == np.arange(2, 34)).all() and (four[32:] == 33).all()
+    # A picture track that stops early: windows without frames show the last one.
+    short = window_frame_indices(50, 2)
+    assert (short[0, :50] == np.arange(50)).all() and (short[0, 50:] == 49).all() and (short[1] == 49).all()
+
+
+def reference_events(decisions: dict[str, np.ndarray], n_seconds: int, duration: float):
+    """Runs found by a plain scan over seconds, offsets clipped to `duration`."""
+    out = set()
+    for modality, mask in decisions.items():
+        for c in range(mask.shape[0]):
+            t = 0
+            while t < n_seconds:
+                if mask[c, t]:
+                    start = t
+                    while t < n_seconds and mask[c, t]:
+                        t += 1
+                    out.add((CLASSES[c], modality, float(start), min(float(t), duration)))
+                t += 1
+    return out
+
+
+def test_parse_windows_matches_a_known_answer_and_ignores_padding():
+    rng = np.random.default_rng(7)
+    duration, n_windows = 24.6, 3  # 25 real seconds, 5 of padding
+    answer = rng.random((n_windows * 10, 2, 2)) < 0.5  # (second, modality, class)
+    answer[25:] = True  # the model "sees" everything in the padding
+    answer[7:14, 1, 0] = [False, True, True, True, True, True, False]  # 8-13 s, across the first window edge
+    frame_prob = np.where(answer, 0.9, 0.1).astype(np.float32).reshape(n_windows, 10, 2, 2)
+    global_prob = np.full((n_windows, 2), 0.8, np.float32)
+    global_prob[1, 1] = 0.3  # class 1 absent from window 1: its frame decisions there must not count
+    events = parse_windows(global_prob, frame_prob, duration, CLASSES)
+
+    gate = np.repeat(global_prob >= 0.5, 10, axis=0)  # (second, class)
+    audio, visual = answer[:, 0] & gate, answer[:, 1] & gate
+    expected = reference_events({"audio": audio.T, "visual": visual.T, "audio-visual": (audio & visual).T},
+                                25, duration)
+    assert {(e.label, e.modality, e.onset, e.offset) for e in events} == expected
+    assert ("Red", "visual", 8.0, 13.0) in expected
+    assert max(e.offset for e in events) == pytest.approx(duration)
+    keys = [(e.onset, CLASSES.index(e.label)) for e in events]
+    assert keys == sorted(keys)
+    for e in events:  # score: mean of p x g over the event's seconds
+        c, m = CLASSES.index(e.label), MODALITIES.index(e.modality)
+        seconds = range(int(e.onset), int(np.ceil(e.offset)))
+        flat = frame_prob.reshape(-1, 2, 2)
+        p = [flat[t, :, c].min() if m == 2 else flat[t, m, c] for t in seconds]
+        g = [global_prob[t // 10, c] for t in seconds]
+        assert e.score == pytest.approx(np.mean(np.multiply(p, g)), rel=1e-6)
+
+
+def test_parse_windows_checks_shapes():
+    with pytest.raises(ValueError, match="needs global_prob"):
+        parse_windows(np.zeros((1, 2)), np.zeros((1, 10, 2, 2)), 12.0, CLASSES)
+
+
+def test_ground_truth_events_from_dense_files(tmp_path):
+    audio, visual = write_dense(PLANS, tmp_path)
+    vocab = Vocabulary(CLASSES)
+    dense_a, dense_v = read_dense(audio, vocab), read_dense(visual, vocab)
+    for plan in PLANS:
+        got = ground_truth_events(plan.name, CLASSES, dense_a, dense_v)
+        assert {(e.label, e.modality, e.onset, e.offset) for e in got} == plan.expected(plan.seconds)
+    assert ground_truth_events("unknown0000_0_10", CLASSES, dense_a, dense_v) is None
+
+
+# ----------------------------------------------------------------------------- real media
+
+
+def test_single_window_inputs_are_those_of_avvp_extract(clips, tmp_path):
+    video = clips["tenseconds1_0_10"]
+    windows = prepare_windows(video, tmp_path / "work", "k")
+    assert windows.n_windows == 1
+    extract_audio(video, tmp_path / "whole.wav")
+    assert np.array_equal(clip_examples(windows.audio[0]), clip_examples(tmp_path / "whole.wav"))
+    n = extract_frames(video, tmp_path / "whole")
+    whole = sorted((tmp_path / "whole").glob("*.jpg"))
+    picked = sorted(windows.frames[0].glob("*.jpg"))
+    assert [p.read_bytes() for p in picked] == [whole[i].read_bytes() for i in pick_frame_indices(n)]
+
+
+def test_events_land_on_the_right_seconds(clips, truth, tmp_path):
+    vocab = Vocabulary(CLASSES)
+    parsed = parse_videos(list(clips.values()), ContentModel(), tmp_path, audio_truth=read_dense(truth[0], vocab),
+                          visual_truth=read_dense(truth[1], vocab))
+    assert not list(tmp_path.glob(".parse-work-*"))
+    for plan, result in zip(PLANS, parsed):
+        duration = probe(clips[plan.name]).duration
+        assert result.duration == duration and duration == pytest.approx(plan.seconds, abs=0.05)
+        assert result.n_windows == window_count(duration)
+        got = sorted((e.label, e.modality, e.onset, e.offset) for e in result.events)
+        want = sorted(plan.expected(duration))
+        assert [g[:3] for g in got] == [w[:3] for w in want], plan.name
+        assert [g[3] for g in got] == pytest.approx([w[3] for w in want], abs=0.05), plan.name
+        assert all(e.offset <= duration for e in result.events)
+
+        body = json.loads(result.json_path.read_text())
+        assert body["n_windows"] == result.n_windows and len(body["frame_prob"]) == segment_count(duration)
+        assert {(e["class"], e["modality"], e["onset"], e["offset"]) for e in body["events"]} == \
+               {(e.label, e.modality, e.onset, e.offset) for e in result.events}
+        assert {(e["class"], e["modality"], e["onset"], e["offset"]) for e in body["ground_truth"]} == \
+               plan.expected(plan.seconds)
+        with result.csv_path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert [(r["class"], r["modality"], float(r["onset"])) for r in rows] == \
+               [(e.label, e.modality, e.onset) for e in result.events]
+        with Image.open(result.png_path) as png:
+            assert png.format == "PNG" and png.width >= 600 and 200 <= png.height <= 2000
+
+    # The padding was really there and really looked like the video's end (red frames repeated,
+    # silence), so the clipping above removed something: the 4 s clip's window says red until 10 s.
+    four = parsed[[p.name for p in PLANS].index("fourseconds_0_4")]
+    assert four.frame_prob[0, 4:, 1, 0].min() == 1 and four.frame_prob[0, 4:, 0].max() == 0
+
+
+def test_bad_inputs_are_named(clips, tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.mp4"):
+        parse_videos([tmp_path / "missing.mp4"], ContentModel(), tmp_path / "out")
+    video = next(iter(clips.values()))
+    copy = tmp_path / "other" / video.name
+    copy.parent.mkdir()
+    copy.write_bytes(video.read_bytes())
+    with pytest.raises(ValueError, match="both write"):
+        parse_videos([video, copy], ContentModel(), tmp_path / "out")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    with pytest.raises(MediaError, match="broken.mp4"):
+        parse_videos([broken], ContentModel(), tmp_path / "out")
+    audio_only = tmp_path / "audio_only.m4a"
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=d=1", str(audio_only)],
+                    check=True)
+    with pytest.raises(MediaError, match="no video stream"):
+        parse_videos([audio_only], ContentModel(), tmp_path / "out")
+
+
+def test_weight_choices():
+    from avvp.cli.parse import weight_choices
+
+    assert weight_choices([]) == dict.fromkeys(("vggish", "res152", "r2plus1d_18"), "random")
+    assert weight_choices(["pretrained", "vggish=my/vggish.pth"]) == {
+        "vggish": "my/vggish.pth", "res152": "pretrained", "r2plus1d_18": "pretrained"}
+
+
+# ----------------------------------------------------------------------------- the real model
+
+
+@pytest.fixture(scope="module")
+def random_checkpoint(tmp_path_factory) -> Path:
+    import torch
+
+    from avvp.checkpoint import save_checkpoint
+    from avvp.model import HAN
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    save_checkpoint(path, HAN(len(CLASSES)), CLASSES)
+    return path
+
+
+# The real extractors cost ~10 s of CPU per window (ResNet-152 on 80 frames): the multi-window clip
+# and the portrait 60 fps one (fractional length) cover the shapes; the others differ only in length.
+REAL_MODEL_PLANS = tuple(p for p in PLANS if p.name in ("twentyfive1_0_25", "portrait60f_0_6.5"))
+
+
+@pytest.mark.slow
+def test_cli_with_the_real_model(clips, truth, random_checkpoint, tmp_path, capsys):
+    from avvp.cli import main
+
+    out = tmp_path / "parsed"
+    videos = [str(clips[p.name]) for p in REAL_MODEL_PLANS]
+    code = main(["parse", *videos, "--checkpoint", str(random_checkpoint), "--out", str(out), "--audio-csv",
+                 str(truth[0]), "--visual-csv", str(truth[1]), "--no-progress", "--device", "cpu"])
+    assert code == 0
+    assert "RANDOM weights" in capsys.readouterr().err
+    for plan in REAL_MODEL_PLANS:
+        body = json.loads((out / f"{plan.name}.json").read_text())
+        duration, n_windows = body["duration"], window_count(body["duration"])
+        assert np.shape(body["global_prob"]) == (n_windows, len(CLASSES))
+        assert np.shape(body["frame_prob"]) == (segment_count(duration), 2, len(CLASSES))
+        assert 0 <= np.min(body["frame_prob"]) and np.max(body["frame_prob"]) <= 1
+        assert "RANDOM" in body["warning"]
+        assert {r["weights"] for r in body["model"]["feature_weights"].values()} == {"random"}
+        for e in body["events"]:
+            assert e["modality"] in MODALITIES and 0 <= e["onset"] < e["offset"] <= duration
+            assert 0.25 <= e["score"] <= 1  # both factors are at least their threshold 0.5
+        assert body["ground_truth"] is not None
+        assert (out / f"{plan.name}.csv").read_text().startswith("class,modality,onset,offset,score\n")
+        with Image.open(out / f"{plan.name}.png") as png:
+            assert png.format == "PNG" and png.width >= 600
+
+
+def test_cli_names_a_missing_video(random_checkpoint, tmp_path, capsys):
+    from avvp.cli import main
+
+    assert main(["parse", str(tmp_path / "nope.mp4"), "--checkpoint", str(random_checkpoint),
+                 "--out", str(tmp_path)]) == 1
+    assert "nope.mp4" in capsys.readouterr().err
