@@ -1,0 +1,180 @@
+"""The SLURM profile (profiles/slurm) on a real single-node SLURM started by the tests.
+
+Skipped only where slurm-wlm/munge are not installed (scripts/install_system_deps.sh
+installs them as root). Everything else runs for real: munged, slurmctld, slurmd, sbatch,
+and Snakemake with the cluster-generic executor.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from slurm_cluster import Job, SlurmCluster, single_node_slurm, slurm_missing_reason
+from workflow_helpers import copy_workflow, environment, snakemake_command, write_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILE = REPO / "profiles" / "slurm"
+
+pytestmark = pytest.mark.skipif(
+    slurm_missing_reason() is not None, reason=slurm_missing_reason() or ""
+)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    """One cluster for the module; its node advertises one (stand-in) GPU."""
+    with single_node_slurm(tmp_path_factory.mktemp("slurm"), gpus=1) as c:
+        yield c
+
+
+def snakemake(
+    cluster: SlurmCluster, workdir: Path, *args: str, profile: str | Path = PROFILE, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run Snakemake with the SLURM profile in workdir against the test cluster.
+
+    Jobs inherit this environment through sbatch, so they find the venv's avvp and snakemake.
+    """
+    env = {**environment(), "SLURM_CONF": str(cluster.conf)}
+    return subprocess.run(
+        snakemake_command("--profile", str(profile), "--seconds-between-status-checks", "1", *args),
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def new_jobs(cluster: SlurmCluster, before: list[Job]) -> list[Job]:
+    """Jobs submitted since `before` was taken, once all of them have ended."""
+    seen = {j.job_id for j in before}
+    return [j for j in cluster.wait_for_jobs() if j.job_id not in seen]
+
+
+TRIVIAL = textwrap.dedent(
+    """
+    rule all:
+        input: "out/joined.txt", "out/gpu.txt"
+
+    rule first:
+        output: "out/first.txt"
+        threads: 2
+        resources: mem_mb=300, runtime=5
+        shell: "echo $SLURM_JOB_ID $SLURM_CPUS_PER_TASK > {output}"
+
+    rule joined:
+        input: "out/first.txt"
+        output: "out/joined.txt"
+        shell: "cat {input} > {output}; echo $SLURM_JOB_ID >> {output}"
+
+    rule gpu:
+        output: "out/gpu.txt"
+        resources: mem_mb=200, gpu=1
+        shell: "echo $SLURM_JOB_ID $CUDA_VISIBLE_DEVICES > {output}"
+    """
+)
+
+
+def test_profile_runs_trivial_workflow_on_slurm(cluster: SlurmCluster, tmp_path: Path) -> None:
+    (tmp_path / "Snakefile").write_text(TRIVIAL)
+    before = cluster.jobs()
+    done = snakemake(cluster, tmp_path, "--cores", "2")
+    assert done.returncode == 0, done.stderr[-4000:]
+
+    jobs = {j.job_id: j for j in new_jobs(cluster, before)}
+    assert sorted(j.name for j in jobs.values()) == ["smk-first", "smk-gpu", "smk-joined"]
+    assert all(j.state == "COMPLETED" for j in jobs.values()), jobs
+
+    first_id, cpus = (tmp_path / "out" / "first.txt").read_text().split()
+    joined = (tmp_path / "out" / "joined.txt").read_text().split()
+    gpu_id, visible = (tmp_path / "out" / "gpu.txt").read_text().split()
+    assert joined[:2] == [first_id, cpus] and joined[2] != first_id  # two separate jobs
+    assert cpus == "2" and jobs[first_id].cpus == "2"  # threads -> --cpus-per-task
+    assert jobs[first_id].min_memory == "300M"  # mem_mb -> --mem
+    assert jobs[first_id].time_limit == "5:00"  # runtime -> --time (minutes)
+    assert jobs[gpu_id].gres == "gres:gpu:1" and visible == "0"  # gpu -> --gres
+    assert jobs[first_id].gres == "N/A" and jobs[joined[2]].gres == "N/A"  # none when gpu is 0
+    for job_id in jobs:  # the submit script's job output files
+        assert list((tmp_path / ".snakemake" / "slurm_logs").glob(f"*/{job_id}.log"))
+
+    again = snakemake(cluster, tmp_path, "--cores", "2")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    assert {j.job_id for j in new_jobs(cluster, before)} == set(jobs)  # nothing resubmitted
+
+
+def test_failed_job_is_reported_as_failed(cluster: SlurmCluster, tmp_path: Path) -> None:
+    (tmp_path / "Snakefile").write_text(
+        'rule broken:\n    output: "out/never.txt"\n    shell: "echo trying; exit 3"\n'
+    )
+    before = cluster.jobs()
+    start = time.monotonic()
+    done = snakemake(cluster, tmp_path, "--cores", "1", "--restart-times", "0", timeout=120)
+    assert done.returncode != 0
+    assert time.monotonic() - start < 90  # the failure was noticed, not waited out
+    (job,) = new_jobs(cluster, before)
+    assert job.name == "smk-broken" and job.state == "FAILED"
+    assert "Error in rule broken" in done.stderr
+
+
+def status(cluster: SlurmCluster, job_id: str) -> subprocess.CompletedProcess[str]:
+    """Ask the profile's status command about one job, as Snakemake does."""
+    return subprocess.run(
+        [str(PROFILE / "status.py"), job_id], env=cluster.env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_status_command_follows_a_job_to_its_end(cluster: SlurmCluster, tmp_path: Path) -> None:
+    submitted = cluster.run(
+        "sbatch", "--parsable", f"--output={tmp_path / '%j.log'}", "--wrap", "sleep 60"
+    ).stdout.strip()
+    job_id = submitted.split(";")[0]
+    assert status(cluster, submitted).stdout == "running\n"  # pending or running
+    cluster.run("scancel", job_id)
+    cluster.wait_for_jobs()
+    assert status(cluster, job_id).stdout == "failed\n"  # cancelled
+
+    ok = cluster.run("sbatch", "--parsable", f"--output={tmp_path / '%j.log'}", "--wrap", "true")
+    cluster.wait_for_jobs()
+    assert status(cluster, ok.stdout.strip()).stdout == "success\n"
+
+    unknown = status(cluster, "987654")
+    assert unknown.returncode == 0 and unknown.stdout == "failed\n"
+    assert "does not know job 987654" in unknown.stderr
+
+
+# The demo made tiny: one shard, the fewest clips the schema allows, two epochs.
+TINY_DEMO = {
+    "dataset": {"name": "tiny demo on SLURM", "mode": "demo", "n_shards": 1, "demo": {"n_videos": 5, "seed": 0}},
+    "train": {"epochs": 2, "batch_size": 4},
+}
+
+
+@pytest.mark.slow
+def test_demo_to_metrics_on_slurm(cluster: SlurmCluster, tmp_path: Path) -> None:
+    copy_workflow(tmp_path)  # a working copy, as a user's clone would be
+    write_yaml(tmp_path / "tiny.yaml", TINY_DEMO)
+    before = cluster.jobs()
+
+    done = snakemake(
+        cluster, tmp_path, "results/metrics.json", "--cores", "2", "--configfile", "tiny.yaml",
+        profile="profiles/slurm", timeout=1500,
+    )
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-6000:]
+
+    metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
+    assert set(metrics["segment_level"]) == {"audio", "visual", "audio_visual", "type_at_av", "event_at_av"}
+
+    # Every job Snakemake ran outside its own process went through sbatch, one SLURM job each.
+    remote_rules = re.findall(r"^rule (\w+):$", log, flags=re.MULTILINE)
+    submitted = re.findall(r"Submitted job \d+ with external jobid '(\d+)'", log)
+    jobs = {j.job_id: j for j in new_jobs(cluster, before)}
+    assert remote_rules and len(submitted) == len(remote_rules) == len(jobs)
+    assert set(submitted) == set(jobs)
+    assert sorted(j.name for j in jobs.values()) == sorted(f"smk-{r}" for r in remote_rules)
+    assert all(j.state == "COMPLETED" for j in jobs.values()), jobs
+    assert {"extract", "train", "evaluate"} <= set(remote_rules)
