@@ -6,6 +6,7 @@ as is. The class count comes from the data set's vocabulary.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -45,10 +46,11 @@ class HybridAttentionLayer(nn.Module):
         self.dropout_self = nn.Dropout(dropout)
         self.dropout_ff = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, context: Tensor) -> Tensor:
-        """x, context: (B, T, d) -> (B, T, d)."""
+    def forward(self, x: Tensor, context: Tensor, cross_modal: bool | None = None) -> Tensor:
+        """x, context: (B, T, d) -> (B, T, d); `cross_modal` overrides the layer's setting for one call."""
         update = self.dropout_self(self.self_attn(x, x, x, need_weights=False)[0])
-        if self.cross_modal:
+        use_context = self.cross_modal if cross_modal is None else cross_modal
+        if use_context:
             update = update + self.dropout_cm(self.cm_attn(x, context, context, need_weights=False)[0])
         x = self.norm1(x + update)
         ff = self.linear2(self.dropout(torch.relu(self.linear1(x))))
@@ -62,10 +64,19 @@ class HybridAttentionEncoder(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(HybridAttentionLayer(**layer_kwargs) for _ in range(n_layers))
 
-    def forward(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, audio: Tensor, visual: Tensor, cross_modal: bool | None = None) -> tuple[Tensor, Tensor]:
         for layer in self.layers:
-            audio, visual = layer(audio, visual), layer(visual, audio)
+            audio, visual = layer(audio, visual, cross_modal), layer(visual, audio, cross_modal)
         return audio, visual
+
+
+class Streams(NamedTuple):
+    """Both streams before (`*_in`) and after the attention layer; contrastive terms pair them."""
+
+    audio_in: Tensor
+    visual_in: Tensor
+    audio: Tensor
+    visual: Tensor
 
 
 class HAN(nn.Module):
@@ -73,10 +84,13 @@ class HAN(nn.Module):
 
     Returns (global_prob (B,C), a_prob (B,C), v_prob (B,C), frame_prob (B,10,2,C)), modality
     axis ordered audio, visual. Frame features already averaged to 10 segments give the same
-    result as 80 frames (the mean commutes with `fc_v`), 8x cheaper.
+    result as 80 frames (the mean commutes with `fc_v`), 8x cheaper. `cross_modal=False` lets each
+    stream attend only to itself and `visual_dropout` drops visual features before the classifier
+    (both JoMoLD's); neither adds parameters, so the state dict keeps the official names.
     """
 
-    def __init__(self, n_classes: int, dropout: float = 0.1, cross_modal: bool = True) -> None:
+    def __init__(self, n_classes: int, dropout: float = 0.1, cross_modal: bool = True,
+                 visual_dropout: float = 0.0) -> None:
         super().__init__()
         self.n_classes = n_classes
         self.fc_a = nn.Linear(128, D_MODEL)
@@ -87,6 +101,7 @@ class HAN(nn.Module):
         self.fc_prob = nn.Linear(D_MODEL, n_classes)
         self.fc_frame_att = nn.Linear(D_MODEL, n_classes)
         self.fc_av_att = nn.Linear(D_MODEL, n_classes)
+        self.visual_dropout = nn.Dropout(visual_dropout)
 
     def embed(self, audio: Tensor, frames: Tensor, clips: Tensor) -> tuple[Tensor, Tensor]:
         """The two (B, 10, 512) input streams of the attention layer: audio, fused visual."""
@@ -106,9 +121,17 @@ class HAN(nn.Module):
         global_prob = (temporal * av_att).sum(dim=(1, 2))
         return global_prob, temporal[:, :, 0].sum(dim=1), temporal[:, :, 1].sum(dim=1), frame_prob
 
+    def encode(self, audio: Tensor, frames: Tensor, clips: Tensor, cross_modal: bool | None = None) -> Streams:
+        """Both streams before and after the attention layer (`cross_modal` overrides the model's)."""
+        a_in, v_in = self.embed(audio, frames, clips)
+        return Streams(a_in, v_in, *self.hat_encoder(a_in, v_in, cross_modal))
+
+    def classify(self, streams: Streams) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The MMIL outputs of encoded streams (visual dropout applies here, in training mode)."""
+        return self.head(streams.audio, self.visual_dropout(streams.visual))
+
     def forward(self, audio: Tensor, frames: Tensor, clips: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        a, v = self.hat_encoder(*self.embed(audio, frames, clips))
-        return self.head(a, v)
+        return self.classify(self.encode(audio, frames, clips))
 
 
 def official_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:

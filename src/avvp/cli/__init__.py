@@ -11,7 +11,7 @@ import sys
 
 SUBCOMMANDS = (
     "demo", "download", "audio", "frames", "media", "extract",
-    "pack", "train", "predict", "evaluate", "parse",
+    "pack", "train", "refine", "predict", "evaluate", "parse",
 )
 
 

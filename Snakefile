@@ -1,0 +1,27 @@
+"""The avvp workflow: a clip list (or released features) -> results/metrics.json.
+
+Each rule's body is one call into the `avvp` package; this file and workflow/rules/ only decide
+what runs, where, with which settings, and what is cached. See README for the three ways into LLP.
+"""
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/media.smk"
+include: "workflow/rules/features.smk"
+include: "workflow/rules/model.smk"
+
+
+rule all:
+    input:
+        "results/metrics.json",
+    default_target: True

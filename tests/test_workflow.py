@@ -1,0 +1,275 @@
+"""The Snakemake workflow: the demo end to end (once per session, in a fresh copy of the workflow),
+then its caching (dry runs after config changes), missing clips, a killed run, the LLP job graph
+and the released-features entry."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workflow_helpers import (
+    Job,
+    copy_workflow,
+    environment,
+    finished_jobs,
+    job_blocks,
+    load_config,
+    planned_jobs,
+    rule_counts,
+    run_snakemake,
+    shard_of,
+    snakemake_command,
+    write_yaml,
+)
+
+pytestmark = pytest.mark.slow
+
+DEMO_BUDGET_S = 600
+KINDS = ("vggish", "res152", "r2plus1d_18")
+SPLITS = ("train", "val", "test")
+TEN_KEYS = ("audio", "visual", "audio_visual", "type_at_av", "event_at_av")
+# Whatever runs after training, and after packing (the model side of the graph).
+AFTER_TRAIN = Counter({"train": 1, "predict": 1, "evaluate": 1, "metrics": 1})
+AFTER_PACK = AFTER_TRAIN + Counter({"pack": 3})
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    workdir: Path
+    seconds: float
+
+    def read_json(self, name: str) -> dict:
+        return json.loads((self.workdir / name).read_text(encoding="utf-8"))
+
+    def shards(self) -> list[str]:
+        return sorted(p.name for p in (self.workdir / "results/features").iterdir())
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`make demo` from a fresh copy: `snakemake --cores 2 results/metrics.json`, offline."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
+    start = time.monotonic()
+    run_snakemake(workdir, "--cores", "2", "results/metrics.json", timeout=3 * DEMO_BUDGET_S)
+    return DemoRun(workdir, time.monotonic() - start)
+
+
+def override(workdir: Path, name: str, data: dict) -> list[str]:
+    """Arguments that lay `data` over the default config (snakemake merges --configfile)."""
+    return [f"--configfile={write_yaml(workdir / name, data)}"]
+
+
+# --- the demo run itself -------------------------------------------------------------------------
+
+def test_demo_writes_metrics_with_coverage_and_weights(demo_run: DemoRun) -> None:
+    metrics = demo_run.read_json("results/metrics.json")
+    for level in ("segment_level", "event_level"):
+        assert set(TEN_KEYS) <= set(metrics[level])
+        assert all(0 <= metrics[level][k] <= 100 for k in TEN_KEYS)
+    demo = load_config(demo_run.workdir)["dataset"]["demo"]
+    coverage = metrics["coverage"]
+    assert sum(coverage[s]["total"] for s in SPLITS) == demo["n_videos"]
+    assert coverage["test"]["scored"] == metrics["n_videos"] == coverage["test"]["total"]
+    assert coverage["test"]["not_scored"] == {}
+    assert metrics["random_weights"] == sorted(KINDS)
+    assert "RANDOM" in metrics["weights_note"]
+    for kind in KINDS:
+        assert metrics["weights"][kind]["weights"] == "random"
+        assert metrics["weights"][kind]["kind"] == kind
+
+
+def test_demo_runs_within_budget(demo_run: DemoRun) -> None:
+    assert demo_run.seconds <= DEMO_BUDGET_S, f"demo pipeline took {demo_run.seconds:.0f} s"
+
+
+def test_demo_learns_time_aligned_events(demo_run: DemoRun) -> None:
+    """Random backbones keep global colour and pitch; HAN must still place events in time."""
+    assert demo_run.read_json("results/metrics.json")["segment_level"]["type_at_av"] >= 50
+
+
+def test_demo_writes_the_released_layout_per_shard(demo_run: DemoRun) -> None:
+    manifest = (demo_run.workdir / "results/manifest.tsv").read_text().splitlines()
+    ids = {line.split("\t")[1] for line in manifest[1:]}
+    n_shards = load_config(demo_run.workdir)["dataset"]["n_shards"]
+    for shard in demo_run.shards():
+        for kind in KINDS:
+            for path in (demo_run.workdir / "results/features" / shard / kind).glob("*.npy"):
+                assert path.stem in ids and shard_of(path.stem, n_shards) == int(shard)
+
+
+def test_second_run_has_nothing_to_do(demo_run: DemoRun) -> None:
+    assert planned_jobs(demo_run.workdir) == []
+
+
+# --- config changes rerun exactly what they touch -------------------------------------------------
+
+def test_training_change_reruns_training_and_after(demo_run: DemoRun) -> None:
+    epochs = load_config(demo_run.workdir)["train"]["epochs"]
+    jobs = planned_jobs(demo_run.workdir, *override(demo_run.workdir, "train.yaml", {"train": {"epochs": epochs + 1}}))
+    assert rule_counts(jobs) == AFTER_TRAIN
+
+
+def test_threshold_change_reruns_evaluation_only(demo_run: DemoRun) -> None:
+    jobs = planned_jobs(demo_run.workdir, *override(demo_run.workdir, "eval.yaml", {"evaluate": {"frame_threshold": 0.4}}))
+    assert rule_counts(jobs) == Counter({"evaluate": 1, "metrics": 1})
+
+
+def test_extractor_change_reruns_that_extractor_only(demo_run: DemoRun) -> None:
+    jobs = planned_jobs(demo_run.workdir, *override(demo_run.workdir, "res.yaml", {"features": {"res152": {"seed": 7}}}))
+    extract = sorted((j.get("shard"), j.get("kind")) for j in jobs if j.rule == "extract")
+    assert extract == [(shard, "res152") for shard in demo_run.shards()]
+    assert rule_counts(jobs) == AFTER_PACK + Counter({"extract": len(extract)})
+
+
+def test_one_more_clip_touches_only_its_shard(demo_run: DemoRun) -> None:
+    from avvp.annotations import video_id
+    from avvp.demo import plan_clips
+
+    config = load_config(demo_run.workdir)["dataset"]
+    n, seed = config["demo"]["n_videos"], config["demo"]["seed"]
+    new_clip = plan_clips(n + 1, seed)[-1].filename
+    shard = f"{shard_of(video_id(new_clip), config['n_shards']):03d}"
+    jobs = planned_jobs(demo_run.workdir, *override(demo_run.workdir, "more.yaml", {"dataset": {"demo": {"n_videos": n + 1}}}))
+    per_shard = [j for j in jobs if j.get("shard") is not None]
+    assert {j.get("shard") for j in per_shard} == {shard}
+    assert rule_counts(per_shard) == Counter({"demo_videos": 1, "download": 1, "media": 1, "extract": 3})
+    assert rule_counts(jobs) == rule_counts(per_shard) + AFTER_PACK + Counter({"demo_annotations": 1, "manifest": 1})
+
+
+# --- other ways in -----------------------------------------------------------------------------
+
+def test_llp_dry_run_builds_hundreds_of_jobs_quickly(tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path / "llp")
+    start = time.monotonic()
+    jobs = planned_jobs(workdir, "--configfile=config/llp.yaml")
+    seconds = time.monotonic() - start
+    counts = rule_counts(jobs)
+    n_shards = load_config(workdir, "config/llp.yaml")["dataset"]["n_shards"]
+    assert seconds < 30, f"dry run took {seconds:.1f} s"
+    assert 100 <= len(jobs) < 1000
+    assert counts["download"] == counts["media"] == n_shards  # 11,849 clips fill every shard
+    assert counts["extract"] == 3 * n_shards
+    assert "demo_videos" not in counts
+
+
+def small_llp_like_dataset(demo: Path, dest: Path, per_split: dict[str, int]) -> dict[str, list[str]]:
+    """The first clips of each demo split as a small LLP-format data set in `dest`."""
+    dest.mkdir(parents=True)
+    chosen = {}
+    for split, n in per_split.items():
+        lines = (demo / f"{split}.csv").read_text().splitlines()
+        (dest / f"{split}.csv").write_text("\n".join(lines[: n + 1]) + "\n")
+        chosen[split] = [line.split("\t")[0] for line in lines[1 : n + 1]]
+    for name in ("classes.txt", "eval_audio.csv", "eval_visual.csv"):
+        shutil.copy(demo / name, dest / name)
+    return chosen
+
+
+def annotations(folder: str) -> dict[str, str]:
+    return {"classes": f"{folder}/classes.txt", "train": f"{folder}/train.csv", "val": f"{folder}/val.csv",
+            "test": f"{folder}/test.csv", "eval_audio": f"{folder}/eval_audio.csv",
+            "eval_visual": f"{folder}/eval_visual.csv"}
+
+
+def test_released_features_go_straight_to_training(demo_run: DemoRun, tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path / "released")
+    chosen = small_llp_like_dataset(demo_run.workdir / "results/demo", workdir / "data/mini",
+                                    {"train": 12, "val": 4, "test": 4})
+    missing = chosen["test"][0]
+    rng = np.random.default_rng(0)
+    for kind, shape in (("vggish", (10, 128)), ("res152", (80, 2048)), ("r2plus1d_18", (10, 512))):
+        (workdir / "released" / kind).mkdir(parents=True)
+        for name in sum(chosen.values(), []):
+            if name != missing:
+                np.save(workdir / "released" / kind / f"{name[:11]}.npy", rng.random(shape, dtype=np.float32))
+    config = {"dataset": {"name": "released-like", "mode": "features", "annotations": annotations("data/mini"),
+                          "features_dir": "released"},
+              "train": {"epochs": 2}}
+    args = override(workdir, "released.yaml", config)
+    planned = rule_counts(planned_jobs(workdir, *args))
+    assert planned == AFTER_PACK
+    run_snakemake(workdir, "--cores", "2", *args, "results/metrics.json")
+    metrics = json.loads((workdir / "results/metrics.json").read_text())
+    assert metrics["n_videos"] == 3
+    assert list(metrics["coverage"]["test"]["not_scored"]) == [missing]
+    reason = metrics["coverage"]["test"]["not_scored"][missing]
+    assert "features" in reason and missing[:11] in reason
+    assert metrics["weights"]["vggish"]["weights"] == "unknown" and metrics["random_weights"] == []
+
+
+# --- missing clips and a killed run --------------------------------------------------------------
+
+def run_until(workdir: Path, args: list[str], log: Path, enough) -> str:
+    """Start snakemake, SIGKILL it (and its jobs) once `enough(output so far)` holds; the output."""
+    with log.open("w") as fh:
+        proc = subprocess.Popen(snakemake_command(*args), cwd=workdir, env=environment(), text=True,
+                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        while proc.poll() is None and not enough(log.read_text()):
+            time.sleep(0.5)
+        assert proc.poll() is None, f"the run ended before it could be killed:\n{log.read_text()[-3000:]}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return log.read_text()
+
+
+def test_missing_clips_are_recorded_and_a_killed_run_redoes_no_finished_shard(demo_run: DemoRun, tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path / "local")
+    demo = demo_run.workdir / "results/demo"
+    chosen = small_llp_like_dataset(demo, workdir / "data/mini", {"train": 3, "val": 1, "test": 2})
+    gone, broken = chosen["train"][0], chosen["test"][0]
+    clips = workdir / "clips"
+    clips.mkdir()
+    for name in sum(chosen.values(), []):
+        if name != gone:
+            shutil.copy(next(demo.glob(f"videos/*/{name}.mp4")), clips / f"{name}.mp4")
+    data = (clips / f"{broken}.mp4").read_bytes()
+    (clips / f"{broken}.mp4").write_bytes(data[: len(data) // 3])  # a truncated download
+    config = {"dataset": {"mode": "local", "n_shards": 2, "annotations": annotations("data/mini"),
+                          "local_dir": "clips"},
+              "train": {"epochs": 1}}
+    args = ["--cores", "2", *override(workdir, "local.yaml", config), "results/metrics.json"]
+
+    first = run_until(workdir, args, tmp_path / "first.log",
+                      lambda out: any(j.rule == "extract" for j in finished_jobs(out)))
+    done = [j for j in finished_jobs(first) if j.get("shard") is not None]
+    stamps = {j: snapshot(workdir, j) for j in done}
+    run_snakemake(workdir, "--unlock", *args[2:])
+    second = run_snakemake(workdir, *args).stdout
+
+    rerun = set(job_blocks(second).values())
+    assert not rerun & set(done), f"finished jobs ran again: {rerun & set(done)}"
+    assert all(snapshot(workdir, j) == stamps[j] for j in done)
+    manifest = {line.split("\t")[0]: line.split("\t")[2:] for line in
+                (workdir / "results/manifest.tsv").read_text().splitlines()[1:]}
+    assert manifest[gone][0] == "unavailable" and "not in" in manifest[gone][1]
+    assert manifest[broken][0] == "unavailable" and manifest[broken][1]
+    metrics = json.loads((workdir / "results/metrics.json").read_text())
+    assert metrics["coverage"]["train"]["not_used"] == {gone: manifest[gone][1]}
+    assert metrics["coverage"]["test"]["not_scored"] == {broken: manifest[broken][1]}
+    assert metrics["n_videos"] == 1
+
+
+def snapshot(workdir: Path, job: Job) -> dict[str, int]:
+    """Modification times of a shard job's output files (what a rerun would rewrite)."""
+    shard = job.get("shard")
+    roots = {"download": [f"results/shards/{shard}/download.tsv", f"results/videos/{shard}"],
+             "media": [f"results/shards/{shard}/media.tsv", f"results/audio/{shard}", f"results/frames/{shard}"],
+             "extract": [f"results/features/{shard}/{job.get('kind')}"]}[job.rule]
+    stamps = {}
+    for root in roots:
+        path = workdir / root
+        for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+            stamps[str(item)] = item.stat().st_mtime_ns
+    return stamps

@@ -1,0 +1,121 @@
+"""Running the Snakemake workflow from tests: a copy of the workflow in a temp folder, real
+`snakemake` runs and dry runs, and the list of jobs a dry run plans."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+# What a fresh clone holds for the workflow (src/ is not needed: avvp is installed).
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "envs", "profiles", "data")
+_JOB_HEADER = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")
+_FINISHED = re.compile(r"^Finished jobid: (\d+) ", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A planned or finished job: its rule and its wildcards (as `name=value` pairs)."""
+
+    rule: str
+    wildcards: tuple[tuple[str, str], ...] = ()
+
+    def get(self, name: str) -> str | None:
+        return dict(self.wildcards).get(name)
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A fresh-clone-like copy of the workflow in `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def environment() -> dict[str, str]:
+    """The test's environment with this interpreter's bin folder (snakemake, avvp) first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def snakemake_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", *args]
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run snakemake in `workdir`; fails the test with its output when it fails."""
+    proc = subprocess.run(snakemake_command(*args), cwd=workdir, env=environment(), text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}")
+    return proc
+
+
+def job_blocks(output: str) -> dict[int, Job]:
+    """Jobid -> job, from the `rule X:` blocks of snakemake's output (their indented `jobid:` and
+    `wildcards:` lines)."""
+    jobs: dict[int, Job] = {}
+    rule, fields = None, {}
+
+    def close() -> None:
+        if rule is not None and "jobid" in fields:
+            pairs = [item.split("=", 1) for item in fields.get("wildcards", "").split(", ") if item]
+            jobs[int(fields["jobid"])] = Job(rule, tuple((k, v) for k, v in pairs))
+
+    for line in output.splitlines():
+        header = _JOB_HEADER.match(line)
+        if header:
+            close()
+            rule, fields = header.group(1), {}
+        elif rule is not None and line.startswith("    ") and ": " in line:
+            key, value = line.strip().split(": ", 1)
+            fields[key] = value
+        elif rule is not None:
+            close()
+            rule = None
+    close()
+    return jobs
+
+
+def finished_jobs(output: str) -> list[Job]:
+    """The jobs that a (possibly killed) run's output reports as finished."""
+    blocks = job_blocks(output)
+    return [blocks[int(m.group(1))] for m in _FINISHED.finditer(output)]
+
+
+def planned_jobs(workdir: Path, *args: str, target: str = "results/metrics.json") -> list[Job]:
+    """The jobs a dry run of `target` would run."""
+    output = run_snakemake(workdir, target, "-n", "--cores", "1", *args).stdout
+    return list(job_blocks(output).values())
+
+
+def rule_counts(jobs: list[Job]) -> Counter:
+    return Counter(job.rule for job in jobs)
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def load_config(workdir: Path, name: str = "config/config.yaml") -> dict:
+    return yaml.safe_load((workdir / name).read_text(encoding="utf-8"))
+
+
+def shard_of(video_id: str, n_shards: int) -> int:
+    """The documented shard rule (first 4 bytes of the id's SHA-1, modulo n), stated independently
+    of the workflow so a test can predict which shard a clip lands in."""
+    return int.from_bytes(hashlib.sha1(video_id.encode()).digest()[:4], "big") % n_shards

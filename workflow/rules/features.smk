@@ -1,0 +1,55 @@
+"""The three feature extractors (one job per shard and kind, one model load each) and packing."""
+
+
+rule extract:
+    """Features of one shard's usable clips, in the released layout (results/features/<shard>/)."""
+    input:
+        unpack(extract_inputs),
+    output:
+        directory("results/features/{shard}/{kind}"),
+    params:
+        flags=lambda wildcards: cli_flags(config["features"][wildcards.kind]),
+        root=lambda wildcards: f"results/features/{wildcards.shard}",
+    log:
+        "results/logs/extract/{shard}_{kind}.log",
+    benchmark:
+        "results/benchmarks/extract/{shard}_{kind}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=config["resources"]["gpu"],
+    conda:
+        "../../envs/features.yaml"
+    shell:
+        # A shard whose clips are all unavailable has nothing to extract: an empty folder.
+        "(if [ -s {input.inputs} ]; then avvp extract --kind {wildcards.kind} {params.flags}"
+        " --out-dir {params.root} --inputs-from {input.inputs} --no-progress;"
+        " else mkdir -p {output}; fi) > {log} 2>&1"
+
+
+rule pack:
+    """One split's available clips -> memory-mapped arrays; missing clips are listed, not fatal."""
+    input:
+        split=lambda wildcards: ANNOTATIONS[wildcards.split],
+        classes=ANNOTATIONS["classes"],
+        manifest=manifest_input(),
+        features=feature_dirs(),
+    output:
+        directory("results/packed/{split}"),
+    params:
+        features=feature_args(),
+        manifest=manifest_arg,
+    log:
+        "results/logs/pack/{split}.log",
+    benchmark:
+        "results/benchmarks/pack/{split}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/model.yaml"
+    shell:
+        "avvp pack --split-csv {input.split} --classes {input.classes} {params.features}"
+        " {params.manifest} --on-missing skip --out-dir {output} > {log} 2>&1"

@@ -1,0 +1,26 @@
+"""Audio (16 kHz WAV) and frames (8 fps JPEG) of one shard's clips."""
+
+
+rule media:
+    """Decode every downloaded clip of a shard; a clip that fails becomes `unavailable`."""
+    input:
+        records="results/shards/{shard}/download.tsv",
+        videos="results/videos/{shard}",
+    output:
+        records="results/shards/{shard}/media.tsv",
+        audio=directory("results/audio/{shard}"),
+        frames=directory("results/frames/{shard}"),
+        audio_list="results/shards/{shard}/audio.txt",
+        frames_list="results/shards/{shard}/frames.txt",
+    log:
+        "results/logs/media/{shard}.log",
+    benchmark:
+        "results/benchmarks/media/{shard}.tsv"
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    conda:
+        "../../envs/media.yaml"
+    script:
+        "../scripts/media.py"
