@@ -52,6 +52,17 @@ def test_same_seed_same_data_set(demo_dir: Path, tmp_path: Path) -> None:
     assert not [p for p in tmp_path.rglob(".*")], "temporary files left behind"
 
 
+def test_regenerating_leaves_identical_files_untouched(demo_dir: Path) -> None:
+    """Same bytes, same file: a rerun of the demo does not make later steps look out of date."""
+    clip = demo.plan_clips(N_VIDEOS, seed=3)[0]
+    paths = [demo_dir / "videos" / f"{clip.filename}.mp4"] + [demo_dir / name for name in FILES]
+    before = [p.stat().st_mtime_ns for p in paths]
+    demo.write_clip(clip, paths[0])
+    demo.write_annotations(demo.plan_clips(N_VIDEOS, seed=3), demo_dir)
+    assert [p.stat().st_mtime_ns for p in paths] == before
+    assert not [p for p in demo_dir.rglob(".*")], "temporary files left behind"
+
+
 def test_plan_is_seeded_and_grows_by_appending() -> None:
     assert demo.plan_clips(12, seed=5) == demo.plan_clips(12, seed=5)
     assert demo.plan_clips(12, seed=5)[:7] == demo.plan_clips(7, seed=5)

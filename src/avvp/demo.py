@@ -29,6 +29,7 @@ exercised.
 from __future__ import annotations
 
 import csv
+import filecmp
 import io
 import os
 import subprocess
@@ -40,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avvp.ffmpeg import ffmpeg_exe
+from avvp.ffmpeg import ffmpeg_exe, input_arg
 
 DEFAULT_N_VIDEOS = 40
 DURATION_S = 10
@@ -59,7 +60,7 @@ EVENTS_CYCLE = (3, 2, 3, 1, 3, 2, 3, 3)
 MIN_EVENT_S = 6
 BACKGROUND_RGB = (40, 40, 40)
 NOISE_FLOOR = 0.002  # RMS of the background noise, full scale = 1
-EVENT_AMPLITUDE = 0.2  # peak of a tone; three concurrent sounds stay (almost always) below full scale
+EVENT_AMPLITUDE = 0.2  # peak of a tone: three concurrent sounds (almost) never clip
 FADE_S = 0.01  # raised-cosine ramps at audio event edges (a click is broadband)
 
 
@@ -117,9 +118,9 @@ def class_names() -> tuple[str, ...]:
 
 
 def _round(seed: int, split: str, number: int) -> list[list[tuple[int, str]]]:
-    """The (class, modality) pairs of a round of successive clips of a split: every class with every entry
-    of MODALITY_CYCLE, dealt out in a seeded random order (so that classes co-occur in varied
-    sets) such that no clip holds a class twice and the round's first two clips hold every class."""
+    """The (class, modality) pairs of one round of clips of a split: every class with every entry of
+    MODALITY_CYCLE, dealt out in a seeded random order (so that classes co-occur in varied sets)
+    such that no clip holds a class twice and the round's first two clips hold every class."""
     pairs = [(c, m) for c in range(len(CLASSES)) for m in MODALITY_CYCLE]
     ends = np.cumsum(EVENTS_CYCLE)
     rng = np.random.default_rng([seed, SPLITS.index(split), number, 1])
@@ -281,7 +282,8 @@ def _wav_bytes(audio: np.ndarray) -> bytes:
 
 
 def write_clip(clip: DemoClip, path: str | Path) -> None:
-    """Render `clip` and encode it to `path` (H.264 + AAC mp4), atomically.
+    """Render `clip` and encode it to `path` (H.264 + AAC mp4), atomically; an existing file with
+    the same bytes is kept as it is.
 
     Frames go to ffmpeg through a pipe, the sound through a temporary WAV. One encoder thread and
     bit-exact flags make the bytes reproducible with a given ffmpeg build.
@@ -295,21 +297,32 @@ def write_clip(clip: DemoClip, path: str | Path) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(_wav_bytes(render_audio(clip)))
         cmd = [
-            ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+            ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{WIDTH}x{HEIGHT}", "-framerate", str(FPS),
-            "-i", "pipe:0", "-i", wav_path, "-map", "0:v", "-map", "1:a",
-            "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
-            "-threads", "1", "-c:a", "aac", "-aac_coder", "fast", "-aac_pns", "0", "-b:a", "128k", "-ar", str(SAMPLE_RATE), "-ac", "2",
+            "-i", "pipe:0", "-i", input_arg(wav_path), "-map", "0:v", "-map", "1:a",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-threads", "1",
+            "-c:a", "aac", "-aac_coder", "fast", "-aac_pns", "0", "-b:a", "128k",
+            "-ar", str(SAMPLE_RATE), "-ac", "2",
             "-fflags", "+bitexact", "-flags", "+bitexact", "-map_metadata", "-1",
-            "-movflags", "+faststart", str(tmp_mp4),
+            "-movflags", "+faststart", input_arg(tmp_mp4),
         ]
         proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True)
         if proc.returncode != 0:
-            raise RuntimeError(f"ffmpeg failed writing {path}: {proc.stderr.decode(errors='replace').strip()}")
-        os.replace(tmp_mp4, path)
+            message = proc.stderr.decode(errors="replace").strip()
+            raise RuntimeError(f"ffmpeg failed writing {path}: {message}")
+        _settle(tmp_mp4, path)
     finally:
         Path(wav_path).unlink(missing_ok=True)
         tmp_mp4.unlink(missing_ok=True)
+
+
+def _settle(tmp: Path, path: Path) -> None:
+    """Move `tmp` to `path`, unless `path` already holds the same bytes: then it is left untouched,
+    so that regenerating the demo does not make every later step look out of date."""
+    if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
+        tmp.unlink()
+    else:
+        os.replace(tmp, path)
 
 
 # --- annotation files --------------------------------------------------------------------------
@@ -317,7 +330,7 @@ def write_clip(clip: DemoClip, path: str | Path) -> None:
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.part")
     tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    _settle(tmp, path)
 
 
 def _tsv(rows: list[list[str]]) -> str:

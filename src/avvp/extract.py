@@ -40,7 +40,7 @@ N_FRAMES = 80
 RECORD_NAME = "weights.json"
 # Rows per forward pass: small batches keep activations in cache on a CPU, big ones fill a GPU.
 DEFAULT_BATCH = {
-    "cpu": {"vggish": 10, "res152": 8, "r2plus1d_18": 5},
+    "cpu": {"vggish": 10, "res152": 16, "r2plus1d_18": 5},
     "cuda": {"vggish": 200, "res152": 160, "r2plus1d_18": 40},
 }
 # Decoding threads: on a GPU node, decoding JPEGs is the bottleneck; on a small CPU, leave the cores
