@@ -165,6 +165,13 @@ def test_llp_dry_run_builds_hundreds_of_jobs_quickly(tmp_path: Path) -> None:
     assert "demo_videos" not in counts
 
 
+def test_workflow_lints_clean(tmp_path: Path) -> None:
+    """`snakemake --lint` finds nothing (it exits non-zero on any lint), for both configs."""
+    workdir = copy_workflow(tmp_path / "lint")
+    run_snakemake(workdir, "--lint")
+    run_snakemake(workdir, "--lint", "--configfile=config/llp.yaml")
+
+
 def small_demo_dataset(dest: Path, per_split: dict[str, int]) -> dict[str, DemoClip]:
     """The first clips of each demo split as a small data set in the LLP file format."""
     from avvp.demo import plan_clips, write_annotations
