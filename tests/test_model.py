@@ -63,6 +63,23 @@ def test_output_shapes_and_ranges(model: HAN) -> None:
         assert ((t >= 0) & (t <= 1)).all()
 
 
+def test_global_probability_is_clipped_at_one() -> None:
+    """Audio attends to segment 0 and visual to segment 1, and the modality attention favours
+    each where it attends: the unclipped global score is 2 (the demo's random features hit this)."""
+    model = HAN(1).eval()
+    with torch.no_grad():
+        for layer in (model.fc_prob, model.fc_frame_att, model.fc_av_att):
+            layer.weight.zero_()
+            layer.bias.zero_()
+            layer.weight[0, 0] = 50.0
+        model.fc_prob.bias.fill_(50.0)  # every frame probability is 1
+        audio, visual = torch.zeros(1, 10, 512), torch.zeros(1, 10, 512)
+        audio[0, 0, 0] = visual[0, 1, 0] = 1.0
+        g, a, v, _ = model.head(audio, visual)
+    assert a.item() == pytest.approx(1.0) and v.item() == pytest.approx(1.0)
+    assert g.item() == 1.0
+
+
 def test_matches_official_style_forward(model: HAN) -> None:
     x = inputs()
     with torch.no_grad():

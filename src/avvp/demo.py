@@ -5,8 +5,9 @@ backbones (offline, no weights), on a few dozen clips. Random convolutional feat
 statistics (colour, spatial frequency, where the energy lies in a log-mel image) and little else, so
 every class has a strong, global signature in both modalities:
 
-- visual: a drifting pattern in the class's own hue and spatial frequency fills the frame (plain
-  dark grey when nothing is visible); events visible at the same time share it in horizontal bands;
+- visual: a drifting square-wave pattern (horizontal stripes, checks, vertical bars or rings) in
+  the class's own hue and spatial period fills the frame (plain dark grey when nothing is
+  visible); events visible at the same time share it in horizontal bands;
 - audio: a loud tone, pulsed tone, chirp or noise band, far apart on the mel scale, over a faint
   noise floor; concurrent sounds add up.
 

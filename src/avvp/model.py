@@ -112,13 +112,19 @@ class HAN(nn.Module):
         return self.fc_a(audio), self.fc_fusion(visual)
 
     def head(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Attentive MMIL pooling over segments and modalities."""
+        """Attentive MMIL pooling over segments and modalities.
+
+        The global score can reach 2 by construction (each modality's temporal attention sums to 1,
+        and the modality attention can favour audio where audio attends and visual where visual
+        attends), so it is clipped at 1 to stay a probability. Neither the loss (it clamps at
+        1 - 1e-7 first) nor any decision (thresholds <= 1) changes.
+        """
         x = torch.stack((audio, visual), dim=2)  # (B, T, 2, d)
         frame_prob = torch.sigmoid(self.fc_prob(x))
         frame_att = torch.softmax(self.fc_frame_att(x), dim=1)
         av_att = torch.softmax(self.fc_av_att(x), dim=2)
         temporal = frame_att * frame_prob
-        global_prob = (temporal * av_att).sum(dim=(1, 2))
+        global_prob = (temporal * av_att).sum(dim=(1, 2)).clamp(max=1.0)
         return global_prob, temporal[:, :, 0].sum(dim=1), temporal[:, :, 1].sum(dim=1), frame_prob
 
     def encode(self, audio: Tensor, frames: Tensor, clips: Tensor, cross_modal: bool | None = None) -> Streams:
