@@ -1,23 +1,25 @@
 """The Snakemake workflow: the demo end to end (once per session, in a fresh copy of the workflow),
-then its caching (dry runs after config changes), missing clips, a killed run, the LLP job graph
-and the released-features entry."""
+then its caching (dry runs after config changes), more seeds and the HTML report (in headless
+Chromium), missing clips, a killed run, the LLP job graph and the released-features entry."""
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
+import statistics
 import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from avvp.demo import DemoClip
 from workflow_helpers import (
     Job,
+    annotations,
     copy_workflow,
     environment,
     finished_jobs,
@@ -27,7 +29,9 @@ from workflow_helpers import (
     rule_counts,
     run_snakemake,
     shard_of,
+    small_demo_dataset,
     snakemake_command,
+    write_random_features,
     write_yaml,
 )
 
@@ -172,33 +176,12 @@ def test_workflow_lints_clean(tmp_path: Path) -> None:
     run_snakemake(workdir, "--lint", "--configfile=config/llp.yaml")
 
 
-def small_demo_dataset(dest: Path, per_split: dict[str, int]) -> dict[str, DemoClip]:
-    """The first clips of each demo split as a small data set in the LLP file format."""
-    from avvp.demo import plan_clips, write_annotations
-
-    clips = plan_clips(8 * max(per_split.values()), seed=0)
-    chosen = [c for split, n in per_split.items() for c in [c for c in clips if c.split == split][:n]]
-    write_annotations(chosen, dest)
-    return {c.filename: c for c in chosen}
-
-
-def annotations(folder: str) -> dict[str, str]:
-    return {"classes": f"{folder}/classes.txt", "train": f"{folder}/train.csv", "val": f"{folder}/val.csv",
-            "test": f"{folder}/test.csv", "eval_audio": f"{folder}/eval_audio.csv",
-            "eval_visual": f"{folder}/eval_visual.csv"}
-
-
 @pytest.mark.slow
 def test_released_features_go_straight_to_training(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "released")
     chosen = small_demo_dataset(workdir / "data/mini", {"train": 12, "val": 4, "test": 4})
     missing = next(name for name, clip in chosen.items() if clip.split == "test")
-    rng = np.random.default_rng(0)
-    for kind, shape in (("vggish", (10, 128)), ("res152", (80, 2048)), ("r2plus1d_18", (10, 512))):
-        (workdir / "released" / kind).mkdir(parents=True)
-        for name in chosen:
-            if name != missing:
-                np.save(workdir / "released" / kind / f"{name[:11]}.npy", rng.random(shape, dtype=np.float32))
+    write_random_features(workdir / "released", [name for name in chosen if name != missing])
     config = {"dataset": {"name": "released-like", "mode": "features", "annotations": annotations("data/mini"),
                           "features_dir": "released"},
               "train": {"epochs": 2}}
@@ -283,3 +266,79 @@ def snapshot(workdir: Path, job: Job) -> dict[str, int]:
         for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
             stamps[str(item)] = item.stat().st_mtime_ns
     return stamps
+
+
+# --- several seeds on the demo, and the HTML report ----------------------------------------------
+
+SEEDS = [1, 2, 3]
+CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(name)), None)
+FIGURE = re.compile(r'<img class="figure" src="data:image/png;base64,[A-Za-z0-9+/=]{100}')
+
+
+@dataclass(frozen=True)
+class SeedsRun:
+    workdir: Path
+    args: list[str]
+    planned: list[Job]
+
+
+@pytest.fixture(scope="module")
+def three_seeds(demo_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> SeedsRun:
+    """A copy of the finished demo (times kept), rerun with seeds 1, 2, 3 (target all: the report's
+    figures too)."""
+    workdir = tmp_path_factory.mktemp("seeds") / "demo"
+    shutil.copytree(demo_run.workdir, workdir, symlinks=True)
+    args = override(workdir, "seeds.yaml", {"train": {"seeds": SEEDS}})
+    planned = planned_jobs(workdir, *args, target="all")
+    run_snakemake(workdir, "--cores", "2", *args, timeout=DEMO_BUDGET_S)
+    return SeedsRun(workdir, args, planned)
+
+
+@pytest.mark.slow
+def test_more_seeds_train_only_the_new_ones_and_give_mean_and_sd(three_seeds: SeedsRun) -> None:
+    trained = sorted(j.get("seed") for j in three_seeds.planned if j.rule == "train")
+    assert trained == ["2", "3"]
+    assert not {"demo_videos", "extract", "pack"} & set(rule_counts(three_seeds.planned))
+    metrics = json.loads((three_seeds.workdir / "results/metrics.json").read_text())
+    han = metrics["runs"]["han"]
+    assert list(han["seeds"]) == [str(s) for s in SEEDS] and han["n_seeds"] == 3
+    for level in ("segment_level", "event_level"):
+        for key in TEN_KEYS:
+            values = [han["seeds"][str(s)][level][key] for s in SEEDS]
+            assert han["mean"][level][key] == pytest.approx(statistics.mean(values))
+            assert han["sd"][level][key] == pytest.approx(statistics.stdev(values))
+        assert metrics[level] == han["mean"][level]  # the top level: the first method's mean
+
+
+def chromium(*args: str) -> str:
+    proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--virtual-time-budget=5000", *args], text=True, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_report_opens_in_chromium_with_table_and_figures(three_seeds: SeedsRun, tmp_path: Path) -> None:
+    """`snakemake --report results/report.html`: one self-contained page whose front page shows the
+    random-weights warning, the metrics table and every figure (inline PNGs)."""
+    workdir = three_seeds.workdir
+    run_snakemake(workdir, "--report", "results/report.html", *three_seeds.args)
+    if CHROMIUM is None:
+        pytest.skip("no chromium binary on PATH (Debian package `chromium`) to open the report")
+    page = (workdir / "results/report.html").as_uri()
+    dom = chromium("--dump-dom", page)
+    assert dom.count('<table class="metrics">') == 1
+    assert "seed 3" in dom and "mean ± sd (3 runs)" in dom
+    assert "RANDOM weights" in dom
+    timelines = sorted((workdir / "results/report/timelines").glob("*.png"))
+    assert len(timelines) == load_config(workdir)["report"]["timelines"]
+    assert len(FIGURE.findall(dom)) == 2 + len(timelines)  # curves, per-class bars, the timelines
+    shot = tmp_path / "report.png"
+    chromium(f"--screenshot={shot}", "--window-size=1400,2000", page)
+    assert shot.stat().st_size > 10_000
+    keep = os.environ.get("AVVP_REPORT_SHOTS")  # a folder to keep the screenshot and a timeline in
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(keep) / "report.png")
+        shutil.copy(timelines[0], Path(keep) / f"timeline_{timelines[0].name}")

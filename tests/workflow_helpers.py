@@ -119,3 +119,35 @@ def shard_of(video_id: str, n_shards: int) -> int:
     """The documented shard rule (first 4 bytes of the id's SHA-1, modulo n), stated independently
     of the workflow so a test can predict which shard a clip lands in."""
     return int.from_bytes(hashlib.sha1(video_id.encode()).digest()[:4], "big") % n_shards
+
+
+def small_demo_dataset(dest: Path, per_split: dict[str, int]) -> dict:
+    """The first clips of each demo split as a small data set in the LLP file format
+    (filename -> avvp.demo.DemoClip)."""
+    from avvp.demo import plan_clips, write_annotations
+
+    clips = plan_clips(8 * max(per_split.values()), seed=0)
+    chosen = [c for split, n in per_split.items() for c in [c for c in clips if c.split == split][:n]]
+    write_annotations(chosen, dest)
+    return {c.filename: c for c in chosen}
+
+
+def annotations(folder: str) -> dict[str, str]:
+    """The `dataset.annotations` config of LLP-format files in `folder` (as small_demo_dataset writes)."""
+    return {"classes": f"{folder}/classes.txt", "train": f"{folder}/train.csv", "val": f"{folder}/val.csv",
+            "test": f"{folder}/test.csv", "eval_audio": f"{folder}/eval_audio.csv",
+            "eval_visual": f"{folder}/eval_visual.csv"}
+
+
+FEATURE_SHAPES = {"vggish": (10, 128), "res152": (80, 2048), "r2plus1d_18": (10, 512)}
+
+
+def write_random_features(root: Path, filenames: list[str], seed: int = 0) -> None:
+    """Random LLP-shaped features of `filenames` in the released layout (root/<kind>/<id>.npy)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for kind, shape in FEATURE_SHAPES.items():
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        for name in filenames:
+            np.save(root / kind / f"{name[:11]}.npy", rng.random(shape, dtype=np.float32))

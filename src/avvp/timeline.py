@@ -11,6 +11,7 @@ outside the bars.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Iterable, Sequence
 from typing import IO, TYPE_CHECKING
 
@@ -57,8 +58,10 @@ def draw_timeline(
     shown = sorted({e.label for e in events} | {e.label for e in ground_truth or ()}, key=order.__getitem__)
     row_of = {name: i for i, name in enumerate(shown)}
     n_rows = max(1, len(shown))
-    fig = Figure(figsize=(figure_width(duration), 1.9 + 0.9 * n_rows + (0.3 if warning else 0.0)),
-                 layout="constrained", dpi=100)
+    width = figure_width(duration)
+    # About 8 bold 11-pt characters per inch: wrapped, the warning never runs off a narrow figure.
+    warning_lines = textwrap.wrap(warning, width=int(8 * width)) if warning else []
+    fig = Figure(figsize=(width, 1.9 + 0.9 * n_rows + 0.3 * len(warning_lines)), layout="constrained", dpi=100)
     ax = fig.add_subplot()
     top = (1 - len(LANES) * LANE_HEIGHT) / 2
     layers = [(events, {"alpha": 0.9}, 0.0)]
@@ -99,8 +102,8 @@ def draw_timeline(
     ax.set_xlabel("time in the video (s)")
     windows = f" · {n_windows} window{'s' if n_windows != 1 else ''} of 10 s" if n_windows else ""
     ax.set_title(f"{title} · {duration:.2f} s{windows}", loc="left", fontsize=11)
-    if warning:
-        fig.suptitle(warning, color="#c00000", fontweight="bold", fontsize=11)
+    if warning_lines:
+        fig.suptitle("\n".join(warning_lines), color="#c00000", fontweight="bold", fontsize=11)
 
     handles = [Patch(facecolor=COLOURS[m], edgecolor=COLOURS[m], label=m) for m in LANES]
     if ground_truth is not None:

@@ -6,6 +6,7 @@ clip list as a parameter, so adding a clip changes the parameters of one shard o
 """
 import hashlib
 import shlex
+from pathlib import Path
 
 KINDS = ("vggish", "res152", "r2plus1d_18")
 SPLITS = ("train", "val", "test")
@@ -40,12 +41,12 @@ def annotation_files() -> dict[str, str]:
     return dict(DATASET["annotations"])
 
 
-def demo_plan() -> dict[str, int]:
-    """Demo filename -> clip index; clip i depends only on (seed, i), so indices are stable."""
+def demo_plan() -> dict[str, tuple[int, str]]:
+    """Demo filename -> (clip index, split); clip i depends only on (seed, i), so indices are stable."""
     from avvp.demo import plan_clips
 
     demo = DATASET["demo"]
-    return {c.filename: i for i, c in enumerate(plan_clips(demo["n_videos"], demo["seed"]))}
+    return {c.filename: (i, c.split) for i, c in enumerate(plan_clips(demo["n_videos"], demo["seed"]))}
 
 
 def clip_table() -> list[str]:
@@ -77,12 +78,52 @@ def shard_table(filenames: list[str], n_shards: int) -> dict[str, list[str]]:
 ANNOTATIONS = annotation_files()
 DEMO_INDEX = demo_plan() if MODE == "demo" else {}
 SHARDS = {} if MODE == "features" else shard_table(clip_table(), DATASET["n_shards"])
+CLIP_SHARD = {name: shard for shard, clips in SHARDS.items() for name in clips}
+
+
+# --- methods and seeds: one run per (method, seed) ------------------------------------------------
+
+METHODS = list(dict.fromkeys([config["train"]["method"]] if isinstance(config["train"]["method"], str)
+                             else config["train"]["method"]))
+SEEDS = list(config["train"]["seeds"])
+# The stage whose model is the method's result (its folder below the run's; HAN's is the run's own).
+FINAL_STAGE = {"han": "han", "ma_mmil": "stage3", "jomold": "denoised"}
+LABELS = {"han": "HAN", "ma_mmil": "MA-MMIL", "jomold": "JoMoLD"}
+REPORT = "results/report"
+# Settings of `train` that choose runs rather than configure HAN's training.
+RUN_KEYS = ("method", "seeds")
 
 
 wildcard_constraints:
     shard=r"\d{3}",
     kind="|".join(KINDS),
     split="|".join(SPLITS),
+    method="|".join(FINAL_STAGE),
+    seed=r"\d+",
+
+
+def run_dir(method: str, seed: int | str) -> str:
+    return f"results/runs/{method}/seed{seed}"
+
+
+def final_file(method: str, seed: int | str, name: str) -> str:
+    """A file (model.pt, log.csv) of the stage whose model is the method's result."""
+    stage = "" if method == "han" else f"{FINAL_STAGE[method]}/"
+    return f"{run_dir(method, seed)}/{stage}{name}"
+
+
+def final_checkpoint(wildcards) -> str:
+    return final_file(wildcards.method, wildcards.seed, "model.pt")
+
+
+def first_checkpoint() -> str:
+    """The model of the first listed method's first seed: it draws timelines and parses videos."""
+    return final_file(METHODS[0], SEEDS[0], "model.pt")
+
+
+def evaluations() -> list[str]:
+    """The scores of every run, method-major (the order of metrics params `runs`)."""
+    return [f"{run_dir(m, s)}/evaluation/test.json" for m in METHODS for s in SEEDS]
 
 
 # --- helpers for rules -----------------------------------------------------------------------
@@ -105,12 +146,34 @@ def cli_flags(section: dict) -> str:
     return " ".join(flags)
 
 
+def faithful_flag(faithful: bool) -> str:
+    return "--faithful" if faithful else "--no-faithful"
+
+
+def device_flag() -> str:
+    """The device of every training stage and pass (config train.device)."""
+    return f"--device {shlex.quote(config['train']['device'])}"
+
+
+def report_figures() -> list[str]:
+    """Everything the report shows (rule all asks for it, so `--report` finds it made)."""
+    figures = [f"{REPORT}/{name}/{m}.png" for name in ("curves", "per_class") for m in METHODS]
+    figures += [f"{REPORT}/metrics.html", f"{REPORT}/summary.html"]
+    return figures + ([] if MODE == "features" else [f"{REPORT}/timelines"])
+
+
+def train_flags(section: dict) -> str:
+    """A training stage's settings as `avvp train` options, with the shared device."""
+    settings = {k: v for k, v in section.items() if k not in RUN_KEYS}
+    return cli_flags({**settings, "device": config["train"]["device"]})
+
+
 def shard_clips(wildcards) -> list[str]:
     return SHARDS[wildcards.shard]
 
 
 def demo_indices(wildcards) -> list[int]:
-    return [DEMO_INDEX[name] for name in SHARDS[wildcards.shard]]
+    return [DEMO_INDEX[name][0] for name in SHARDS[wildcards.shard]]
 
 
 def download_source(wildcards) -> str:
@@ -166,3 +229,73 @@ def weights_files() -> dict[str, list[str]]:
     if MODE == "features":
         return {kind: [f"{DATASET['features_dir']}/{kind}/weights.json"] for kind in KINDS}
     return {kind: [f"results/features/{shard}/{kind}/weights.json" for shard in SHARDS] for kind in KINDS}
+
+
+def is_llp() -> bool:
+    """Whether the data set uses LLP's classes (then the report shows the published numbers)."""
+    from avvp.annotations import read_classes
+
+    llp = Path(workflow.basedir) / "data/llp/classes.txt"
+    ours = Path(ANNOTATIONS["classes"])
+    return MODE != "demo" and llp.is_file() and ours.is_file() and read_classes(ours) == read_classes(llp)
+
+
+def weight_args() -> str:
+    """`avvp parse` extractor options matching the features of training (config `features`).
+
+    parse takes one seed for random weights, so the random extractors must share theirs.
+    """
+    features = config["features"]
+    seeds = {features[k]["seed"] for k in KINDS if features[k]["weights"] == "random"}
+    if len(seeds) > 1:
+        raise ValueError(f"features: random extractors use seeds {sorted(seeds)}; `avvp parse` takes one, "
+                         "so give them the same seed to parse videos")
+    args = [f"--weights {kind}={shlex.quote(features[kind]['weights'])}" for kind in KINDS]
+    return " ".join(args + [f"--weights-seed {seeds.pop() if seeds else 0}"])
+
+
+def test_videos() -> dict[str, str]:
+    """Test clip -> where its downloaded video will be (the timeline gallery picks available ones)."""
+    from avvp.annotations import read_classes, read_weak
+
+    if MODE == "demo":
+        names = demo_test_clips()
+    else:
+        names = sorted(read_weak(ANNOTATIONS["test"], read_classes(ANNOTATIONS["classes"])).filenames)
+    return {name: f"results/videos/{CLIP_SHARD[name]}/{name}.mp4" for name in names}
+
+
+def demo_test_clips() -> list[str]:
+    return sorted(name for name, (_, split) in DEMO_INDEX.items() if split == "test")
+
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi")
+
+
+def parse_videos() -> list[str]:
+    """The videos of `parse.videos_dir`, or in demo mode by default the demo's test clips."""
+    folder = config["parse"]["videos_dir"]
+    if folder is None and MODE == "demo":
+        return [f"{DEMO_DIR}/videos/{CLIP_SHARD[name]}/{name}.mp4" for name in demo_test_clips()]
+    if folder is None:
+        raise ValueError("parse.videos_dir is not set: name the folder of videos to parse")
+    videos = sorted(str(p) for p in Path(folder).glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+    if not videos:
+        raise ValueError(f"parse.videos_dir {folder}: no videos ({', '.join(VIDEO_SUFFIXES)}) in it")
+    return videos
+
+
+def parse_inputs(wildcards) -> dict[str, list[str] | str]:
+    """The demo's clips come from their rendered folders, with their ground truth; a folder's
+    videos are inputs themselves (adding one reruns the job)."""
+    if config["parse"]["videos_dir"] is None and MODE == "demo":
+        return {"folders": sorted({str(Path(v).parent) for v in parse_videos()}),
+                "audio_csv": ANNOTATIONS["eval_audio"], "visual_csv": ANNOTATIONS["eval_visual"]}
+    return {"videos": parse_videos()}
+
+
+def truth_args(wildcards, input) -> str:
+    """Dense annotations to draw beside the prediction, when the inputs include them."""
+    if "audio_csv" not in input.keys():
+        return ""
+    return f"--audio-csv {input.audio_csv} --visual-csv {input.visual_csv}"

@@ -1,0 +1,155 @@
+"""The workflow's methods and seeds: every (method, seed) is a run of cached stages; metrics.json
+gives each seed's numbers and each method's mean and sd; a later stage's setting reruns that stage
+and what follows only. Runs on random released-like features (no extraction)."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from workflow_helpers import (
+    annotations,
+    copy_workflow,
+    planned_jobs,
+    rule_counts,
+    run_snakemake,
+    small_demo_dataset,
+    write_random_features,
+    write_yaml,
+)
+
+METHODS = ["han", "ma_mmil", "jomold"]
+SEEDS = [1, 2]
+TEN_KEYS = ("audio", "visual", "audio_visual", "type_at_av", "event_at_av")
+LEVELS = ("segment_level", "event_level")
+# Stages of one seed of each method (rule -> jobs), and what every run has after training.
+STAGES = {"han": Counter({"train": 1}),
+          "ma_mmil": Counter({"train_ma_mmil_stage1": 1, "refine_ma_mmil": 1, "train_ma_mmil_stage3": 1}),
+          "jomold": Counter({"train_jomold_estimator": 1, "jomold_ratios": 1, "train_jomold": 1})}
+PER_RUN = Counter({"predict": 1, "evaluate": 1})
+# metrics.json feeds the table, every method's per-class bars and the summary; rule all closes.
+AFTER_METRICS = Counter({"metrics": 1, "metrics_table": 1, "per_class": len(METHODS), "summary": 1, "all": 1})
+# Few epochs per stage: these tests are about the graph and the files, not the scores.
+SETTINGS = {"train": {"method": METHODS, "seeds": SEEDS, "epochs": 2},
+            "ma_mmil": {"stage1": {"epochs": 1}, "stage3": {"epochs": 2}},
+            "jomold": {"estimator": {"epochs": 1}, "denoise": {"epochs": 2}}}
+
+
+def released_like(workdir: Path) -> Path:
+    """A small demo-format data set with random features in the released layout; its config file.
+
+    20 training clips: with fewer, some demo clip shares a class with every other one and MA-MMIL
+    has no partner video to draw for it.
+    """
+    chosen = small_demo_dataset(workdir / "data/mini", {"train": 20, "val": 4, "test": 4})
+    write_random_features(workdir / "released", list(chosen))
+    config = {"dataset": {"name": "released-like", "mode": "features", "annotations": annotations("data/mini"),
+                          "features_dir": "released"}, **SETTINGS}
+    return write_yaml(workdir / "methods.yaml", config)
+
+
+def configfiles(*paths: Path) -> list[str]:
+    """One --configfile option for all files (merged in order; a second option would replace it)."""
+    return ["--configfile", *map(str, paths)]
+
+
+@dataclass(frozen=True)
+class MethodsRun:
+    workdir: Path
+    config: Path
+
+    def plan(self, name: str, change: dict) -> Counter:
+        """The jobs of target all once `change` is laid over the run's config."""
+        args = configfiles(self.config, write_yaml(self.workdir / name, change))
+        return rule_counts(planned_jobs(self.workdir, *args, target="all"))
+
+
+@pytest.fixture(scope="module")
+def methods_run(tmp_path_factory: pytest.TempPathFactory) -> MethodsRun:
+    """All three methods, seeds 1 and 2, on random features: `snakemake --cores 2` (target all)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("methods"))
+    config = released_like(workdir)
+    run_snakemake(workdir, "--cores", "2", *configfiles(config), timeout=1200)
+    return MethodsRun(workdir, config)
+
+
+def test_every_method_and_seed_is_a_run_of_its_stages(tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path / "plan")
+    jobs = planned_jobs(workdir, *configfiles(released_like(workdir)), target="all")
+    expected = Counter({"pack": 3, "curves": len(METHODS)}) + AFTER_METRICS
+    for method in METHODS:
+        for _ in SEEDS:
+            expected += STAGES[method] + PER_RUN
+    assert rule_counts(jobs) == expected  # no timelines: features mode has no videos
+    runs = {(j.get("method"), j.get("seed")) for j in jobs if j.rule == "evaluate"}
+    assert runs == {(m, str(s)) for m in METHODS for s in SEEDS}
+
+
+def test_bad_method_is_refused_by_the_schema(tmp_path: Path) -> None:
+    workdir = copy_workflow(tmp_path / "bad")
+    path = write_yaml(workdir / "bad.yaml", {"train": {"method": ["han", "mmil"]}})
+    with pytest.raises(AssertionError, match="mmil"):
+        planned_jobs(workdir, f"--configfile={path}")
+
+
+@pytest.mark.slow
+def test_metrics_hold_each_seed_and_the_mean_and_sd(methods_run: MethodsRun) -> None:
+    metrics = json.loads((methods_run.workdir / "results/metrics.json").read_text())
+    assert list(metrics["runs"]) == METHODS
+    for method, run in metrics["runs"].items():
+        assert list(run["seeds"]) == [str(s) for s in SEEDS] and run["n_seeds"] == len(SEEDS)
+        assert "sample" in run["sd_of"]
+        for level in LEVELS:
+            for key in TEN_KEYS:
+                values = [run["seeds"][str(s)][level][key] for s in SEEDS]
+                assert run["mean"][level][key] == pytest.approx(sum(values) / 2)
+                assert run["sd"][level][key] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
+        assert set(run["seeds"]["1"]["per_class"]["segment_level"]) >= {"audio", "visual"}
+    han = metrics["runs"]["han"]["mean"]
+    assert metrics["summary_of"].startswith("han")
+    assert all(metrics[level] == han[level] for level in LEVELS)
+    assert metrics["n_videos"] == 4
+    report = methods_run.workdir / "results/report"
+    assert sorted(p.name for p in (report / "curves").iterdir()) == sorted(f"{m}.png" for m in METHODS)
+    assert not (report / "timelines").exists()
+
+
+@pytest.mark.slow
+def test_second_run_has_nothing_to_do(methods_run: MethodsRun) -> None:
+    assert methods_run.plan("same.yaml", {}) == Counter()
+
+
+@pytest.mark.slow
+def test_stage3_change_reruns_stage3_and_after_only(methods_run: MethodsRun) -> None:
+    counts = methods_run.plan("stage3.yaml", {"ma_mmil": {"stage3": {"lr": 0.001}}})
+    assert counts == Counter({"train_ma_mmil_stage3": 2, "predict": 2, "evaluate": 2, "curves": 1}) + AFTER_METRICS
+
+
+@pytest.mark.slow
+def test_faithful_ma_mmil_reruns_stage3_only(methods_run: MethodsRun) -> None:
+    counts = methods_run.plan("faithful.yaml", {"ma_mmil": {"faithful": True}})
+    assert counts == Counter({"train_ma_mmil_stage3": 2, "predict": 2, "evaluate": 2, "curves": 1}) + AFTER_METRICS
+
+
+@pytest.mark.slow
+def test_denoise_change_reruns_denoised_training_and_after_only(methods_run: MethodsRun) -> None:
+    counts = methods_run.plan("denoise.yaml", {"jomold": {"denoise": {"batch_size": 8}}})
+    assert counts == Counter({"train_jomold": 2, "predict": 2, "evaluate": 2, "curves": 1}) + AFTER_METRICS
+
+
+@pytest.mark.slow
+def test_han_change_leaves_the_other_methods_alone(methods_run: MethodsRun) -> None:
+    counts = methods_run.plan("han.yaml", {"train": {"epochs": 3}})
+    assert counts == Counter({"train": 2, "predict": 2, "evaluate": 2, "curves": 1}) + AFTER_METRICS
+
+
+@pytest.mark.slow
+def test_one_more_seed_trains_that_seed_only(methods_run: MethodsRun) -> None:
+    counts = methods_run.plan("seeds.yaml", {"train": {"seeds": [*SEEDS, 3]}})
+    expected = Counter({"curves": len(METHODS)}) + AFTER_METRICS
+    for method in METHODS:
+        expected += STAGES[method] + PER_RUN
+    assert counts == expected
