@@ -23,7 +23,7 @@ demo: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores 2 results/metrics.json
 
 test: $(STAMP) system-deps
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -rs
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -rs --durations=15
 
 # Figures for docs/BENCHMARKS.md (not tests: each compares against a baseline side by side).
 bench: $(STAMP)

@@ -245,3 +245,25 @@ def test_cli_extract_end_to_end(clips, tmp_path, capsys):
     assert "sha256" in capsys.readouterr().out
     assert main(["extract", "--kind", "vggish", "--out-dir", str(tmp_path / "feats")]) == 1
     assert "no inputs" in capsys.readouterr().err
+
+
+def test_fused_resnet_equals_the_eager_network():
+    """Batch norm folded into the convolutions, ReLU and residual addition fused: same features."""
+    from avvp.fused_resnet import FusedResNet, can_fuse
+
+    torch.manual_seed(0)
+    net = torchvision.models.ResNet(torchvision.models.resnet.Bottleneck, [1, 2, 1, 1])
+    for module in net.modules():  # non-trivial statistics, so that folding matters
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    net = visual_nets.feature_network(net)
+    assert can_fuse(net, torch.device("cpu")) and not can_fuse(net, torch.device("cuda"))
+    assert not can_fuse(torchvision.models.resnet18(), torch.device("cpu"))  # basic blocks: not handled
+    x = torch.randn(3, 3, 96, 96)
+    with torch.inference_mode():
+        expected, fused = net(x), FusedResNet(net)(x)
+    assert fused.shape == expected.shape == (3, 2048)
+    assert max_relative(fused.numpy(), expected.numpy()) < 1e-5

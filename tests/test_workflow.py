@@ -91,8 +91,6 @@ def test_demo_writes_metrics_with_coverage_and_weights(demo_run: DemoRun) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 4 is open: the demo with random backbones does not yet reach segment "
-                          "Type@AV 50 (about 19 in the last full run)", strict=False)
 def test_demo_learns_time_aligned_events(demo_run: DemoRun) -> None:
     """Random backbones keep global colour and pitch; HAN must still place events in time."""
     assert demo_run.read_json("results/metrics.json")["segment_level"]["type_at_av"] >= 50

@@ -34,6 +34,7 @@ from avvp import vggish, visual_nets
 from avvp.annotations import video_id
 from avvp.device import resolve_device
 from avvp.features import STREAMS
+from avvp.fused_resnet import FusedResNet, can_fuse
 from avvp.weights import WeightsRecord, check_kind, load_model, pca_params_path
 
 N_FRAMES = 80
@@ -216,6 +217,8 @@ def _check_inputs(kind: str, inputs: Sequence[Path]) -> list[str]:
 
 def _inference_model(kind: str, model: nn.Module, device: torch.device, memory_format: torch.memory_format) -> nn.Module:
     net = model if kind == "vggish" else visual_nets.feature_network(model)
+    if can_fuse(net, device):
+        return FusedResNet(net)
     return net.to(device=device, memory_format=memory_format).eval()
 
 

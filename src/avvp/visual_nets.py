@@ -7,12 +7,9 @@ side to 256, centre crop 224. R(2+1)D-18: each frame to exactly 112 x 112. Both 
 and normalise with the network's mean and std.
 
 For inference the classifier is replaced by the identity (features = the global-pool output) and
-the network runs channels-last in small batches under `torch.inference_mode` (oneDNN's native
-layout: about 3.5x faster than the published NCHW forward of 80 frames on a 2-core CPU, and on the
-CPU bit-for-bit the same features). Folding batch norm into the convolutions was tried and dropped:
-it gains ~15 % more but changes results by up to 4e-4 relative on a random-weights ResNet-152, whose
-fp32 evaluation is that ill-conditioned on some inputs (the plain fp32 graph itself is 4e-4 away
-from a float64 evaluation there), which breaks the 1e-4 agreement with the published pipeline.
+the network runs channels-last in small batches under `torch.inference_mode`; on CPU, ResNet-152
+runs as fused oneDNN convolutions (`avvp.fused_resnet`). docs/BENCHMARKS.md has the speed against
+the published NCHW forward of 80 frames.
 """
 from __future__ import annotations
 
