@@ -2,22 +2,20 @@
 the official `MMIL_Net.pt` is a plain state dict and needs the vocabulary from elsewhere."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
+from avvp.atomic import atomic_output
 from avvp.model import HAN, load_weights
 
 
 def save_checkpoint(path: str | Path, model: HAN, classes: Sequence[str], **extra: Any) -> None:
     """Write {"state_dict", "classes", **extra} atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     payload = {"state_dict": model.state_dict(), "classes": list(classes), **extra}
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as fh:
+        torch.save(payload, fh)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avvp.predictions import atomic_output
+from avvp.atomic import atomic_output
 
 EVENT_COLUMNS = ("filename", "onset", "offset", "event_labels", "modality")
 

@@ -13,7 +13,6 @@ never mix silently).
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections import deque
@@ -32,6 +31,7 @@ from tqdm import tqdm
 
 from avvp import vggish, visual_nets
 from avvp.annotations import video_id
+from avvp.atomic import atomic_output
 from avvp.device import resolve_device
 from avvp.features import STREAMS
 from avvp.fused_resnet import FusedResNet, can_fuse
@@ -177,19 +177,6 @@ def _exact_fp32() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a hidden temporary name in the same folder, then move it into place."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    temp.write_bytes(data)
-    os.replace(temp, path)
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
-
-
 def _read_record(path: Path) -> dict | None:
     if not path.is_file():
         return None
@@ -268,7 +255,8 @@ def extract_features(
         raise ValueError(f"{out} holds {existing.get('kind')} features made with weights "
                          f"{existing.get('weights')!r} (sha256 {existing.get('sha256')}); these would be made with "
                          f"{record.weights!r} (sha256 {record.sha256}); use another output folder")
-    _write_atomic(record_path, (json.dumps(record.as_dict(), indent=2) + "\n").encode())
+    with atomic_output(record_path, "w") as fh:
+        fh.write(json.dumps(record.as_dict(), indent=2) + "\n")
 
     net = _inference_model(kind, model, torch_device, pipeline.memory_format)
     expected = STREAMS[kind]
@@ -287,6 +275,7 @@ def extract_features(
                 features = vggish.postprocess(features, *pca).astype(np.float32)
             if features.shape != expected:
                 raise RuntimeError(f"{path}: {kind} features came out {features.shape}, expected {expected}")
-            _write_atomic(out / f"{key_of[path]}.npy", _npy_bytes(np.ascontiguousarray(features, dtype=np.float32)))
+            with atomic_output(out / f"{key_of[path]}.npy") as fh:
+                np.save(fh, np.ascontiguousarray(features, dtype=np.float32))
             bar.update(1)
     return record.as_dict()

@@ -87,13 +87,6 @@ class PackedSplit:
         return len(self.filenames)
 
 
-def _write_atomically(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as fh:
-        np.save(fh, array)
-    os.replace(tmp, path)
-
-
 def pack_split(
     split: WeakSplit,
     source: FeatureSource,
@@ -137,8 +130,8 @@ def pack_split(
     for kind, (n_rows, dim) in STREAMS.items():
         n_rows = N_SEGMENTS if pooled and kind == "res152" else n_rows
         stacked = np.stack(rows[kind]) if kept else np.zeros((0, n_rows, dim), np.float32)
-        _write_atomically(tmp / f"{kind}.npy", stacked)
-    _write_atomically(tmp / "labels.npy", split.labels[kept])
+        np.save(tmp / f"{kind}.npy", stacked)
+    np.save(tmp / "labels.npy", split.labels[kept])
     index = {
         "filenames": [split.filenames[i] for i in kept],
         "classes": list(split.vocab.classes),

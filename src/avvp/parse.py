@@ -57,7 +57,7 @@ from avvp.evaluation import segment_decisions
 from avvp.extract import N_FRAMES, pick_frame_indices
 from avvp.ffmpeg import MediaError, probe
 from avvp.media import FRAME_RATE, extract_frames, write_audio
-from avvp.predictions import atomic_output
+from avvp.atomic import atomic_output
 
 WINDOW_SECONDS = 10
 SEGMENTS = 10  # per window, one second each

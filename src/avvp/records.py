@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from avvp.predictions import atomic_output
+from avvp.atomic import atomic_output
 
 HEADER = ("filename", "video_id", "status", "reason")
 # `no_audio`: decodable, no audio track; still used, its WAV is silence (the reason says so).

@@ -31,7 +31,7 @@ from avvp.features import PackedSplit
 from avvp.inference import batch_tensors, iterate_batches, predict_packed
 from avvp.methods.objectives import Batch, HanObjective, Objective, bce, han_loss  # noqa: F401 (bce, han_loss re-exported)
 from avvp.model import HAN
-from avvp.predictions import atomic_output
+from avvp.atomic import atomic_output
 
 LEVELS = ("segment_level", "event_level")
 SCORES = ("audio", "visual", "audio_visual", "type_at_av", "event_at_av")

@@ -11,13 +11,14 @@ last feature map in TensorFlow's (H, W, C) order.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from avvp.atomic import atomic_output
 
 # port parameter prefix -> TF-Slim variable scope in the official graph
 LAYERS = {
@@ -61,10 +62,8 @@ def convert_checkpoint(checkpoint: str | Path, out: str | Path) -> None:
     except Exception as err:
         raise ValueError(f"{checkpoint}: not a VGGish checkpoint ({err})") from err
     VGGish().load_state_dict(state, strict=True)
-    out = Path(out)
-    temp = out.with_name(f".{out.name}.{os.getpid()}.part")
-    torch.save(state, temp)
-    os.replace(temp, out)
+    with atomic_output(out) as fh:
+        torch.save(state, fh)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 import sys
 
 from avvp.figures import training_curves
-from avvp.predictions import atomic_output
+from avvp.atomic import atomic_output
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 

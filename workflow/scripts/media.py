@@ -2,7 +2,7 @@
 import sys
 
 from avvp.cli import main
-from avvp.predictions import atomic_output
+from avvp.atomic import atomic_output
 from avvp.records import read_records
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from avvp.figures import metrics_table, published_results
-from avvp.predictions import atomic_output
+from avvp.atomic import atomic_output
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from avvp.figures import per_class_bars
-from avvp.predictions import atomic_output
+from avvp.atomic import atomic_output
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 

@@ -6,7 +6,7 @@ import html
 import sys
 from pathlib import Path
 
-from avvp.predictions import atomic_output
+from avvp.atomic import atomic_output
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> None:
     from avvp.annotations import GroundTruth, Vocabulary, ground_truth, read_dense, read_weak
     from avvp.evaluation import SUMMARY_KEYS, align_predictions, evaluate_arrays, segment_decisions
     from avvp.events import event_rows, write_events
-    from avvp.predictions import atomic_output, load_predictions
+    from avvp.atomic import atomic_output
+    from avvp.predictions import load_predictions
 
     preds = load_predictions(args.predictions)
     vocab = Vocabulary(preds.classes)

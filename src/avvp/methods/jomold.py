@@ -23,7 +23,7 @@ from avvp.methods.contrastive import SMOOTHING, TEMPERATURE, contrastive_loss
 from avvp.methods.objectives import Batch, bce, describe, visual_target
 from avvp.methods.passes import modality_probabilities
 from avvp.model import HAN
-from avvp.predictions import atomic_output
+from avvp.atomic import atomic_output
 
 AUDIO_THRESHOLD = 0.6  # audio label noisy when a_prob < 0.6 x the class mean
 VISUAL_THRESHOLD = 1.8  # visual label noisy when (1 - s/2) v_prob < 1.8 x the class mean
