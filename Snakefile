@@ -3,7 +3,12 @@
 Each rule's body is one call into the `avvp` package; this file and workflow/rules/ only decide
 what runs, where, with which settings, and what is cached. See README for the three ways into LLP.
 """
+
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
+
+from avvp.config_schema import write_config_schema
 
 min_version("8.0")
 
@@ -11,7 +16,15 @@ min_version("8.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml", set_default=True)
+# The schema's feature kinds, methods and stage sections come from avvp's registries.
+validate(
+    config,
+    write_config_schema(
+        Path(workflow.basedir) / "workflow/schemas/config.schema.yaml",
+        ".snakemake/avvp/config.schema.json",
+    ),
+    set_default=True,
+)
 
 
 report: "workflow/report/workflow.rst"
@@ -22,13 +35,12 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/media.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/model.smk"
-include: "workflow/rules/methods.smk"
-include: "workflow/rules/report.smk"
 include: "workflow/rules/parse.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/metrics.json",
         report_figures(),
-    default_target: True

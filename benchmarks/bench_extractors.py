@@ -7,7 +7,7 @@ once to a state-dict file that both sides load, so both run the same weights.
 Baseline, as the published extraction scripts: frames loaded one by one with PIL and torchvision
 transforms per frame, fp32 NCHW, `torch.no_grad`, one forward over all 80 frames (ResNet-152) or
 all 10 clips (R(2+1)D-18); VGGish: the official front end then one NCHW forward over the examples.
-Ours: `avvp.extract.extract_features` (one call for all clips, into a fresh folder).
+Ours: `avvp.extractors.extract.extract_features` (one call for all clips, into a fresh folder).
 
 Each side runs once on 1 clip and once on all N clips (one model load each time); seconds per clip
 = (T(N) - T(1)) / (N - 1), so model loading cancels out and is shown apart (T(1) minus a clip).
@@ -33,11 +33,13 @@ import torchvision
 from PIL import Image
 from torchvision import transforms
 
-from avvp import vggish, visual_nets
-from avvp.extract import extract_features, output_id
+from avvp.extractors import feature_kind, vggish
+from avvp.extractors.extract import extract_features, output_id
+from avvp.extractors.r2plus1d_18 import KINETICS_MEAN, KINETICS_STD
+from avvp.extractors.res152 import IMAGENET_MEAN, IMAGENET_STD
+from avvp.extractors.weights import load_network
 from avvp.ffmpeg import ffmpeg_exe
 from avvp.media import extract_audio, extract_frames
-from avvp.weights import load_model
 
 SOURCES = ("testsrc2", "mandelbrot", "cellauto=rule=110", "life=mold=10")  # moving pictures
 RES152_MIN_SPEEDUP = 2.5
@@ -68,7 +70,7 @@ def baseline_res152(state: Path, folders: list[Path]) -> list[np.ndarray]:
     model.fc = torch.nn.Identity()
     model.eval()
     transform = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(),
-                                    transforms.Normalize(visual_nets.IMAGENET_MEAN, visual_nets.IMAGENET_STD)])
+                                    transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
     out = []
     for folder in folders:
         files = sorted(folder.glob("*.jpg"))
@@ -87,7 +89,7 @@ def baseline_r2plus1d(state: Path, folders: list[Path]) -> list[np.ndarray]:
     model.fc = torch.nn.Identity()
     model.eval()
     transform = transforms.Compose([transforms.Resize((112, 112)), transforms.ToTensor(),
-                                    transforms.Normalize(visual_nets.KINETICS_MEAN, visual_nets.KINETICS_STD)])
+                                    transforms.Normalize(KINETICS_MEAN, KINETICS_STD)])
     out = []
     for folder in folders:
         files = sorted(folder.glob("*.jpg"))
@@ -122,7 +124,7 @@ def timed(fn) -> tuple[float, object]:
 
 
 def bench_kind(kind: str, inputs: list[Path], work: Path, rounds: int) -> dict:
-    model, _ = load_model(kind, "random", seed=0)
+    model, _ = load_network(feature_kind(kind), "random", seed=0)
     state = work / f"{kind}-random-seed0.pth"
     torch.save(model.state_dict(), state)
     del model

@@ -23,14 +23,17 @@ import numpy as np
 import torch
 
 from avvp.annotations import WeakSplit, ground_truth, read_classes, read_dense, read_weak
-from avvp.checkpoint import load_model
+from avvp.checkpoint import load_han
 from avvp.device import resolve_device
-from avvp.features import N_SEGMENTS, STREAMS, load_packed
-from avvp.methods.jomold import estimate_noise_ratios, write_noise_ratios
+from avvp.extractors import PUBLISHED, feature_kind
+from avvp.features import load_packed
+from avvp.methods.jomold import RATIOS_FILE, estimate_noise_ratios, write_noise_ratios
 from avvp.methods.ma_mmil import refine_labels, write_refinement
-from avvp.methods.recipes import build_objective, method_config
+from avvp.methods.settings import with_overrides
+from avvp.methods.stages import stage
+from avvp.methods.training import train
 from avvp.model import HAN
-from avvp.training import ModalityTargets, train
+from avvp.protocol import SEGMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
 LLP = ROOT / "data" / "llp"
@@ -40,8 +43,8 @@ CHUNK = 500
 def write_pack(split: WeakSplit, n: int, out_dir: Path, rng: np.random.Generator) -> None:
     """The first n videos of `split` as a packed folder with random features, written in chunks."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for kind, (rows, dim) in STREAMS.items():
-        rows = N_SEGMENTS if kind == "res152" else rows
+    for kind in PUBLISHED:
+        rows, dim = SEGMENTS, feature_kind(kind).dim
         array = np.lib.format.open_memmap(out_dir / f"{kind}.npy", mode="w+", dtype=np.float32, shape=(n, rows, dim))
         for start in range(0, n, CHUNK):
             stop = min(n, start + CHUNK)
@@ -49,8 +52,8 @@ def write_pack(split: WeakSplit, n: int, out_dir: Path, rng: np.random.Generator
         array.flush()
         del array
     np.save(out_dir / "labels.npy", split.labels[:n])
-    index = {"filenames": list(split.filenames[:n]), "classes": list(split.vocab.classes), "skipped": {},
-             "pooled": True}
+    index = {"filenames": list(split.filenames[:n]), "classes": list(split.vocab.classes), "kinds": list(PUBLISHED),
+             "skipped": {}, "pooled": True}
     (out_dir / "index.json").write_text(json.dumps(index), encoding="utf-8")
 
 
@@ -86,12 +89,13 @@ def main() -> None:
         warm(*(torch.rand(16, 10, d, device=device) for d in (128, 2048, 512)))[0].sum().backward()
         torch.cuda.synchronize()
 
-    def stage(method: str, **inputs: Any) -> Callable[[], dict[str, Any]]:
-        config = method_config(method, epochs=1, device=str(device), progress=False)
-        objective = build_objective(method, config, has_targets="targets" in inputs,
-                                    noise_ratios=inputs.get("noise_ratios"))
-        return lambda: train(train_pack, val_pack, gt, work / method, config, objective=objective,
-                             targets=inputs.get("targets"))
+    def training_stage(stage_id: str, **inputs: Path) -> Callable[[], dict[str, Any]]:
+        spec = stage(stage_id)
+        settings = with_overrides(spec.defaults, {"epochs": 1})
+        objective = spec.objective(settings, inputs, train_pack.classes)
+        targets = spec.targets(inputs, train_pack) if spec.targets else None
+        return lambda: train(train_pack, val_pack, gt, work / stage_id, settings, device=str(device), progress=False,
+                             objective=objective, targets=targets)
 
     rows: list[tuple[str, str, tuple[float, float]]] = []
 
@@ -99,33 +103,31 @@ def main() -> None:
         rows.append((name, what, seconds))
         print(f"{name}: {seconds[0]:.1f} s wall, {seconds[1]:.1f} s CPU", file=sys.stderr, flush=True)
 
-    def run_training(name: str, method: str, **inputs: Any) -> None:
-        seconds, _ = timed(stage(method, **inputs))
-        record(name, f"{method}: 1 epoch, batch {method_config(method).batch_size}, + validation", seconds)
+    def run_training(name: str, stage_id: str, **inputs: Path) -> None:
+        seconds, _ = timed(training_stage(stage_id, **inputs))
+        record(name, f"{stage_id}: 1 epoch, batch {stage(stage_id).defaults.batch_size}, + validation", seconds)
 
     run_training("HAN", "han")
     run_training("MA-MMIL stage 1", "ma_mmil_stage1")
 
-    def ma_mmil_refine() -> ModalityTargets:
-        model, _, _ = load_model(work / "ma_mmil_stage1" / "model.pt", train_pack.classes, device)
+    def ma_mmil_refine() -> None:
+        model, _, _ = load_han(work / "ma_mmil_stage1" / "model.pt", train_pack.classes, device)
         refinement = refine_labels(model, train_pack, 1, device)
         write_refinement(work / "refined", train_pack, refinement, 1)
-        return ModalityTargets(refinement.audio_labels, refinement.visual_labels)
 
-    seconds, targets = timed(ma_mmil_refine)
+    seconds, _ = timed(ma_mmil_refine)
     record("MA-MMIL stage 2", "refine: partner draw + 3 forward passes + judgment", seconds)
-    run_training("MA-MMIL stage 3", "ma_mmil_stage3", targets=targets)
+    run_training("MA-MMIL stage 3", "ma_mmil_stage3", refined=work / "refined")
     run_training("JoMoLD noise estimator", "jomold_estimator")
 
-    def jomold_ratios():
-        model, _, _ = load_model(work / "jomold_estimator" / "model.pt", train_pack.classes, device)
+    def jomold_ratios() -> None:
+        model, _, _ = load_han(work / "jomold_estimator" / "model.pt", train_pack.classes, device)
         ratios = estimate_noise_ratios(model, train_pack, device)
-        write_noise_ratios(work / "ratios.json", ratios)
-        return ratios
+        write_noise_ratios(work / "ratios" / RATIOS_FILE, ratios)
 
-    seconds, ratios = timed(jomold_ratios)
+    seconds, _ = timed(jomold_ratios)
     record("JoMoLD noise ratios", "one forward pass + class rules", seconds)
-    run_training("JoMoLD denoised training", "jomold", noise_ratios=ratios)
+    run_training("JoMoLD denoised training", "jomold_denoise", ratios=work / "ratios")
 
     print(f"\n{n_train} training videos, {len(val_pack)} validation videos, device {device}, "
           f"torch threads: {torch.get_num_threads()}\n")

@@ -30,9 +30,12 @@ import reference_evaluation as ref  # noqa: E402
 from conftest import write_random_features  # noqa: E402
 
 from avvp.annotations import ground_truth, read_classes, read_dense, read_weak  # noqa: E402
-from avvp.features import STREAMS, pack_split, released_source  # noqa: E402
+from avvp.extractors import PUBLISHED  # noqa: E402
+from avvp.features import pack_split, released_source  # noqa: E402
 from avvp.model import HAN  # noqa: E402
-from avvp.training import TrainConfig, han_loss, validate  # noqa: E402
+from avvp.methods.objectives import han_loss  # noqa: E402
+from avvp.methods.settings import TrainSettings  # noqa: E402
+from avvp.methods.training import validate  # noqa: E402
 from avvp.inference import batch_tensors, iterate_batches  # noqa: E402
 
 LLP = ROOT / "data" / "llp"
@@ -49,7 +52,7 @@ class PerFileDataset(Dataset):
 
     def __getitem__(self, i: int):
         vid = self.video_ids[i]
-        return tuple(torch.from_numpy(np.load(self.root / k / f"{vid}.npy")) for k in STREAMS) + (
+        return tuple(torch.from_numpy(np.load(self.root / k / f"{vid}.npy")) for k in PUBLISHED) + (
             torch.from_numpy(self.labels[i]),)
 
 
@@ -88,11 +91,11 @@ def our_epoch(model, optimizer, train_pack, val_pack, gt, generator) -> float:
     labels = torch.from_numpy(np.asarray(train_pack.labels))
     device = torch.device("cpu")
     for rows in iterate_batches(len(train_pack), 16, generator):
-        loss = han_loss(model(*batch_tensors(train_pack, rows, device)), labels[rows], 0.1)
+        loss = han_loss(model(*batch_tensors(train_pack, rows, device, model.features)), labels[rows], 0.1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    validate(model, val_pack, gt, TrainConfig(), device)
+    validate(model, val_pack, gt, TrainSettings(), device)
     return time.perf_counter() - start
 
 

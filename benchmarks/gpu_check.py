@@ -21,9 +21,11 @@ import torch
 from PIL import Image
 
 from avvp.annotations import Vocabulary, WeakSplit, ground_truth, DenseEvents
-from avvp.extract import extract_features
-from avvp.features import STREAMS, pack_split, released_source
-from avvp.training import TrainConfig, train
+from avvp.extractors import PUBLISHED, feature_kind
+from avvp.extractors.extract import extract_features
+from avvp.features import pack_split, released_source
+from avvp.methods.settings import TrainSettings
+from avvp.methods.training import train
 
 
 def synthetic_inputs(root: Path, n: int) -> tuple[list[Path], list[Path]]:
@@ -79,7 +81,8 @@ def check_training(root: Path, n_train: int) -> list[str]:
     vocab = Vocabulary(tuple(f"class{i}" for i in range(25)))
     names = [f"v{i:010d}_0_10" for i in range(n_train + 600)]
     feats = root / "features"
-    for kind, shape in STREAMS.items():
+    for kind in PUBLISHED:
+        shape = feature_kind(kind).shape
         (feats / kind).mkdir(parents=True)
         for name in names:
             np.save(feats / kind / f"{name[:11]}.npy", rng.random(shape, dtype=np.float32))
@@ -97,7 +100,7 @@ def check_training(root: Path, n_train: int) -> list[str]:
     results = {}
     for device in ("cpu", "cuda"):
         start = time.perf_counter()
-        summary = train(tr, va, gt, root / f"run_{device}", TrainConfig(epochs=2, device=device, progress=False))
+        summary = train(tr, va, gt, root / f"run_{device}", TrainSettings(epochs=2), device=device, progress=False)
         seconds = (time.perf_counter() - start) / 2
         results[device] = summary["best_val_type_at_av"]
         rows.append(f"| {device} | {seconds:.1f} | {summary['best_val_type_at_av']:.2f} |")

@@ -18,10 +18,10 @@ def llp_dir() -> Path:
 def write_random_features(root: Path, video_ids: list[str], seed: int = 0,
                           shapes: dict[str, tuple[int, int]] | None = None) -> Path:
     """Random float32 features in the released layout for `video_ids` (LLP shapes by default)."""
-    from avvp.features import STREAMS
+    from avvp.extractors import PUBLISHED, feature_kind
 
     rng = np.random.default_rng(seed)
-    for kind, shape in (shapes or STREAMS).items():
+    for kind, shape in (shapes or {k: feature_kind(k).shape for k in PUBLISHED}).items():
         (root / kind).mkdir(parents=True, exist_ok=True)
         for vid in video_ids:
             np.save(root / kind / f"{vid}.npy", rng.random(shape, dtype=np.float32))

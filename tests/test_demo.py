@@ -13,6 +13,7 @@ from avvp import demo
 from avvp.annotations import ground_truth, read_classes, read_dense, read_weak
 from avvp.cli import main
 from avvp.ffmpeg import ffmpeg_exe, input_arg, probe
+from avvp.protocol import STREAMS
 
 N_VIDEOS = 10  # two clips per split: enough for every class in every split
 FILES = ("classes.txt", "train.csv", "val.csv", "test.csv", "eval_audio.csv", "eval_visual.csv")
@@ -84,7 +85,7 @@ def test_events_are_long_whole_seconds_and_splits_cover_every_class_and_modality
             assert 0 <= e.onset < e.offset <= demo.DURATION_S
             assert e.offset - e.onset >= demo.MIN_EVENT_S
             covered[clip.split, e.class_index, e.modality] += 1
-    every = {(c, m) for c in range(len(demo.CLASSES)) for m in demo.MODALITIES}
+    every = {(c, m) for c in range(len(demo.CLASSES)) for m in STREAMS}
     for split in demo.SPLITS:
         assert {(c, m) for s, c, m in covered if s == split} == every, split
     modality_counts = Counter(m for (_, _, m), n in covered.items() for _ in range(n))

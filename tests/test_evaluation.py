@@ -18,12 +18,12 @@ import pytest
 import reference_evaluation as ref
 from avvp.annotations import AnnotationReport, GroundTruth, ground_truth, read_classes, read_dense, read_weak
 from avvp.cli import main
-from avvp.evaluation import SUMMARY_KEYS, align_predictions, evaluate_arrays, score, segment_decisions
+from avvp.evaluation import align_predictions, evaluate_arrays, score, segment_decisions
 from avvp.events import EventRow, event_rows, runs, write_events
 from avvp.predictions import Predictions, load_predictions, save_predictions
+from avvp.protocol import LEVELS, SCORES
 
 LLP = Path(__file__).resolve().parents[1] / "data" / "llp"
-LEVELS = ("segment_level", "event_level")
 T = 10
 
 
@@ -33,8 +33,8 @@ T = 10
 
 def assert_matches_reference(metrics: dict, expected: dict) -> None:
     for level in LEVELS:
-        assert set(metrics[level]) == set(SUMMARY_KEYS)
-        for key in SUMMARY_KEYS:
+        assert set(metrics[level]) == set(SCORES)
+        for key in SCORES:
             assert metrics[level][key] == pytest.approx(expected[level][key], abs=1e-9, rel=0), (level, key)
     assert metrics["n_videos"] == expected["n_videos"]
     for level in LEVELS:
@@ -165,7 +165,7 @@ def test_reference_on_hand_worked_case():
     global_prob, frame_prob, ga, gv, expected = hand_case()
     result = ref.reference_evaluate(global_prob, frame_prob, ga, gv, CLASSES3)
     for level in LEVELS:
-        for key in SUMMARY_KEYS:
+        for key in SCORES:
             assert result[level][key] == pytest.approx(expected[level][key], abs=1e-12), (level, key)
     # Corpus per-class F: audio A segments (2,2,2) -> 50%; B only the FN of video 3 -> 0%;
     # audio-visual B has neither predictions nor ground truth -> None.
@@ -179,7 +179,7 @@ def test_evaluator_on_hand_worked_case():
     global_prob, frame_prob, ga, gv, expected = hand_case()
     metrics = check_against_reference(global_prob, frame_prob, ga, gv, CLASSES3)
     for level in LEVELS:
-        for key in SUMMARY_KEYS:
+        for key in SCORES:
             assert metrics[level][key] == pytest.approx(expected[level][key], abs=1e-12)
     # Event-level audio per-class A: TP1 FP1 FN0 over all videos -> 2/3.
     assert metrics["per_class"]["event_level"]["audio"]["A"] == pytest.approx(200 / 3)
@@ -189,7 +189,7 @@ def test_empty_everything_scores_100():
     """No ground truth and no predictions: no class is kept anywhere, every video scores 1.0."""
     gt = np.zeros((4, 3, T), bool)
     metrics = check_against_reference(*make_predictions("all_zero", gt, gt, None), gt, gt, CLASSES3)
-    assert all(metrics[level][k] == 100.0 for level in LEVELS for k in SUMMARY_KEYS)
+    assert all(metrics[level][k] == 100.0 for level in LEVELS for k in SCORES)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,7 +246,7 @@ def test_llp_split_matches_reference(llp, split, kind, frame_thr, global_thr, se
     assert metrics["annotation_warnings"] == gt.report.as_dict()
     assert metrics["thresholds"] == {"frame": frame_thr, "global": global_thr}
     if kind == "exact":  # predicting the ground truth itself is perfect everywhere
-        assert all(metrics[level][k] == pytest.approx(100.0) for level in LEVELS for k in SUMMARY_KEYS)
+        assert all(metrics[level][k] == pytest.approx(100.0) for level in LEVELS for k in SCORES)
 
 
 @pytest.mark.parametrize("seed", range(6))

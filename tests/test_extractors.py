@@ -16,9 +16,10 @@ import torchvision
 from PIL import Image
 from torchvision import transforms
 
-from avvp import visual_nets, weights
 from avvp.cli import main
-from avvp.extract import extract_features, output_id, pick_frame_indices
+from avvp.extractors import calibration, feature_kind, res152, weights
+from avvp.extractors.extract import extract_features, output_id
+from avvp.extractors.frames import normalise_frames, pick_frame_indices
 from extractor_helpers import make_frames, tone, write_wav
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -82,20 +83,20 @@ def test_zero_frames_and_missing_inputs_are_clear_errors(tmp_path):
 
 
 def res152_inputs(*folders: Path) -> torch.Tensor:
-    frames = np.stack([visual_nets.res152_frame(f) for folder in folders for f in frames_of(folder)])
-    return visual_nets.normalise_frames(torch.from_numpy(frames), *IMAGENET).contiguous(memory_format=torch.channels_last)
+    frames = np.stack([res152.res152_frame(f) for folder in folders for f in frames_of(folder)])
+    return normalise_frames(torch.from_numpy(frames), *IMAGENET).contiguous(memory_format=torch.channels_last)
 
 
 @pytest.mark.slow
 def test_res152_random_weights_are_well_scaled_deterministic_and_batch_independent(clips):
     # Two independent builds (each recalibrating its batch norm); clip a's frames once in a batch
     # with clip b's, once alone.
-    first, record1 = weights.load_model("res152", "random", seed=0)
-    second, record2 = weights.load_model("res152", "random", seed=0)
+    first, record1 = weights.load_network(feature_kind("res152"), "random", seed=0)
+    second, record2 = weights.load_network(feature_kind("res152"), "random", seed=0)
     assert record1 == record2 and "re-estimated" in record1.how and "1/sqrt(blocks)" in record1.how
     with torch.inference_mode():
-        mixed = visual_nets.feature_network(first)(res152_inputs(clips["b"], clips["a"]))
-        alone = visual_nets.feature_network(second)(res152_inputs(clips["a"]))
+        mixed = res152.feature_network(first, torch.device("cpu"))(res152_inputs(clips["b"], clips["a"]))
+        alone = res152.feature_network(second, torch.device("cpu"))(res152_inputs(clips["a"]))
     assert mixed.shape == (5, 2048) and torch.isfinite(mixed).all()
     torch.testing.assert_close(mixed[2:], alone, rtol=1e-5, atol=1e-6)
     assert 0.05 < mixed.abs().mean() < 20  # untrained batch-norm statistics would give ~1e7
@@ -162,7 +163,7 @@ def test_a_state_dict_of_the_other_network_is_refused(tmp_path):
     path = tmp_path / "resnet.pth"
     torch.save(torchvision.models.resnet18().state_dict(), path)
     with pytest.raises(ValueError, match="is not a r2plus1d_18 state dict"):
-        weights.load_model("r2plus1d_18", str(path))
+        weights.load_network(feature_kind("r2plus1d_18"), str(path))
 
 
 # ----------------------------------------------------------------------------- weights choices
@@ -175,11 +176,11 @@ def test_offline_pretrained_names_the_url_and_the_cache_path(tmp_path, monkeypat
     expected = tmp_path / "torch" / "hub" / "checkpoints" / "vggish-10086976.pth"
     with pytest.raises(RuntimeError) as caught:
         extract_features("vggish", [wav], tmp_path / "out", weights="pretrained", progress=False)
-    assert weights.VGGISH_URL in str(caught.value) and str(expected) in str(caught.value)
+    assert feature_kind("vggish").pretrained.url in str(caught.value) and str(expected) in str(caught.value)
     assert not expected.exists()
     # A file put there by hand is then used, offline, and recorded by its checksum.
     expected.parent.mkdir(parents=True)
-    torch.save(weights.architecture("vggish").state_dict(), expected)
+    torch.save(feature_kind("vggish").network().build().state_dict(), expected)
     record = extract_features("vggish", [wav], tmp_path / "out", weights="pretrained", progress=False)
     assert record["weights"] == "pretrained" and record["sha256"] == weights.file_sha256(expected)
     assert (tmp_path / "out" / "clip.npy").is_file()
@@ -203,7 +204,7 @@ def test_random_weights_depend_on_the_seed_and_mixing_is_refused(tmp_path):
     wav = write_wav(tmp_path / "clip.wav", tone(440))
     other = write_wav(tmp_path / "other.wav", tone(660))
     first = extract_features("vggish", [wav], tmp_path / "out", seed=0, progress=False)
-    again = weights.load_model("vggish", "random", seed=0)[1]
+    again = weights.load_network(feature_kind("vggish"), "random", seed=0)[1]
     assert again.sha256 == first["sha256"]
     with pytest.raises(ValueError, match="use another output folder"):
         extract_features("vggish", [other], tmp_path / "out", seed=1, progress=False)
@@ -211,16 +212,16 @@ def test_random_weights_depend_on_the_seed_and_mixing_is_refused(tmp_path):
 
 
 def test_calibration_set_is_seeded_and_natural_image_like():
-    one = weights.calibration_batch("res152", 0)
+    one = res152.calibration_images(0)
     assert one.shape == (16, 3, 224, 224)
-    assert torch.equal(one, weights.calibration_batch("res152", 0))
-    assert not torch.equal(one, weights.calibration_batch("res152", 1))
-    images = weights.dead_leaves(np.random.default_rng(0), 2, 64, 64)
+    assert torch.equal(one, res152.calibration_images(0))
+    assert not torch.equal(one, res152.calibration_images(1))
+    images = calibration.dead_leaves(np.random.default_rng(0), 2, 64, 64)
     assert images.shape == (2, 64, 64, 3) and 0.0 <= images.min() and images.max() <= 1.0
     # Natural-image-like: neighbouring pixels strongly correlated (white noise would give ~0).
     centred = images - images.mean(axis=(1, 2), keepdims=True)
     assert np.corrcoef(centred[:, :, :-1].ravel(), centred[:, :, 1:].ravel())[0, 1] > 0.8
-    clips = weights.drifting_clips(np.random.default_rng(0), 2, 8, 32)
+    clips = calibration.drifting_clips(np.random.default_rng(0), 2, 8, 32)
     assert clips.shape == (2, 8, 32, 32, 3) and not np.array_equal(clips[:, 0], clips[:, 7])
 
 
@@ -249,7 +250,7 @@ def test_cli_extract_end_to_end(clips, tmp_path, capsys):
 
 def test_fused_resnet_equals_the_eager_network():
     """Batch norm folded into the convolutions, ReLU and residual addition fused: same features."""
-    from avvp.fused_resnet import FusedResNet, can_fuse
+    from avvp.extractors.fused_resnet import FusedResNet, can_fuse
 
     torch.manual_seed(0)
     net = torchvision.models.ResNet(torchvision.models.resnet.Bottleneck, [1, 2, 1, 1])
@@ -259,11 +260,12 @@ def test_fused_resnet_equals_the_eager_network():
             module.running_var.uniform_(0.5, 2.0)
             module.weight.data.uniform_(0.5, 1.5)
             module.bias.data.uniform_(-0.2, 0.2)
-    net = visual_nets.feature_network(net)
+    fused_net = res152.feature_network(net, torch.device("cpu"))  # classifier dropped from `net` itself
+    assert isinstance(fused_net, FusedResNet) and isinstance(net.fc, torch.nn.Identity) and not net.training
     assert can_fuse(net, torch.device("cpu")) and not can_fuse(net, torch.device("cuda"))
     assert not can_fuse(torchvision.models.resnet18(), torch.device("cpu"))  # basic blocks: not handled
     x = torch.randn(3, 3, 96, 96)
     with torch.inference_mode():
-        expected, fused = net(x), FusedResNet(net)(x)
+        expected, fused = net(x), fused_net(x)
     assert fused.shape == expected.shape == (3, 2048)
     assert max_relative(fused.numpy(), expected.numpy()) < 1e-5

@@ -1,13 +1,15 @@
 """The feature store: checks on every loaded file, packing with exact pooling, skips."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from avvp.annotations import Vocabulary, read_weak
-from avvp.features import FeatureError, load_packed, pack_split, released_source
+from avvp.extractors import PUBLISHED
+from avvp.features import FeatureError, load_packed, pack_split, pool_segments, released_source
 from conftest import write_random_features, write_weak_csv
 
 VOCAB = Vocabulary(("Dog", "Cat", "Car"))
@@ -28,19 +30,35 @@ def feats(tmp_path: Path) -> Path:
 def test_pack_pools_frames_and_keeps_split_order(split, feats: Path, tmp_path: Path) -> None:
     packed = pack_split(split, released_source(feats), tmp_path / "pack")
     assert packed.filenames == tuple(NAMES)
-    assert packed.streams["res152"].shape == (3, 10, 2048)
+    assert packed.arrays["res152"].shape == (3, 10, 2048)
     frames = np.load(feats / "res152" / "b_b-b_b_b_b.npy")
-    np.testing.assert_allclose(packed.streams["res152"][1], frames.reshape(10, 8, 2048).mean(1), rtol=1e-6)
-    np.testing.assert_array_equal(packed.streams["vggish"][2], np.load(feats / "vggish" / "ccccccccccc.npy"))
+    np.testing.assert_allclose(packed.arrays["res152"][1], frames.reshape(10, 8, 2048).mean(1), rtol=1e-6)
+    np.testing.assert_array_equal(packed.arrays["vggish"][2], np.load(feats / "vggish" / "ccccccccccc.npy"))
     np.testing.assert_array_equal(packed.labels, split.labels)
     again = load_packed(tmp_path / "pack")
-    assert isinstance(again.streams["vggish"], np.memmap) and again.pooled
+    assert isinstance(again.arrays["vggish"], np.memmap) and again.pooled
     assert not list((tmp_path).glob(".*tmp"))
+    assert json.loads((tmp_path / "pack" / "index.json").read_text())["kinds"] == list(PUBLISHED)
+
+
+def test_pool_segments_averages_to_ten_rows_and_keeps_ten() -> None:
+    rows = np.arange(2 * 80 * 3, dtype=np.float32).reshape(2, 80, 3)
+    np.testing.assert_allclose(pool_segments(rows), rows.reshape(2, 10, 8, 3).mean(2))
+    assert pool_segments(rows[0]).shape == (10, 3)
+    np.testing.assert_array_equal(pool_segments(rows[:, :10]), rows[:, :10])  # 10 rows: as they are
+
+
+def test_a_feature_set_packs_only_its_kinds(split, feats: Path, tmp_path: Path) -> None:
+    (feats / "res152").rename(tmp_path / "elsewhere")  # not needed by this feature set
+    packed = pack_split(split, released_source(feats, ("vggish", "r2plus1d_18")), tmp_path / "pack",
+                        ("vggish", "r2plus1d_18"))
+    assert set(packed.arrays) == {"vggish", "r2plus1d_18"} and len(packed) == 3
+    assert set(load_packed(tmp_path / "pack").arrays) == {"vggish", "r2plus1d_18"}
 
 
 def test_unpooled_keeps_80_frames(split, feats: Path, tmp_path: Path) -> None:
     packed = pack_split(split, released_source(feats), tmp_path / "pack", pooled=False)
-    assert packed.streams["res152"].shape == (3, 80, 2048) and not packed.pooled
+    assert packed.arrays["res152"].shape == (3, 80, 2048) and not packed.pooled
 
 
 @pytest.mark.parametrize(

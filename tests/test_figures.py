@@ -11,8 +11,10 @@ import pytest
 from PIL import Image
 
 from avvp.annotations import AnnotationReport, GroundTruth
-from avvp.evaluation import SUMMARY_KEYS, evaluate_arrays
-from avvp.figures import metrics_table, per_class_bars, published_results, read_log, training_curves
+from avvp.evaluation import evaluate_arrays
+from avvp.figures import metrics_table, per_class_bars, published_results, training_curves
+from avvp.methods.stage_files import read_log
+from avvp.protocol import SCORES
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("Speech", "Dog", "Acoustic_guitar", "Vacuum_cleaner")
@@ -38,9 +40,9 @@ def random_metrics(seed: int) -> dict:
     return evaluate_arrays(rng.random((n, c)).astype(np.float32), frame, gt, classes=CLASSES)
 
 
-def write_log(path: Path, seed: int, epochs: int = 6) -> Path:
-    """A log.csv in the columns `avvp train` writes."""
-    from avvp.training import LOG_COLUMNS
+def write_log(path: Path, seed: int, epochs: int = 6, kept: int | None = None, keep: str = "final") -> Path:
+    """A log.csv in the columns `avvp train` writes, and its summary.json (kept epoch: the last)."""
+    from avvp.methods.stage_files import LOG_COLUMNS
 
     rng = np.random.default_rng(seed)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,27 +52,37 @@ def write_log(path: Path, seed: int, epochs: int = 6) -> Path:
         row.update(epoch=epoch, loss=2.0 / epoch + rng.uniform(0, 0.1), lr=3e-4, seconds=1.5)
         lines.append(",".join(str(row[k]) for k in LOG_COLUMNS))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    summary = {"kept_epoch": epochs if kept is None else kept, "keep": keep}
+    (path.parent / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
     return path
 
 
-def test_training_curves_overlay_seeds(tmp_path):
-    logs = [write_log(tmp_path / f"seed_{s}" / "log.csv", s) for s in (1, 2, 3)]
-    training_curves(logs, tmp_path / "curves.png")
+def test_training_curves_overlay_seeds_and_mark_the_kept_epoch(tmp_path):
+    logs = [write_log(tmp_path / f"seed_{s}" / "han" / "log.csv", s, kept=s + 1) for s in (1, 2, 3)]
+    marked = training_curves([log.parent for log in logs], tmp_path / "curves.png")
     check_png(tmp_path / "curves.png", (800, 300))
-    training_curves({"only run": logs[0]}, tmp_path / "one.png")
+    for s, log in zip((1, 2, 3), logs):  # the epoch training recorded, not the best-scoring one
+        assert marked[f"seed_{s}"] == (s + 1, read_log(log)["segment_type_at_av"][s])
+    assert training_curves({"only run": logs[0].parent}, tmp_path / "one.png") == {"only run": marked["seed_1"]}
     check_png(tmp_path / "one.png", (800, 300))
     assert read_log(logs[0])["epoch"] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
 
 
 def test_training_curves_name_a_bad_log(tmp_path):
-    bad = tmp_path / "log.csv"
+    bad = tmp_path / "bad" / "log.csv"
+    bad.parent.mkdir()
     bad.write_text("epoch,loss\n1,0.5\n", encoding="utf-8")
     with pytest.raises(ValueError, match="log.csv: not a training log"):
-        training_curves([bad], tmp_path / "x.png")
+        training_curves([bad.parent], tmp_path / "x.png")
     log = write_log(tmp_path / "run" / "log.csv", 0)
     log.write_text(log.read_text().replace(",0.0003,", ",oops,", 1))
     with pytest.raises(ValueError, match=r"log.csv:2: lr 'oops'"):
-        training_curves([log], tmp_path / "x.png")
+        training_curves([log.parent], tmp_path / "x.png")
+    (log.parent / "summary.json").unlink()
+    write_log(log, 0)
+    (log.parent / "summary.json").unlink()
+    with pytest.raises(FileNotFoundError, match="summary.json not found"):
+        training_curves([log.parent], tmp_path / "x.png")
 
 
 def test_per_class_bars_from_metrics_json(tmp_path):
@@ -92,7 +104,7 @@ def test_published_numbers_are_those_of_the_protocol():
     assert len(han) == 1 and han[0]["method"].startswith("HAN")
     for level in ("segment", "event"):
         row = re.search(rf"^\| {level} \|(.*)\|$", text, re.M).group(1)
-        assert [float(x) for x in row.split("|")] == [han[0][f"{level}_level"][k] for k in SUMMARY_KEYS]
+        assert [float(x) for x in row.split("|")] == [han[0][f"{level}_level"][k] for k in SCORES]
     later = {r["method"].split()[0]: r["segment_level"]["type_at_av"] for r in published_results("all")[1:]}
     for method, value in later.items():
         assert re.search(rf"{re.escape(method)} \([^)]*\) {value}", text), method
@@ -131,10 +143,10 @@ def test_metrics_table_with_seeds_and_the_published_row():
     labels = ["seed 1", "seed 2", "seed 3", "mean ± sd (3 runs)", f"{han[0]['method']} (published)"]
     assert [r[0] for r in body] == labels and all(len(r) == 11 for r in body)
     levels = ("segment_level", "event_level")
-    values = np.array([[m[lv][k] for lv in levels for k in SUMMARY_KEYS] for m in runs.values()])
+    values = np.array([[m[lv][k] for lv in levels for k in SCORES] for m in runs.values()])
     assert body[0][1:] == [f"{v:.1f}" for v in values[0]]
     assert body[3][1:] == [f"{m:.1f} ± {s:.1f}" for m, s in zip(values.mean(0), values.std(0, ddof=1))]
-    assert body[4][1:] == [f"{han[0][lv][k]:.1f}" for lv in levels for k in SUMMARY_KEYS]
+    assert body[4][1:] == [f"{han[0][lv][k]:.1f}" for lv in levels for k in SCORES]
 
     markdown = metrics_table(runs["seed 1"], published_results("all"))
     lines = markdown.strip().splitlines()

@@ -250,13 +250,13 @@ def test_cli_audio_frames_and_media(clips: dict[str, Path], tmp_path: Path, caps
     from avvp.records import write_records
 
     parser = argparse.ArgumentParser()
-    media_cli.register(parser.add_subparsers())
+    media_cli.add_arguments(parser)
     videos = tmp_path / "videos"
     videos.mkdir()
     os.link(clips["full"], videos / f"{ID}_0_10.mp4")
     write_records([_record(f"{ID}_0_10"), _record("zzzzzzzzzzz_0_10")], tmp_path / "in.tsv")
-    args = parser.parse_args(["media", "--records", str(tmp_path / "in.tsv"), "--videos-dir", str(videos),
+    args = parser.parse_args(["--records", str(tmp_path / "in.tsv"), "--videos-dir", str(videos),
                               "--audio-dir", str(tmp_path / "A"), "--frames-dir", str(tmp_path / "F"),
                               "--out-records", str(tmp_path / "out.tsv")])
-    args.func(args)
+    media_cli.run(args)
     assert [r.status for r in read_records(tmp_path / "out.tsv")] == ["ok", "unavailable"]

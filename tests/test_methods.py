@@ -12,14 +12,17 @@ import pytest
 import torch
 
 from avvp.annotations import read_classes, read_weak
-from avvp.checkpoint import load_model
+from avvp.checkpoint import load_han
 from avvp.cli import main
+from avvp.extractors import PUBLISHED
 from avvp.features import load_packed, pack_split, released_source
 from avvp.methods.contrastive import contrastive_loss, segment_similarities
-from avvp.methods.jomold import JointDenoisingObjective, noise_ratios, ratio_scale, select_drops
+from avvp.methods.denoising import JointDenoisingObjective, ratio_scale, select_drops
+from avvp.methods.jomold import noise_ratios
 from avvp.methods.label_tables import read_label_table
 from avvp.methods.ma_mmil import draw_partners, judge_noise, modality_error, noise_thresholds
 from avvp.methods.objectives import Batch, HanContrastiveObjective, HanObjective, bce, han_loss, visual_target
+from avvp.methods.stage_files import read_summary
 from avvp.model import HAN
 from conftest import write_random_features, write_weak_csv
 
@@ -283,8 +286,8 @@ def data(tmp_path_factory, llp_dir: Path) -> dict[str, Path]:
     return out
 
 
-def train_cli(data: dict[str, Path], out: Path, method: str, *extra: str) -> int:
-    return main(["train", "--method", method, "--train-pack", str(data["train_pack"]),
+def train_cli(data: dict[str, Path], out: Path, stage: str, *extra: str) -> int:
+    return main(["train", "--stage", stage, "--train-pack", str(data["train_pack"]),
                  "--val-pack", str(data["val_pack"]), "--train-csv", str(data["train"]),
                  "--val-csv", str(data["val"]), "--audio-csv", str(data["audio"]),
                  "--visual-csv", str(data["visual"]), "--classes", str(data["classes"]),
@@ -300,13 +303,15 @@ def test_ma_mmil_stages_through_the_cli(data: dict[str, Path], tmp_path: Path) -
     stage1 = tmp_path / "stage1"
     assert train_cli(data, stage1, "ma_mmil_stage1", "--epochs", "2") == 0
     kept = torch.load(stage1 / "model.pt", weights_only=True)
-    assert kept["epoch"] == 2 and kept["config"]["select"] == "final"  # final weights, not the best
+    assert kept["epoch"] == 2 and kept["config"]["keep"] == "final"  # final weights, not the best
+    assert read_summary(stage1)["kept_epoch"] == 2 and read_summary(stage1)["keep"] == "final"
     assert kept["objective"]["visual_stream"] == "input" and len(log_rows(stage1)) == 2
 
-    refine = ["refine", "ma-mmil", "--checkpoint", str(stage1 / "model.pt"), "--train-pack",
+    refine = ["refine", "--stage", "ma_mmil_refine", "--checkpoint", str(stage1 / "model.pt"), "--train-pack",
               str(data["train_pack"]), "--seed", "3"]
     assert main([*refine, "--out-dir", str(tmp_path / "refined")]) == 0
     assert main([*refine, "--out-dir", str(tmp_path / "again")]) == 0
+    assert not list(tmp_path.glob(".*"))  # the pass's temporary folders are gone
     for name in ("audio_labels.tsv", "visual_labels.tsv", "partners.tsv"):
         assert (tmp_path / "refined" / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
     packed = load_packed(data["train_pack"])
@@ -323,8 +328,7 @@ def test_ma_mmil_stages_through_the_cli(data: dict[str, Path], tmp_path: Path) -
         removed = sum(weak[f] - table[f] for f in packed.filenames)
         assert removed.tolist() == summary[f"removed_{modality}"]
 
-    labels = ["--audio-labels", str(tmp_path / "refined" / "audio_labels.tsv"),
-              "--visual-labels", str(tmp_path / "refined" / "visual_labels.tsv")]
+    labels = ["--refined", str(tmp_path / "refined")]
     assert train_cli(data, tmp_path / "stage3", "ma_mmil_stage3", "--epochs", "1", *labels) == 0
     assert train_cli(data, tmp_path / "faithful", "ma_mmil_stage3", "--epochs", "1", "--faithful", *labels) == 0
     default = torch.load(tmp_path / "stage3" / "model.pt", weights_only=True)
@@ -337,47 +341,63 @@ def test_jomold_stages_through_the_cli(data: dict[str, Path], tmp_path: Path, ca
     estimator = tmp_path / "estimator"
     assert train_cli(data, estimator, "jomold_estimator", "--epochs", "3", "--step-size", "2") == 0
     kept = torch.load(estimator / "model.pt", weights_only=True)
-    assert kept["model_options"] == {"dropout": 0.1, "cross_modal": False, "visual_dropout": 0.5}
+    assert kept["model_options"] == {"features": list(PUBLISHED), "dropout": 0.1, "cross_modal": False,
+                                     "visual_dropout": 0.5}
     rows = log_rows(estimator)
     assert [float(r["lr"]) for r in rows] == pytest.approx([5e-4, 5e-4, 1.25e-4])
     scores = [float(r["event_audio"]) for r in rows]
     assert kept["epoch"] == max(i + 1 for i, s in enumerate(scores) if s == max(scores))
-    model, _, _ = load_model(estimator / "model.pt")
+    assert read_summary(estimator)["kept_epoch"] == kept["epoch"] and read_summary(estimator)["keep"] == "event_audio"
+    model, _, _ = load_han(estimator / "model.pt")
     assert not model.hat_encoder.layers[0].cross_modal and model.visual_dropout.p == 0.5
 
-    ratios = tmp_path / "ratios.json"
-    assert main(["refine", "jomold-ratios", "--checkpoint", str(estimator / "model.pt"),
-                 "--train-pack", str(data["train_pack"]), "--out", str(ratios)]) == 0
+    ratios_dir = tmp_path / "ratios"
+    ratios = ratios_dir / "ratios.json"
+    assert main(["refine", "--stage", "jomold_ratios", "--checkpoint", str(estimator / "model.pt"),
+                 "--train-pack", str(data["train_pack"]), "--out-dir", str(ratios_dir)]) == 0
     body = json.loads(ratios.read_text())
     assert len(body["audio"]) == len(body["visual"]) == len(body["classes"]) == 25
     assert all(0 <= r <= 1 for r in body["audio"] + body["visual"])
     assert body["labelled"] == np.asarray(load_packed(data["train_pack"]).labels).sum(axis=0).astype(int).tolist()
 
     final = tmp_path / "jomold"
-    assert train_cli(data, final, "jomold", "--epochs", "2", "--noise-ratios", str(ratios)) == 0
+    assert train_cli(data, final, "jomold_denoise", "--epochs", "2", "--ratios", str(ratios_dir)) == 0
     kept = torch.load(final / "model.pt", weights_only=True)
     assert kept["model_options"]["cross_modal"] and kept["objective"]["visual_ratios"] == body["visual"]
-    assert train_cli(data, final, "jomold", "--epochs", "3", "--noise-ratios", str(ratios), "--faithful",
+    capsys.readouterr()
+    # faithful is a setting of the stage now: resuming with it is refused as other settings
+    assert train_cli(data, final, "jomold_denoise", "--epochs", "3", "--ratios", str(ratios_dir), "--faithful",
                      "--resume") == 1
+    assert "written with other training settings" in capsys.readouterr().err
+    # the same settings with other noise ratios: another objective
+    other = tmp_path / "other_ratios"
+    other.mkdir()
+    (other / "ratios.json").write_text(json.dumps({**body, "visual": [min(1.0, r + 0.1) for r in body["visual"]]}))
+    assert train_cli(data, final, "jomold_denoise", "--epochs", "3", "--ratios", str(other), "--resume") == 1
     assert "written with another objective" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("method, extra, message", [
-    ("jomold", (), "noise ratios are required by jomold"),
-    ("ma_mmil_stage3", (), "required by ma_mmil_stage3"),
-    ("han", ("--noise-ratios", "{ratios}"), "taken by no other method"),
-    ("ma_mmil_stage3", ("--audio-labels", "{short}", "--visual-labels", "{short}"), "no row for 1 training video"),
+@pytest.mark.parametrize("stage, extra, message", [
+    ("jomold_denoise", (), "stage jomold_denoise needs ['--ratios']"),
+    ("ma_mmil_stage3", (), "stage ma_mmil_stage3 needs ['--refined']"),
+    ("han", ("--ratios", "{ratios}"), "stage han takes no ['--ratios']"),
+    ("han", ("--faithful",), "stage han has no setting(s) ['--faithful']"),
+    ("ma_mmil_stage3", ("--refined", "{short}"), "no row for 1 training video"),
 ])
-def test_stage_inputs_are_checked(data: dict[str, Path], tmp_path: Path, capsys, method: str,
+def test_stage_inputs_are_checked(data: dict[str, Path], tmp_path: Path, capsys, stage: str,
                                   extra: tuple[str, ...], message: str) -> None:
     packed = load_packed(data["train_pack"])
-    short = tmp_path / "short.tsv"
+    short = tmp_path / "short"  # a refine folder whose tables miss the first training video
+    short.mkdir()
     rows = [f"{f}\t{packed.classes[int(np.argmax(y))]}" for f, y in zip(packed.filenames[1:], packed.labels[1:])]
-    short.write_text("filename\tevent_labels\n" + "\n".join(rows) + "\n")
-    ratios = tmp_path / "ratios.json"
+    for modality in ("audio", "visual"):
+        (short / f"{modality}_labels.tsv").write_text("filename\tevent_labels\n" + "\n".join(rows) + "\n")
+    ratios = tmp_path / "ratios"
+    ratios.mkdir()
     n = len(packed.classes)
-    ratios.write_text(json.dumps({"classes": list(packed.classes), "audio": [0.1] * n, "visual": [0.2] * n,
-                                  "labelled": [1] * n, "audio_mean": [0.5] * n, "visual_mean": [0.5] * n}))
+    (ratios / "ratios.json").write_text(json.dumps({
+        "classes": list(packed.classes), "audio": [0.1] * n, "visual": [0.2] * n,
+        "labelled": [1] * n, "audio_mean": [0.5] * n, "visual_mean": [0.5] * n}))
     args = [a.format(ratios=ratios, short=short) for a in extra]
-    assert train_cli(data, tmp_path / "out", method, "--epochs", "1", *args) == 1
+    assert train_cli(data, tmp_path / "out", stage, "--epochs", "1", *args) == 1
     assert message in capsys.readouterr().err

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avvp.checkpoint import load_model, save_checkpoint
+from avvp.checkpoint import load_han, save_checkpoint
 from avvp.model import HAN, load_weights
 
 
@@ -124,7 +124,7 @@ def test_official_state_dict_loads_and_unused_modules_do_not_matter(model: HAN, 
         assert any(k.startswith("cmt_encoder.") for k in state)
         path = tmp_path / f"MMIL_Net_{seed}.pt"
         torch.save(state, path)
-        loaded, classes, _ = load_model(path, [f"c{i}" for i in range(25)])
+        loaded, classes, _ = load_han(path, [f"c{i}" for i in range(25)])
         with torch.no_grad():
             outputs.append(loaded(*x))
     with torch.no_grad():
@@ -149,18 +149,37 @@ def test_official_checkpoint_needs_a_class_list(model: HAN, tmp_path: Path) -> N
     path = tmp_path / "MMIL_Net.pt"
     torch.save(model.state_dict(), path)
     with pytest.raises(ValueError, match="holds no class list"):
-        load_model(path)
+        load_han(path)
     with pytest.raises(ValueError, match="state dict has 25 classes, the model 3"):
-        load_model(path, ["a", "b", "c"])
+        load_han(path, ["a", "b", "c"])
 
 
 def test_our_checkpoint_round_trip(model: HAN, tmp_path: Path) -> None:
     path = tmp_path / "model.pt"
     save_checkpoint(path, model, [f"c{i}" for i in range(25)], epoch=7)
-    loaded, classes, payload = load_model(path)
+    loaded, classes, payload = load_han(path)
     assert classes[3] == "c3" and payload["epoch"] == 7
+    assert payload["model_options"] == model.options() and loaded.features == model.features
     with pytest.raises(ValueError, match="was trained on classes"):
-        load_model(path, ["x"] * 25)
+        load_han(path, ["x"] * 25)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="junk.pt: not a readable PyTorch checkpoint"):
-        load_model(tmp_path / "junk.pt")
+        load_han(tmp_path / "junk.pt")
+
+
+def test_feature_set_decides_the_input_layers(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = HAN(4, features=("vggish", "r2plus1d_18")).eval()
+    assert model.features == ("vggish", "r2plus1d_18") and not hasattr(model, "fc_fusion")
+    audio, _, clips = inputs()
+    assert model(audio, clips)[3].shape == (3, 10, 2, 4)
+    with pytest.raises(ValueError, match="HAN takes 2 inputs"):
+        model(*inputs())
+    with pytest.raises(ValueError, match="has no visual kind"):
+        HAN(4, features=("vggish",))
+    path = tmp_path / "two.pt"
+    save_checkpoint(path, model, ["a", "b", "c", "d"])
+    loaded, _, _ = load_han(path)
+    assert loaded.features == model.features
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(audio, clips)[0], model(audio, clips)[0], rtol=0, atol=0)

@@ -19,11 +19,11 @@ import pytest
 from PIL import Image
 
 from avvp.annotations import Vocabulary, read_dense
-from avvp.extract import pick_frame_indices
+from avvp.extractors.frames import pick_frame_indices
+from avvp.extractors.vggish import clip_examples, read_wav
 from avvp.ffmpeg import MediaError, ffmpeg_exe, probe
 from avvp.media import extract_audio, extract_frames
 from avvp.parse import (
-    MODALITIES,
     ground_truth_events,
     leading_copies,
     parse_videos,
@@ -33,7 +33,7 @@ from avvp.parse import (
     window_count,
     window_frame_indices,
 )
-from avvp.vggish import clip_examples, read_wav
+from avvp.protocol import STREAMS
 
 CLASSES = ("Red", "Blue")
 COLOUR = {"Red": "red", "Blue": "blue"}
@@ -60,7 +60,7 @@ class Plan:
             for a0, a1 in heard:
                 for v0, v1 in self.seen.get(c, []):
                     if min(a1, v1) > max(a0, v0):
-                        out.add((c, "audio-visual", max(a0, v0), min(a1, v1, duration)))
+                        out.add((c, "audio_visual", max(a0, v0), min(a1, v1, duration)))
         return out
 
 
@@ -207,7 +207,7 @@ def test_parse_windows_matches_a_known_answer_and_ignores_padding():
 
     gate = np.repeat(global_prob >= 0.5, 10, axis=0)  # (second, class)
     audio, visual = answer[:, 0] & gate, answer[:, 1] & gate
-    expected = reference_events({"audio": audio.T, "visual": visual.T, "audio-visual": (audio & visual).T},
+    expected = reference_events({"audio": audio.T, "visual": visual.T, "audio_visual": (audio & visual).T},
                                 25, duration)
     assert {(e.label, e.modality, e.onset, e.offset) for e in events} == expected
     assert ("Red", "visual", 8.0, 13.0) in expected
@@ -215,7 +215,7 @@ def test_parse_windows_matches_a_known_answer_and_ignores_padding():
     keys = [(e.onset, CLASSES.index(e.label)) for e in events]
     assert keys == sorted(keys)
     for e in events:  # score: mean of p x g over the event's seconds
-        c, m = CLASSES.index(e.label), MODALITIES.index(e.modality)
+        c, m = CLASSES.index(e.label), STREAMS.index(e.modality)
         seconds = range(int(e.onset), int(np.ceil(e.offset)))
         flat = frame_prob.reshape(-1, 2, 2)
         p = [flat[t, :, c].min() if m == 2 else flat[t, m, c] for t in seconds]
@@ -308,11 +308,21 @@ def test_bad_inputs_are_named(clips, tmp_path):
 
 
 def test_weight_choices():
+    import dataclasses
+
     from avvp.cli.parse import weight_choices
+    from avvp.extractors import feature_kind, register, unregister
 
     assert weight_choices([]) == dict.fromkeys(("vggish", "res152", "r2plus1d_18"), "random")
     assert weight_choices(["pretrained", "vggish=my/vggish.pth"]) == {
         "vggish": "my/vggish.pth", "res152": "pretrained", "r2plus1d_18": "pretrained"}
+    # Every registered kind gets a choice, not only the published three.
+    register(dataclasses.replace(feature_kind("vggish"), name="test_audio", han_layer="fc_test_audio"))
+    try:
+        assert weight_choices(["test_audio=my/t.pth"]) == {
+            "vggish": "random", "res152": "random", "r2plus1d_18": "random", "test_audio": "my/t.pth"}
+    finally:
+        unregister("test_audio")
 
 
 # ----------------------------------------------------------------------------- the real model
@@ -355,12 +365,30 @@ def test_cli_with_the_real_model(clips, truth, random_checkpoint, tmp_path, caps
         assert "RANDOM" in body["warning"]
         assert {r["weights"] for r in body["model"]["feature_weights"].values()} == {"random"}
         for e in body["events"]:
-            assert e["modality"] in MODALITIES and 0 <= e["onset"] < e["offset"] <= duration
+            assert e["modality"] in STREAMS and 0 <= e["onset"] < e["offset"] <= duration
             assert 0.25 <= e["score"] <= 1  # both factors are at least their threshold 0.5
         assert body["ground_truth"] is not None
         assert (out / f"{plan.name}.csv").read_text().startswith("class,modality,onset,offset,score\n")
         with Image.open(out / f"{plan.name}.png") as png:
             assert png.format == "PNG" and png.width >= 600
+
+
+@pytest.mark.slow
+def test_the_checkpoints_feature_set_decides_the_extractors(clips, tmp_path):
+    """A HAN trained on VGGish and R(2+1)D-18 only: parsing runs those two extractors, not ResNet-152."""
+    import torch
+
+    from avvp.checkpoint import save_checkpoint
+    from avvp.model import HAN
+    from avvp.parse import parse_with_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, HAN(len(CLASSES), features=("vggish", "r2plus1d_18")), CLASSES)
+    parsed = parse_with_checkpoint([clips["tenseconds1_0_10"]], path, tmp_path / "out", device="cpu")
+    body = json.loads(parsed[0].json_path.read_text())
+    assert set(body["model"]["feature_weights"]) == {"vggish", "r2plus1d_18"}
+    assert np.shape(body["frame_prob"]) == (10, 2, len(CLASSES)) and "RANDOM" in body["warning"]
 
 
 def test_cli_names_a_missing_video(random_checkpoint, tmp_path, capsys):

@@ -149,7 +149,7 @@ def test_status_command_follows_a_job_to_its_end(cluster: SlurmCluster, tmp_path
 # The demo made tiny: one shard, the fewest clips the schema allows, two epochs.
 TINY_DEMO = {
     "dataset": {"name": "tiny demo on SLURM", "mode": "demo", "n_shards": 1, "demo": {"n_videos": 5, "seed": 0}},
-    "train": {"epochs": 2, "batch_size": 4},
+    "stages": {"han": {"epochs": 2, "batch_size": 4}},
 }
 
 

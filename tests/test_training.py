@@ -12,7 +12,7 @@ import torch
 
 from avvp.annotations import read_classes, read_weak
 from avvp.cli import main
-from avvp.training import LOG_COLUMNS
+from avvp.methods.stage_files import LOG_COLUMNS, read_summary
 from conftest import write_random_features, write_weak_csv
 
 
@@ -52,6 +52,8 @@ def test_train_writes_best_last_and_log(trained: Path) -> None:
     scores = [float(r["segment_type_at_av"]) for r in rows]
     assert best["epoch"] == max(i + 1 for i, s in enumerate(scores) if s == max(scores))
     assert len(best["classes"]) == 25 and best["config"]["seed"] == 1
+    summary = read_summary(trained)
+    assert summary["kept_epoch"] == best["epoch"] and summary["keep"] == "type_at_av" and summary["epochs"] == 3
     assert torch.load(trained / "last.pt", weights_only=True)["epoch"] == 3
 
 
@@ -68,7 +70,7 @@ def test_training_is_repeatable_and_resumable(data: dict[str, Path], trained: Pa
 
 def test_resume_refuses_another_recipe(data: dict[str, Path], trained: Path, capsys) -> None:
     assert main(train_args(data, trained, "--epochs", "4", "--lr", "1e-3", "--resume")) == 1
-    assert "another training config" in capsys.readouterr().err
+    assert "other training settings" in capsys.readouterr().err
 
 
 def test_predict_and_evaluate_the_trained_model(data: dict[str, Path], trained: Path, tmp_path: Path) -> None:

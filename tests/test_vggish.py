@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avvp import vggish
-from avvp.extract import extract_features
-from avvp.weights import load_model
+from avvp.extractors import feature_kind, vggish
+from avvp.extractors.extract import extract_features
+from avvp.extractors.weights import load_network
 from extractor_helpers import tone, write_wav
 
 SILENCE = math.log(0.01)
@@ -184,11 +184,11 @@ def test_state_dict_with_wrong_names_is_refused_clearly(tmp_path):
     path = tmp_path / "renamed.pth"
     torch.save(state, path)
     with pytest.raises(ValueError, match=r"(?s)renamed\.pth is not a vggish state dict.*embeddings\.0\.weight"):
-        load_model("vggish", str(path))
+        load_network(feature_kind("vggish"), str(path))
 
 
 def test_random_vggish_is_well_scaled():
-    model, record = load_model("vggish", "random", seed=3)
+    model, record = load_network(feature_kind("vggish"), "random", seed=3)
     examples = torch.from_numpy(vggish.waveform_to_examples(tone(500) + 0.3 * tone(3100), 16000))
     with torch.inference_mode():
         out = model(examples)
@@ -225,12 +225,14 @@ def test_extract_with_post_processor_stores_quantised_values(tmp_path):
     np.savez(tmp_path / "pca.npz", pca_eigen_vectors=np.eye(128), pca_means=np.zeros(128))
     wav = write_wav(tmp_path / "clip.wav", tone(880))
     record = extract_features("vggish", [wav], tmp_path / "q", seed=1, progress=False,
-                              vggish_pca=str(tmp_path / "pca.npz"))
+                              postprocess=str(tmp_path / "pca.npz"))
     plain = extract_features("vggish", [wav], tmp_path / "p", seed=1, progress=False)
     quantised, raw = np.load(tmp_path / "q" / "clip.npy"), np.load(tmp_path / "p" / "clip.npy")
     assert quantised.dtype == np.float32
     np.testing.assert_array_equal(quantised, vggish.postprocess(raw, np.eye(128), np.zeros(128)))
     assert "post-processor" in record["how"] and record["sha256"] == plain["sha256"]
+    with pytest.raises(ValueError, match="r2plus1d_18 has no post-processor"):
+        extract_features("r2plus1d_18", [], tmp_path / "r", progress=False, postprocess=str(tmp_path / "pca.npz"))
 
 
 
@@ -239,7 +241,7 @@ def test_extract_with_post_processor_stores_quantised_values(tmp_path):
 
 def test_tf_variables_map_onto_the_port_layout():
     """TF-Slim layouts (kernels HWIO, matrices in x out) built from a port state dict convert back."""
-    from avvp.vggish_tf import LAYERS, convert
+    from avvp.extractors.vggish_tf import LAYERS, convert
 
     state = port_state_dict(seed=5)
     variables = {}

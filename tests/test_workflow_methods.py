@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from workflow_helpers import (
+    Job,
     annotations,
     copy_workflow,
     planned_jobs,
-    rule_counts,
     run_snakemake,
     small_demo_dataset,
     write_random_features,
@@ -25,17 +25,18 @@ METHODS = ["han", "ma_mmil", "jomold"]
 SEEDS = [1, 2]
 TEN_KEYS = ("audio", "visual", "audio_visual", "type_at_av", "event_at_av")
 LEVELS = ("segment_level", "event_level")
-# Stages of one seed of each method (rule -> jobs), and what every run has after training.
-STAGES = {"han": Counter({"train": 1}),
-          "ma_mmil": Counter({"train_ma_mmil_stage1": 1, "refine_ma_mmil": 1, "train_ma_mmil_stage3": 1}),
-          "jomold": Counter({"train_jomold_estimator": 1, "jomold_ratios": 1, "train_jomold": 1})}
+# Stages of one seed of each method (stage -> jobs of rule train or refine), and what every run has
+# after training.
+STAGES = {"han": Counter({"han": 1}),
+          "ma_mmil": Counter({"ma_mmil_stage1": 1, "ma_mmil_refine": 1, "ma_mmil_stage3": 1}),
+          "jomold": Counter({"jomold_estimator": 1, "jomold_ratios": 1, "jomold_denoise": 1})}
 PER_RUN = Counter({"predict": 1, "evaluate": 1})
 # metrics.json feeds the table, every method's per-class bars and the summary; rule all closes.
 AFTER_METRICS = Counter({"metrics": 1, "metrics_table": 1, "per_class": len(METHODS), "summary": 1, "all": 1})
 # Few epochs per stage: these tests are about the graph and the files, not the scores.
-SETTINGS = {"train": {"method": METHODS, "seeds": SEEDS, "epochs": 2},
-            "ma_mmil": {"stage1": {"epochs": 1}, "stage3": {"epochs": 2}},
-            "jomold": {"estimator": {"epochs": 1}, "denoise": {"epochs": 2}}}
+SETTINGS = {"train": {"methods": METHODS, "seeds": SEEDS},
+            "stages": {"han": {"epochs": 2}, "ma_mmil_stage1": {"epochs": 1}, "ma_mmil_stage3": {"epochs": 2},
+                       "jomold_estimator": {"epochs": 1}, "jomold_denoise": {"epochs": 2}}}
 
 
 def released_like(workdir: Path) -> Path:
@@ -51,6 +52,11 @@ def released_like(workdir: Path) -> Path:
     return write_yaml(workdir / "methods.yaml", config)
 
 
+def stage_counts(jobs: list[Job]) -> Counter:
+    """Jobs per rule, with the training and pass jobs counted by their stage."""
+    return Counter(job.get("stage") or job.rule for job in jobs)
+
+
 def configfiles(*paths: Path) -> list[str]:
     """One --configfile option for all files (merged in order; a second option would replace it)."""
     return ["--configfile", *map(str, paths)]
@@ -64,7 +70,7 @@ class MethodsRun:
     def plan(self, name: str, change: dict) -> Counter:
         """The jobs of target all once `change` is laid over the run's config."""
         args = configfiles(self.config, write_yaml(self.workdir / name, change))
-        return rule_counts(planned_jobs(self.workdir, *args, target="all"))
+        return stage_counts(planned_jobs(self.workdir, *args, target="all"))
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +89,14 @@ def test_every_method_and_seed_is_a_run_of_its_stages(tmp_path: Path) -> None:
     for method in METHODS:
         for _ in SEEDS:
             expected += STAGES[method] + PER_RUN
-    assert rule_counts(jobs) == expected  # no timelines: features mode has no videos
+    assert stage_counts(jobs) == expected  # no timelines: features mode has no videos
     runs = {(j.get("method"), j.get("seed")) for j in jobs if j.rule == "evaluate"}
     assert runs == {(m, str(s)) for m in METHODS for s in SEEDS}
 
 
 def test_bad_method_is_refused_by_the_schema(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "bad")
-    path = write_yaml(workdir / "bad.yaml", {"train": {"method": ["han", "mmil"]}})
+    path = write_yaml(workdir / "bad.yaml", {"train": {"methods": ["han", "mmil"]}})
     with pytest.raises(AssertionError, match="mmil"):
         planned_jobs(workdir, f"--configfile={path}")
 
@@ -124,26 +130,26 @@ def test_second_run_has_nothing_to_do(methods_run: MethodsRun) -> None:
 
 @pytest.mark.slow
 def test_stage3_change_reruns_stage3_and_after_only(methods_run: MethodsRun) -> None:
-    counts = methods_run.plan("stage3.yaml", {"ma_mmil": {"stage3": {"lr": 0.001}}})
-    assert counts == Counter({"train_ma_mmil_stage3": 2, "predict": 2, "evaluate": 2, "curves": 1}) + AFTER_METRICS
+    counts = methods_run.plan("stage3.yaml", {"stages": {"ma_mmil_stage3": {"lr": 0.001}}})
+    assert counts == Counter({"ma_mmil_stage3": 2, "predict": 2, "evaluate": 2, "curves": 1}) + AFTER_METRICS
 
 
 @pytest.mark.slow
 def test_faithful_ma_mmil_reruns_stage3_only(methods_run: MethodsRun) -> None:
-    counts = methods_run.plan("faithful.yaml", {"ma_mmil": {"faithful": True}})
-    assert counts == Counter({"train_ma_mmil_stage3": 2, "predict": 2, "evaluate": 2, "curves": 1}) + AFTER_METRICS
+    counts = methods_run.plan("faithful.yaml", {"stages": {"ma_mmil_stage3": {"faithful": True}}})
+    assert counts == Counter({"ma_mmil_stage3": 2, "predict": 2, "evaluate": 2, "curves": 1}) + AFTER_METRICS
 
 
 @pytest.mark.slow
 def test_denoise_change_reruns_denoised_training_and_after_only(methods_run: MethodsRun) -> None:
-    counts = methods_run.plan("denoise.yaml", {"jomold": {"denoise": {"batch_size": 8}}})
-    assert counts == Counter({"train_jomold": 2, "predict": 2, "evaluate": 2, "curves": 1}) + AFTER_METRICS
+    counts = methods_run.plan("denoise.yaml", {"stages": {"jomold_denoise": {"batch_size": 8}}})
+    assert counts == Counter({"jomold_denoise": 2, "predict": 2, "evaluate": 2, "curves": 1}) + AFTER_METRICS
 
 
 @pytest.mark.slow
 def test_han_change_leaves_the_other_methods_alone(methods_run: MethodsRun) -> None:
-    counts = methods_run.plan("han.yaml", {"train": {"epochs": 3}})
-    assert counts == Counter({"train": 2, "predict": 2, "evaluate": 2, "curves": 1}) + AFTER_METRICS
+    counts = methods_run.plan("han.yaml", {"stages": {"han": {"epochs": 3}}})
+    assert counts == Counter({"han": 2, "predict": 2, "evaluate": 2, "curves": 1}) + AFTER_METRICS
 
 
 @pytest.mark.slow

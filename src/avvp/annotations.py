@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-N_SEGMENTS = 10
+from avvp.protocol import SEGMENTS
 
 # A split file's filename: an 11-character YouTube id, then start and end seconds.
 _SPLIT_NAME = re.compile(r"^(?P<id>[A-Za-z0-9_-]{11})_(?P<start>\d+(?:\.\d+)?)_(?P<end>\d+(?:\.\d+)?)$")
@@ -54,10 +54,6 @@ def read_classes(path: str | Path) -> Vocabulary:
     if not names:
         raise AnnotationError(f"{path}:1: no class names")
     return Vocabulary(tuple(names))
-
-
-def write_classes(vocab: Vocabulary, path: str | Path) -> None:
-    Path(path).write_text("".join(f"{c}\n" for c in vocab.classes), encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -219,7 +215,7 @@ class AnnotationReport:
 
 
 def dense_matrix(
-    split: WeakSplit, events: DenseEvents, n_segments: int = N_SEGMENTS
+    split: WeakSplit, events: DenseEvents, n_segments: int = SEGMENTS
 ) -> tuple[np.ndarray, dict]:
     """Per-video, per-class, per-segment ground truth (N, C, T) bool for one modality.
 

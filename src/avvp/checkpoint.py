@@ -1,5 +1,6 @@
-"""Checkpoint files: ours carry the class vocabulary and the training config beside the weights;
-the official `MMIL_Net.pt` is a plain state dict and needs the vocabulary from elsewhere."""
+"""Checkpoint files: ours carry the class vocabulary, the model's options (its feature set among
+them) and the training settings beside the weights; the official `MMIL_Net.pt` is a plain state
+dict of the published feature set and needs the vocabulary from elsewhere."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,8 @@ from avvp.model import HAN, load_weights
 
 
 def save_checkpoint(path: str | Path, model: HAN, classes: Sequence[str], **extra: Any) -> None:
-    """Write {"state_dict", "classes", **extra} atomically."""
-    payload = {"state_dict": model.state_dict(), "classes": list(classes), **extra}
+    """Write {"state_dict", "classes", "model_options", **extra} atomically."""
+    payload = {"state_dict": model.state_dict(), "classes": list(classes), "model_options": model.options(), **extra}
     with atomic_output(path) as fh:
         torch.save(payload, fh)
 
@@ -34,8 +35,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return {"state_dict": payload, "classes": None}
 
 
-def load_model(path: str | Path, classes: Sequence[str] | None = None,
-               device: torch.device | str = "cpu") -> tuple[HAN, list[str], dict[str, Any]]:
+def load_han(path: str | Path, classes: Sequence[str] | None = None,
+             device: torch.device | str = "cpu") -> tuple[HAN, list[str], dict[str, Any]]:
     """Build HAN from a checkpoint (ours or official), in eval mode on `device`.
 
     `classes` is required for an official state dict and must agree with ours when both are given.
@@ -47,8 +48,7 @@ def load_model(path: str | Path, classes: Sequence[str] | None = None,
     if stored is not None and classes is not None and list(classes) != list(stored):
         raise ValueError(f"{path} was trained on classes {stored}, not {list(classes)}")
     names = list(stored if stored is not None else classes)
-    options = payload.get("model_options", {})
-    model = HAN(len(names), **options)
+    model = HAN(len(names), **payload.get("model_options", {}))
     try:
         load_weights(model, payload["state_dict"])
     except ValueError as err:

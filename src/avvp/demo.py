@@ -53,7 +53,6 @@ MIN_VIDEOS = 5  # one clip per split
 
 SPLITS = ("train", "val", "test")
 SPLIT_CYCLE = ("train", "train", "train", "val", "test")
-MODALITIES = ("audio", "visual", "audio_visual")
 # Each class's modalities in a round of a split: 60 % audio-visual (see the module docstring).
 MODALITY_CYCLE = ("audio_visual", "audio", "audio_visual", "visual", "audio_visual")
 # Number of events of the j-th clip of a round of 8 clips, which deals 20 = 4 classes x 5 pairs.
@@ -88,10 +87,11 @@ CLASSES: tuple[DemoClass, ...] = (
 
 @dataclass(frozen=True)
 class DemoEvent:
-    """An event of class `class_index`, present from `onset` to `offset` (whole seconds)."""
+    """An event of class `class_index`, present from `onset` to `offset` (whole seconds); its
+    modality says whether the clip sounds it, shows it, or both."""
 
     class_index: int
-    modality: str  # one of MODALITIES
+    modality: str  # one of protocol.STREAMS
     onset: int
     offset: int
 
@@ -361,13 +361,24 @@ def write_annotations(clips: list[DemoClip], out_dir: str | Path) -> None:
         _write_text(out / f"eval_{modality}.csv", _tsv(rows))
 
 
+def write_clips(clips: list[DemoClip], folder: str | Path, workers: int = 2) -> None:
+    """Render clips to `folder`/<filename>.mp4, `workers` at a time."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        list(pool.map(lambda c: write_clip(c, folder / f"{c.filename}.mp4"), clips))
+
+
+def write_shard(indices: list[int], seed: int, folder: str | Path, workers: int = 2) -> None:
+    """Render the demo clips of the given plan indices (clip i depends only on (seed, i))."""
+    clips = plan_clips(max(MIN_VIDEOS, max(indices) + 1), seed)
+    write_clips([clips[i] for i in indices], folder, workers)
+
+
 def make_demo(out_dir: str | Path, n_videos: int = DEFAULT_N_VIDEOS, seed: int = 0,
               workers: int = 2) -> list[DemoClip]:
     """Write the whole demo data set under `out_dir` (videos/<filename>.mp4 and the LLP files)."""
     clips = plan_clips(n_videos, seed)
-    videos = Path(out_dir) / "videos"
-    videos.mkdir(parents=True, exist_ok=True)
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        list(pool.map(lambda c: write_clip(c, videos / f"{c.filename}.mp4"), clips))
+    write_clips(clips, Path(out_dir) / "videos", workers)
     write_annotations(clips, out_dir)
     return clips

@@ -19,11 +19,9 @@ import numpy as np
 
 from avvp.annotations import GroundTruth
 from avvp.events import runs
+from avvp.protocol import LEVELS, STREAMS
 
 MAX_SEGMENTS = 10  # the 55 intervals of a 10-segment row fit in one 64-bit word
-STREAMS = ("audio", "visual", "audio_visual")
-SUMMARY_KEYS = ("audio", "visual", "audio_visual", "type_at_av", "event_at_av")
-LEVELS = ("segment_level", "event_level")
 
 
 def segment_decisions(

@@ -1,22 +1,27 @@
-"""Events from segment decisions: maximal runs of 1s, and the event table users read.
+"""Events from segment decisions: maximal runs of 1s, the event table users read, and the events
+of a parsed video.
 
 An event is a maximal run of consecutive positive segments of one class (PROTOCOL §5). The run
 finder works on any number of leading axes at once, so evaluation, the event table and the parser
-share it. The table has the dense LLP annotation format plus a `modality` column; one LLP segment is
-one second, so onset/offset are segment indices.
+share it. The table (`EventRow`) has the dense LLP annotation format plus a `modality` column; one
+LLP segment is one second, so onset/offset are segment indices. A parsed video's `Event` is in
+seconds of the video, with a score. Modalities are named as the protocol's streams: `audio`,
+`visual`, `audio_visual`.
 """
 from __future__ import annotations
 
 import csv
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from avvp.atomic import atomic_output
 
-EVENT_COLUMNS = ("filename", "onset", "offset", "event_labels", "modality")
+TABLE_COLUMNS = ("filename", "onset", "offset", "event_labels", "modality")
+PARSED_COLUMNS = ("class", "modality", "onset", "offset", "score")
 
 
 def runs(mask: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -73,5 +78,21 @@ def write_events(path: str | Path, rows: Sequence[EventRow]) -> None:
     """Write rows as a tab-separated table with header `filename onset offset event_labels modality`."""
     with atomic_output(path, "w") as fh:
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
-        writer.writerow(EVENT_COLUMNS)
+        writer.writerow(TABLE_COLUMNS)
         writer.writerows((r.filename, r.onset, r.offset, r.event_labels, r.modality) for r in rows)
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event of a parsed video, in seconds of the video; `score` is None for ground truth."""
+
+    label: str
+    modality: str  # one of protocol.STREAMS
+    onset: float
+    offset: float
+    score: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["class"] = row.pop("label")
+        return {k: row[k] for k in PARSED_COLUMNS}

@@ -1,14 +1,13 @@
 """The feature store: per-video `.npy` files in the released layout, and packed per-split arrays.
 
-Training reads one memory-mapped array per split and stream. The 80 ResNet-152 frame features are
-averaged to 10 segments at packing time: HAN applies a Linear to every frame and then averages
-each 8 consecutive frames, and a mean commutes with a Linear, so pooling first is exact.
+Training reads one memory-mapped array per split and feature kind. Kinds with more rows than
+segments (ResNet-152's 80 frames) are averaged to 10 segments at packing time: HAN applies a
+Linear to every row and then averages each segment's rows, and a mean commutes with a Linear, so
+pooling first is exact. Shapes and names come from the feature kinds registry.
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -16,14 +15,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from avvp.annotations import WeakSplit, video_id
-
-# kind -> (rows, dims) of one video's file, as released.
-STREAMS: dict[str, tuple[int, int]] = {
-    "vggish": (10, 128),
-    "res152": (80, 2048),
-    "r2plus1d_18": (10, 512),
-}
-N_SEGMENTS = 10
+from avvp.atomic import atomic_folder
+from avvp.extractors import PUBLISHED, feature_kind
+from avvp.protocol import SEGMENTS
 
 
 class FeatureError(ValueError):
@@ -33,10 +27,10 @@ class FeatureError(ValueError):
 FeatureSource = Mapping[str, Sequence[Path]]
 
 
-def released_source(root: str | Path) -> dict[str, list[Path]]:
-    """The folders of a released-layout root: `root/vggish`, `root/res152`, `root/r2plus1d_18`."""
+def released_source(root: str | Path, kinds: Sequence[str] = PUBLISHED) -> dict[str, list[Path]]:
+    """The folders of a released-layout root: `root/<kind>` for each kind (by default the published three)."""
     root = Path(root)
-    return {kind: [root / kind] for kind in STREAMS}
+    return {kind: [root / kind] for kind in kinds}
 
 
 def find_feature(source: FeatureSource, kind: str, vid: str) -> Path:
@@ -55,7 +49,7 @@ def load_feature(path: Path, kind: str) -> np.ndarray:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
         raise FeatureError(f"{path}: unreadable {kind} feature file ({err})") from None
-    expected = STREAMS[kind]
+    expected = feature_kind(kind).shape
     if array.shape != expected:
         raise FeatureError(f"{path}: {kind} features must have shape {expected}, got {array.shape}")
     if array.dtype != np.float32:
@@ -65,10 +59,12 @@ def load_feature(path: Path, kind: str) -> np.ndarray:
     return array
 
 
-def pool_frames(frames: np.ndarray, n_segments: int = N_SEGMENTS) -> np.ndarray:
-    """Average consecutive frames to `n_segments` rows: (..., 80, D) -> (..., 10, D)."""
-    *lead, n, dim = frames.shape
-    return frames.reshape(*lead, n_segments, n // n_segments, dim).mean(axis=-2, dtype=np.float32)
+def pool_segments(rows: np.ndarray) -> np.ndarray:
+    """Average consecutive rows to one per segment: (..., 80, D) -> (..., 10, D); 10 rows stay."""
+    *lead, n, dim = rows.shape
+    if n == SEGMENTS:
+        return rows
+    return rows.reshape(*lead, SEGMENTS, n // SEGMENTS, dim).mean(axis=-2, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -79,7 +75,7 @@ class PackedSplit:
     filenames: tuple[str, ...]
     classes: tuple[str, ...]
     labels: np.ndarray  # (N, C)
-    streams: dict[str, np.ndarray]  # kind -> (N, 10 or 80, D), memory-mapped
+    arrays: dict[str, np.ndarray]  # feature kind -> (N, 10 or its rows, D), memory-mapped
     skipped: dict[str, str]  # filename -> reason
     pooled: bool
 
@@ -91,12 +87,13 @@ def pack_split(
     split: WeakSplit,
     source: FeatureSource,
     out_dir: str | Path,
+    kinds: Sequence[str] = PUBLISHED,
     pooled: bool = True,
     available: set[str] | None = None,
     on_missing: str = "error",
     unavailable_reasons: Mapping[str, str] | None = None,
 ) -> PackedSplit:
-    """Gather a split's per-video files into one array per stream, written under `out_dir`.
+    """Gather a split's per-video files into one array per kind, written under `out_dir`.
 
     `available` (filenames from the availability manifest) restricts the videos; a video outside
     it is skipped with its manifest reason. `on_missing="skip"` records a missing or bad feature
@@ -104,44 +101,40 @@ def pack_split(
     """
     if on_missing not in ("error", "skip"):
         raise ValueError(f"on_missing must be 'error' or 'skip', not {on_missing!r}")
-    out_dir = Path(out_dir)
+    specs = [feature_kind(k) for k in kinds]
     reasons = unavailable_reasons or {}
     skipped: dict[str, str] = {}
-    rows: dict[str, list[np.ndarray]] = {kind: [] for kind in STREAMS}
+    rows: dict[str, list[np.ndarray]] = {kind: [] for kind in kinds}
     kept: list[int] = []
     for i, name in enumerate(split.filenames):
         if available is not None and name not in available:
             skipped[name] = reasons.get(name, "not available")
             continue
         try:
-            loaded = {k: load_feature(find_feature(source, k, video_id(name)), k) for k in STREAMS}
+            loaded = {k: load_feature(find_feature(source, k, video_id(name)), k) for k in kinds}
         except FeatureError as err:
             if on_missing == "error":
                 raise
             skipped[name] = str(err)
             continue
         for kind, array in loaded.items():
-            rows[kind].append(pool_frames(array) if pooled and kind == "res152" else array)
+            rows[kind].append(pool_segments(array) if pooled else array)
         kept.append(i)
 
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for kind, (n_rows, dim) in STREAMS.items():
-        n_rows = N_SEGMENTS if pooled and kind == "res152" else n_rows
-        stacked = np.stack(rows[kind]) if kept else np.zeros((0, n_rows, dim), np.float32)
-        np.save(tmp / f"{kind}.npy", stacked)
-    np.save(tmp / "labels.npy", split.labels[kept])
-    index = {
-        "filenames": [split.filenames[i] for i in kept],
-        "classes": list(split.vocab.classes),
-        "skipped": skipped,
-        "pooled": pooled,
-    }
-    (tmp / "index.json").write_text(json.dumps(index, indent=1), encoding="utf-8")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+    with atomic_folder(out_dir) as tmp:
+        for spec in specs:
+            n_rows = SEGMENTS if pooled else spec.rows
+            stacked = np.stack(rows[spec.name]) if kept else np.zeros((0, n_rows, spec.dim), np.float32)
+            np.save(tmp / f"{spec.name}.npy", stacked)
+        np.save(tmp / "labels.npy", split.labels[kept])
+        index = {
+            "filenames": [split.filenames[i] for i in kept],
+            "classes": list(split.vocab.classes),
+            "kinds": list(kinds),
+            "skipped": skipped,
+            "pooled": pooled,
+        }
+        (tmp / "index.json").write_text(json.dumps(index, indent=1), encoding="utf-8")
     return load_packed(out_dir)
 
 
@@ -152,10 +145,10 @@ def load_packed(root: str | Path) -> PackedSplit:
     if not index_path.is_file():
         raise FeatureError(f"{root}: not a packed split (no index.json)")
     index = json.loads(index_path.read_text(encoding="utf-8"))
-    streams = {kind: np.load(root / f"{kind}.npy", mmap_mode="r") for kind in STREAMS}
+    arrays = {kind: np.load(root / f"{kind}.npy", mmap_mode="r") for kind in index.get("kinds", PUBLISHED)}
     labels = np.load(root / "labels.npy")
     n = len(index["filenames"])
-    for kind, array in streams.items():
+    for kind, array in arrays.items():
         if array.shape[0] != n:
             raise FeatureError(f"{root / kind}.npy: {array.shape[0]} rows, index.json lists {n}")
     return PackedSplit(
@@ -163,7 +156,7 @@ def load_packed(root: str | Path) -> PackedSplit:
         filenames=tuple(index["filenames"]),
         classes=tuple(index["classes"]),
         labels=labels,
-        streams=streams,
+        arrays=arrays,
         skipped=dict(index["skipped"]),
         pooled=bool(index["pooled"]),
     )

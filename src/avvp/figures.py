@@ -6,7 +6,6 @@ Published numbers are data, kept in `avvp/data/published.json` (from docs/PROTOC
 """
 from __future__ import annotations
 
-import csv
 import html
 import json
 import statistics
@@ -15,68 +14,50 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
-from avvp.evaluation import SUMMARY_KEYS
-
-LEVELS = ("segment_level", "event_level")
+from avvp.methods.stage_files import read_log, read_summary
+from avvp.protocol import LEVELS, SCORES
 HEADERS = {"audio": "Audio", "visual": "Visual", "audio_visual": "Audio-Visual",
            "type_at_av": "Type@AV", "event_at_av": "Event@AV"}
-CURVE_SCORE = "segment_type_at_av"  # the validation score that selects the kept checkpoint
+CURVE_SCORE = "segment_type_at_av"  # the validation score drawn per epoch
 
 
 # ----------------------------------------------------------------------------- training curves
 
 
-def read_log(path: str | Path) -> dict[str, list[float]]:
-    """A `log.csv` as columns of floats; errors name the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"training log {path} not found")
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    if not rows:
-        raise ValueError(f"{path}: no epochs logged")
-    missing = {"epoch", "loss", CURVE_SCORE} - set(rows[0])
-    if missing:
-        raise ValueError(f"{path}: not a training log, columns {sorted(missing)} missing")
-    columns: dict[str, list[float]] = {k: [] for k in rows[0]}
-    for line, row in enumerate(rows, start=2):
-        for key, value in row.items():
-            try:
-                columns[key].append(float(value))
-            except (TypeError, ValueError):
-                raise ValueError(f"{path}:{line}: {key} {value!r} is not a number") from None
-    return columns
-
-
-def _labelled(logs: str | Path | Sequence[str | Path] | Mapping[str, str | Path]) -> dict[str, Path]:
-    """label -> log path; unlabelled logs are named by their folder (e.g. `seed_1`)."""
-    if isinstance(logs, Mapping):
-        return {str(k): Path(v) for k, v in logs.items()}
-    paths = [Path(logs)] if isinstance(logs, (str, Path)) else [Path(p) for p in logs]
-    names = [p.parent.name or p.stem for p in paths]
+def _labelled(folders: str | Path | Sequence[str | Path] | Mapping[str, str | Path]) -> dict[str, Path]:
+    """label -> stage folder; unlabelled folders are named by their parent (e.g. `seed1`)."""
+    if isinstance(folders, Mapping):
+        return {str(k): Path(v) for k, v in folders.items()}
+    paths = [Path(folders)] if isinstance(folders, (str, Path)) else [Path(p) for p in folders]
+    names = [p.parent.name or p.name for p in paths]
     if len(set(names)) < len(names):
         names = [str(p) for p in paths]
     return dict(zip(names, paths))
 
 
-def training_curves(logs: str | Path | Sequence[str | Path] | Mapping[str, str | Path],
-                    out: str | Path | IO[bytes]) -> None:
-    """Loss and validation segment-level Type@AV per epoch, one line per log (e.g. per seed).
+def training_curves(stages: str | Path | Sequence[str | Path] | Mapping[str, str | Path],
+                    out: str | Path | IO[bytes]) -> dict[str, tuple[float, float]]:
+    """Loss and validation segment-level Type@AV per epoch of training stages (folders holding
+    `log.csv` and `summary.json`), one line per stage (e.g. per seed).
 
-    The best epoch of each run (highest Type@AV, the last one on ties, as training keeps it) is marked.
+    Each run's kept epoch (the one in its model.pt, as training recorded it) is marked; it is the
+    best Type@AV epoch only where the stage keeps that one. Returns the marked (epoch, Type@AV)
+    per label.
     """
     from matplotlib.figure import Figure
 
-    runs = {label: read_log(path) for label, path in _labelled(logs).items()}
+    runs = {label: (read_log(folder / "log.csv"), read_summary(folder)) for label, folder in _labelled(stages).items()}
     if not runs:
-        raise ValueError("no training logs given")
+        raise ValueError("no training stages given")
     fig = Figure(figsize=(11, 4.2), layout="constrained", dpi=100)
     loss_ax, score_ax = fig.subplots(1, 2)
-    for label, log in runs.items():
-        line, = loss_ax.plot(log["epoch"], log["loss"], label=label, linewidth=1.5)
+    marked = {}
+    for label, (log, summary) in runs.items():
+        line, = loss_ax.plot(log["epoch"], log["loss"], label=f"{label} (kept: {summary['keep']})", linewidth=1.5)
         score_ax.plot(log["epoch"], log[CURVE_SCORE], color=line.get_color(), linewidth=1.5)
-        best = max(range(len(log["epoch"])), key=lambda i: (log[CURVE_SCORE][i], i))
-        score_ax.plot(log["epoch"][best], log[CURVE_SCORE][best], "o", color=line.get_color(), markersize=6)
+        kept = log["epoch"].index(float(summary["kept_epoch"]))
+        marked[label] = (log["epoch"][kept], log[CURVE_SCORE][kept])
+        score_ax.plot(*marked[label], "o", color=line.get_color(), markersize=6)
     loss_ax.set(xlabel="epoch", ylabel="training loss", title="Training loss")
     score_ax.set(xlabel="epoch", ylabel="Type@AV (%)", title="Validation segment-level Type@AV (dot: kept epoch)")
     for ax in (loss_ax, score_ax):
@@ -85,6 +66,7 @@ def training_curves(logs: str | Path | Sequence[str | Path] | Mapping[str, str |
     fig.legend(handles=loss_ax.get_lines(), loc="outside lower center", ncols=min(len(runs), 6), frameon=False,
                fontsize=9)
     fig.savefig(out, format="png")
+    return marked
 
 
 # ----------------------------------------------------------------------------- per-class bars
@@ -149,7 +131,7 @@ def published_results(which: str = "han") -> list[dict[str, Any]]:
 
 
 def _row_values(metrics: Mapping[str, Any]) -> list[float | None]:
-    return [metrics.get(level, {}).get(key) for level in LEVELS for key in SUMMARY_KEYS]
+    return [metrics.get(level, {}).get(key) for level in LEVELS for key in SCORES]
 
 
 def metrics_table(runs: Mapping[str, Mapping[str, Any]], published: Sequence[Mapping[str, Any]] = (),
@@ -178,7 +160,7 @@ def metrics_table(runs: Mapping[str, Mapping[str, Any]], published: Sequence[Map
         cells = ["–" if v is None else f"{v:.1f}" for v in _row_values(entry)]
         rows.append((f"{entry['method']} (published)", cells))
     if fmt == "markdown":
-        head = ["run"] + [f"{lv.split('_')[0]} {HEADERS[k]}" for lv in LEVELS for k in SUMMARY_KEYS]
+        head = ["run"] + [f"{lv.split('_')[0]} {HEADERS[k]}" for lv in LEVELS for k in SCORES]
         lines = [f"| {' | '.join(head)} |", "|" + " --- |" * len(head)]
         lines += [f"| {label} | {' | '.join(cells)} |" for label, cells in rows]
         return (f"{caption}\n\n" if caption else "") + "\n".join(lines) + "\n"
@@ -186,8 +168,8 @@ def metrics_table(runs: Mapping[str, Mapping[str, Any]], published: Sequence[Map
     out = ['<table class="metrics">']
     if caption:
         out.append(f"<caption>{html.escape(caption)}</caption>")
-    levels = "".join(f'<th colspan="{len(SUMMARY_KEYS)}">{lv.split("_")[0].title()} level</th>' for lv in LEVELS)
-    names = "".join(f"<th>{HEADERS[k]}</th>" for _ in LEVELS for k in SUMMARY_KEYS)
+    levels = "".join(f'<th colspan="{len(SCORES)}">{lv.split("_")[0].title()} level</th>' for lv in LEVELS)
+    names = "".join(f"<th>{HEADERS[k]}</th>" for _ in LEVELS for k in SCORES)
     out.append(f'<thead><tr><th rowspan="2">run</th>{levels}</tr><tr>{names}</tr></thead>')
     out.append("<tbody>")
     for label, cells in rows:

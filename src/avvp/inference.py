@@ -1,7 +1,7 @@
 """Running HAN over a packed split: batches straight from the memory-mapped arrays."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -10,17 +10,19 @@ from torch import Tensor
 from avvp.features import PackedSplit
 from avvp.model import HAN
 from avvp.predictions import Predictions
+from avvp.protocol import SEGMENTS
 
 
-def batch_tensors(packed: PackedSplit, rows: np.ndarray, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """The three input streams of the given rows, as float32 tensors on `device`."""
+def batch_tensors(packed: PackedSplit, rows: np.ndarray, device: torch.device,
+                  kinds: Sequence[str]) -> tuple[Tensor, ...]:
+    """The features of `kinds` for the given rows, as float32 tensors on `device` (HAN's inputs)."""
+    missing = [kind for kind in kinds if kind not in packed.arrays]
+    if missing:
+        raise ValueError(f"{packed.root}: packed without the feature kind(s) {missing} the model needs")
     order = np.sort(rows)  # sorted reads are sequential on the memory map
     inverse = np.argsort(np.argsort(rows))
-    out = []
-    for kind in ("vggish", "res152", "r2plus1d_18"):
-        block = np.asarray(packed.streams[kind][order])[inverse]
-        out.append(torch.from_numpy(block).to(device, non_blocking=True))
-    return out[0], out[1], out[2]
+    return tuple(torch.from_numpy(np.asarray(packed.arrays[kind][order])[inverse]).to(device, non_blocking=True)
+                 for kind in kinds)
 
 
 def iterate_batches(n: int, batch_size: int, generator: torch.Generator | None = None) -> Iterator[np.ndarray]:
@@ -36,7 +38,7 @@ def predict_packed(model: HAN, packed: PackedSplit, device: torch.device, batch_
     model.eval()
     global_prob, frame_prob = [], []
     for rows in iterate_batches(len(packed), batch_size):
-        g, _, _, f = model(*batch_tensors(packed, rows, device))
+        g, _, _, f = model(*batch_tensors(packed, rows, device, model.features))
         global_prob.append(g.float().cpu().numpy())
         frame_prob.append(f.float().cpu().numpy())
     n_classes = len(packed.classes)
@@ -44,5 +46,5 @@ def predict_packed(model: HAN, packed: PackedSplit, device: torch.device, batch_
         video_ids=np.array(packed.filenames, dtype=str),
         classes=np.array(packed.classes, dtype=str),
         global_prob=np.concatenate(global_prob) if global_prob else np.zeros((0, n_classes), np.float32),
-        frame_prob=np.concatenate(frame_prob) if frame_prob else np.zeros((0, 10, 2, n_classes), np.float32),
+        frame_prob=np.concatenate(frame_prob) if frame_prob else np.zeros((0, SEGMENTS, 2, n_classes), np.float32),
     )

@@ -19,12 +19,12 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import tempfile
 import wave
 from collections.abc import Iterable
 from pathlib import Path
 
 from avvp.annotations import parse_filename
+from avvp.atomic import atomic_folder, atomic_output
 from avvp.ffmpeg import MediaError, MediaInfo, ffmpeg_exe, input_arg, last_error, probe
 from avvp.records import ClipRecord
 
@@ -135,10 +135,8 @@ def extract_frames(video: str | Path, out_dir: str | Path) -> int:
     """
     import ffmpeg
 
-    video, out_dir = Path(video), Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    video = Path(video)
+    with atomic_folder(out_dir) as tmp:
         pattern = str(tmp.absolute()).replace("%", "%%") + "/%06d.jpg"
         try:
             (ffmpeg.input(input_arg(video)).output(pattern, r=FRAME_RATE)
@@ -151,22 +149,7 @@ def extract_frames(video: str | Path, out_dir: str | Path) -> int:
         count = sum(1 for _ in tmp.glob("*.jpg"))
         if count == 0:
             raise MediaError(f"{video}: no video frames decoded")
-        os.chmod(tmp, 0o755)
-        _replace_dir(tmp, out_dir)
-        return count
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _replace_dir(new: Path, final: Path) -> None:
-    """Put folder `new` at `final`; an old `final` is moved aside first, then deleted."""
-    old = None
-    if final.exists():
-        old = _temp_name(final, ".old")
-        os.replace(final, old)
-    os.replace(new, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    return count
 
 
 def prepare_clips(
@@ -213,3 +196,23 @@ def prepare_clips(
         status, reason = ("ok", "") if info.has_audio else ("no_audio", NO_AUDIO_REASON)
         out.append(ClipRecord(rec.filename, rec.video_id, status, reason))
     return out
+
+
+def prepare_shard(records: str | Path, videos_dir: str | Path, audio_dir: str | Path, frames_dir: str | Path,
+                  out_records: str | Path, audio_list: str | Path, frames_list: str | Path) -> list[ClipRecord]:
+    """`prepare_clips` for one shard's records TSV, then the updated records and the extractors'
+    input lists (the WAVs and the frames folders of its usable clips). The audio and frames folders
+    exist afterwards even when no clip of the shard is usable."""
+    from avvp.records import read_records, write_records
+
+    audio_dir, frames_dir = Path(audio_dir), Path(frames_dir)
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    updated = prepare_clips(read_records(records), videos_dir, audio_dir, frames_dir)
+    write_records(updated, out_records)
+    usable = [r.filename for r in updated if r.usable]
+    for path, lines in ((audio_list, [audio_dir / f"{name}.wav" for name in usable]),
+                        (frames_list, [frames_dir / name for name in usable])):
+        with atomic_output(path, "w") as fh:
+            fh.writelines(f"{line}\n" for line in lines)
+    return updated

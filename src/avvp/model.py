@@ -1,18 +1,25 @@
 """HAN: the hybrid attention network with attentive MMIL pooling (Tian, Li, Xu, ECCV 2020).
 
 Module and parameter names follow the official checkpoint (`MMIL_Net.pt`), so its state dict loads
-as is. The class count comes from the data set's vocabulary.
+as is. The class count comes from the data set's vocabulary, the input layers from the feature set
+(`avvp.extractors`): each kind has its own linear layer (the published kinds keep the official
+names `fc_a`, `fc_v`, `fc_st`); a modality fed by several kinds concatenates their outputs and
+fuses them with one more linear layer (`fc_fusion` for the visual stream, as published;
+`fc_fusion_audio` for audio). With the published set this is exactly the paper's network.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
+from avvp.extractors import PUBLISHED, feature_set
+from avvp.protocol import MODALITIES, SEGMENTS
+
 D_MODEL = 512
-N_SEGMENTS = 10
+FUSION_LAYERS = {"audio": "fc_fusion_audio", "visual": "fc_fusion"}
 
 # Modules present in the official checkpoint that its forward pass never uses.
 UNUSED_OFFICIAL_PREFIXES = (
@@ -80,36 +87,58 @@ class Streams(NamedTuple):
 
 
 class HAN(nn.Module):
-    """Audio (B,10,128), frame (B,80 or 10,2048) and clip (B,10,512) features -> MMIL outputs.
+    """Features of the feature set, one (B, rows, dim) tensor per kind in its order -> MMIL outputs.
 
+    With the published set: audio (B,10,128), frame (B,80 or 10,2048) and clip (B,10,512) features.
     Returns (global_prob (B,C), a_prob (B,C), v_prob (B,C), frame_prob (B,10,2,C)), modality
-    axis ordered audio, visual. Frame features already averaged to 10 segments give the same
-    result as 80 frames (the mean commutes with `fc_v`), 8x cheaper. `cross_modal=False` lets each
-    stream attend only to itself and `visual_dropout` drops visual features before the classifier
-    (both JoMoLD's); neither adds parameters, so the state dict keeps the official names.
+    axis ordered audio, visual. Rows already averaged to 10 segments give the same result as the
+    kind's own rows (the mean commutes with its linear layer), cheaper. `cross_modal=False` lets
+    each stream attend only to itself and `visual_dropout` drops visual features before the
+    classifier (both JoMoLD's); neither adds parameters, so the state dict keeps the official names.
     """
 
-    def __init__(self, n_classes: int, dropout: float = 0.1, cross_modal: bool = True,
-                 visual_dropout: float = 0.0) -> None:
+    def __init__(self, n_classes: int, features: Sequence[str] = PUBLISHED, dropout: float = 0.1,
+                 cross_modal: bool = True, visual_dropout: float = 0.0) -> None:
         super().__init__()
         self.n_classes = n_classes
-        self.fc_a = nn.Linear(128, D_MODEL)
-        self.fc_v = nn.Linear(2048, D_MODEL)
-        self.fc_st = nn.Linear(512, D_MODEL)
-        self.fc_fusion = nn.Linear(2 * D_MODEL, D_MODEL)
+        self.kinds = feature_set(features)
+        self.features = tuple(kind.name for kind in self.kinds)
+        for kind in self.kinds:
+            self.add_module(kind.han_layer, nn.Linear(kind.dim, D_MODEL))
+        self.fusion: dict[str, str] = {}
+        for modality in MODALITIES:
+            width = sum(kind.modality == modality for kind in self.kinds)
+            if width > 1:
+                self.fusion[modality] = FUSION_LAYERS[modality]
+                self.add_module(FUSION_LAYERS[modality], nn.Linear(width * D_MODEL, D_MODEL))
         self.hat_encoder = HybridAttentionEncoder(dropout=dropout, cross_modal=cross_modal)
         self.fc_prob = nn.Linear(D_MODEL, n_classes)
         self.fc_frame_att = nn.Linear(D_MODEL, n_classes)
         self.fc_av_att = nn.Linear(D_MODEL, n_classes)
         self.visual_dropout = nn.Dropout(visual_dropout)
 
-    def embed(self, audio: Tensor, frames: Tensor, clips: Tensor) -> tuple[Tensor, Tensor]:
-        """The two (B, 10, 512) input streams of the attention layer: audio, fused visual."""
-        batch, n_frames, dim = frames.shape
-        if n_frames != N_SEGMENTS:
-            frames = frames.reshape(batch, N_SEGMENTS, n_frames // N_SEGMENTS, dim).mean(dim=2)
-        visual = torch.cat((self.fc_v(frames), self.fc_st(clips)), dim=-1)
-        return self.fc_a(audio), self.fc_fusion(visual)
+    def options(self) -> dict[str, object]:
+        """The constructor's options (checkpoints store them, so loading rebuilds the same model)."""
+        layer = self.hat_encoder.layers[0]
+        return {"features": list(self.features), "dropout": layer.dropout.p, "cross_modal": layer.cross_modal,
+                "visual_dropout": self.visual_dropout.p}
+
+    def embed(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
+        """The two (B, 10, 512) input streams of the attention layer: audio, visual (fused where
+        several kinds feed one)."""
+        if len(inputs) != len(self.kinds):
+            raise ValueError(f"HAN takes {len(self.kinds)} inputs ({', '.join(self.features)}), got {len(inputs)}")
+        parts: dict[str, list[Tensor]] = {m: [] for m in MODALITIES}
+        for kind, x in zip(self.kinds, inputs):
+            batch, rows, dim = x.shape
+            if rows != SEGMENTS:
+                x = x.reshape(batch, SEGMENTS, rows // SEGMENTS, dim).mean(dim=2)
+            parts[kind.modality].append(getattr(self, kind.han_layer)(x))
+        streams = []
+        for modality in MODALITIES:
+            fused = self.fusion.get(modality)
+            streams.append(getattr(self, fused)(torch.cat(parts[modality], dim=-1)) if fused else parts[modality][0])
+        return streams[0], streams[1]
 
     def head(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Attentive MMIL pooling over segments and modalities.
@@ -127,17 +156,17 @@ class HAN(nn.Module):
         global_prob = (temporal * av_att).sum(dim=(1, 2)).clamp(max=1.0)
         return global_prob, temporal[:, :, 0].sum(dim=1), temporal[:, :, 1].sum(dim=1), frame_prob
 
-    def encode(self, audio: Tensor, frames: Tensor, clips: Tensor, cross_modal: bool | None = None) -> Streams:
+    def encode(self, *inputs: Tensor, cross_modal: bool | None = None) -> Streams:
         """Both streams before and after the attention layer (`cross_modal` overrides the model's)."""
-        a_in, v_in = self.embed(audio, frames, clips)
+        a_in, v_in = self.embed(*inputs)
         return Streams(a_in, v_in, *self.hat_encoder(a_in, v_in, cross_modal))
 
     def classify(self, streams: Streams) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The MMIL outputs of encoded streams (visual dropout applies here, in training mode)."""
         return self.head(streams.audio, self.visual_dropout(streams.visual))
 
-    def forward(self, audio: Tensor, frames: Tensor, clips: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        return self.classify(self.encode(audio, frames, clips))
+    def forward(self, *inputs: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return self.classify(self.encode(*inputs))
 
 
 def official_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -154,7 +183,8 @@ def load_weights(model: HAN, state: Mapping[str, Tensor]) -> None:
     missing = sorted(expected - set(state))
     unexpected = sorted(set(state) - expected)
     if missing or unexpected:
-        raise ValueError(f"state dict does not fit HAN: missing keys {missing}, unexpected keys {unexpected}")
+        raise ValueError(f"state dict does not fit HAN on features {list(model.features)}: missing keys "
+                         f"{missing}, unexpected keys {unexpected}")
     classes = state["fc_prob.weight"].shape[0]
     if classes != model.n_classes:
         raise ValueError(f"state dict has {classes} classes, the model {model.n_classes}")

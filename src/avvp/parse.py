@@ -25,9 +25,9 @@ consecutive windows [10w, 10w + 10) s:
   one event), cut to the S real segments, and the last offset is clipped to the duration.
 
 Events are the maximal runs of the LLP protocol's three streams: `audio` (heard), `visual` (seen)
-and `audio-visual` (both, the AND of the two; so it also lies inside an audio and a visual event).
+and `audio_visual` (both, the AND of the two; so it also lies inside an audio and a visual event).
 An event's score is the mean, over its segments, of p(t) x g(t): p the frame probability of its
-modality (for audio-visual the smaller of the audio and visual ones, whose threshold is the AND)
+modality (for audio_visual the smaller of the audio and visual ones, whose threshold is the AND)
 and g the class's global probability in the segment's window. It lies in (0, 1] and is at least
 t_f x t_g.
 
@@ -45,30 +45,28 @@ import shutil
 import tempfile
 import wave
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from avvp.annotations import DenseEvents
-from avvp.events import runs
+from avvp.events import PARSED_COLUMNS, Event, runs
 from avvp.evaluation import segment_decisions
-from avvp.extract import N_FRAMES, pick_frame_indices
+from avvp.extractors.frames import N_FRAMES, pick_frame_indices
 from avvp.ffmpeg import MediaError, probe
 from avvp.media import FRAME_RATE, extract_frames, write_audio
 from avvp.atomic import atomic_output
+from avvp.protocol import SEGMENTS, STREAMS
 
-WINDOW_SECONDS = 10
-SEGMENTS = 10  # per window, one second each
+WINDOW_SECONDS = SEGMENTS  # one-second segments
 TAIL_SLACK_S = 1.0 / FRAME_RATE
 MAX_LEADING_COPIES = 2
-MODALITIES = ("audio", "visual", "audio-visual")
-EVENT_COLUMNS = ("class", "modality", "onset", "offset", "score")
 PADDING_RULE = ("10-second windows; past the video's end the last window's audio is padded with silence and "
                 "its frames by repeating the last frame; nothing in the padding is reported")
 SCORE_RULE = ("mean over the event's seconds of p x g: p the frame probability of its modality (the smaller "
-              "of audio and visual for audio-visual), g the class's global probability in that second's window")
+              "of audio and visual for audio_visual), g the class's global probability in that second's window")
 
 
 # ----------------------------------------------------------------------------- windows
@@ -186,22 +184,6 @@ def prepare_windows(video: str | Path, work_dir: str | Path, key: str) -> VideoW
 # ----------------------------------------------------------------------------- events
 
 
-@dataclass(frozen=True)
-class Event:
-    """An event in seconds of the video; `score` is None for ground truth."""
-
-    label: str
-    modality: str  # one of MODALITIES
-    onset: float
-    offset: float
-    score: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        row = asdict(self)
-        row["class"] = row.pop("label")
-        return {k: row[k] for k in EVENT_COLUMNS}
-
-
 def parse_windows(
     global_prob: np.ndarray,
     frame_prob: np.ndarray,
@@ -230,9 +212,9 @@ def parse_windows(
     events = []
     for m, c, start, stop in zip(*runs(decided)):
         score = float(weighted[m, c, start:stop].mean())
-        events.append(Event(classes[c], MODALITIES[m], float(start), min(float(stop), float(duration)), score))
+        events.append(Event(classes[c], STREAMS[m], float(start), min(float(stop), float(duration)), score))
     order = {name: i for i, name in enumerate(classes)}
-    return sorted(events, key=lambda e: (e.onset, order[e.label], MODALITIES.index(e.modality)))
+    return sorted(events, key=lambda e: (e.onset, order[e.label], STREAMS.index(e.modality)))
 
 
 def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -248,7 +230,7 @@ def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
 def ground_truth_events(filename: str, classes: Sequence[str], audio: DenseEvents | None,
                         visual: DenseEvents | None) -> list[Event] | None:
     """The annotated events of `filename` (rows matched by full filename, overlaps merged), with
-    audio-visual = the overlap of a class's audio and visual spans; None when no row names it."""
+    audio_visual = the overlap of a class's audio and visual spans; None when no row names it."""
     spans: dict[str, dict[int, list[tuple[float, float]]]] = {}
     for modality, table in (("audio", audio), ("visual", visual)):
         if table is None:
@@ -268,9 +250,9 @@ def ground_truth_events(filename: str, classes: Sequence[str], audio: DenseEvent
         for a0, a1 in heard:
             for v0, v1 in spans.get("visual", {}).get(c, []):
                 if min(a1, v1) > max(a0, v0):
-                    events.append(Event(classes[c], "audio-visual", float(max(a0, v0)), float(min(a1, v1))))
+                    events.append(Event(classes[c], "audio_visual", float(max(a0, v0)), float(min(a1, v1))))
     order = {name: i for i, name in enumerate(classes)}
-    return sorted(events, key=lambda e: (e.onset, order[e.label], MODALITIES.index(e.modality)))
+    return sorted(events, key=lambda e: (e.onset, order[e.label], STREAMS.index(e.modality)))
 
 
 # ----------------------------------------------------------------------------- models
@@ -289,7 +271,7 @@ class WindowModel(Protocol):
 
 
 class HANWindowModel:
-    """The real model: VGGish, ResNet-152 and R(2+1)D-18 features of every window, then HAN.
+    """The real model: the features of every window (the checkpoint's feature set), then HAN.
 
     Each extractor is loaded once per call for all windows of all videos. `weights` maps a feature
     kind to `pretrained`, `random` (seeded by `seed`) or a state-dict path; kinds not named get
@@ -299,35 +281,35 @@ class HANWindowModel:
     def __init__(self, checkpoint: str | Path, classes: Sequence[str] | None = None,
                  weights: Mapping[str, str] | None = None, seed: int = 0, device: str = "auto",
                  batch_size: int | None = None, progress: bool = False) -> None:
-        from avvp.checkpoint import load_model
+        from avvp.checkpoint import load_han
         from avvp.device import resolve_device
-        from avvp.features import STREAMS
-        from avvp.weights import check_kind
+        from avvp.extractors import feature_kind
 
         for kind in weights or {}:
-            check_kind(kind)
+            feature_kind(kind)
         self.device = resolve_device(device)
         self.checkpoint = Path(checkpoint)
-        self.han, self.classes, _ = load_model(checkpoint, classes, self.device)
-        self.weights = {kind: (weights or {}).get(kind, "random") for kind in STREAMS}
+        self.han, self.classes, _ = load_han(checkpoint, classes, self.device)
+        self.weights = {kind: (weights or {}).get(kind, "random") for kind in self.han.features}
         self.seed, self.batch_size, self.progress = seed, batch_size, progress
         self.records: dict[str, dict] = {}
 
     def __call__(self, videos: Sequence[VideoWindows], work_dir: Path) -> list[tuple[np.ndarray, np.ndarray]]:
         import torch
 
-        from avvp.extract import extract_features, output_id
-        from avvp.features import pool_frames
+        from avvp.extractors import AUDIO, feature_kind
+        from avvp.extractors.extract import extract_features, output_id
+        from avvp.features import pool_segments
 
         arrays: dict[str, list[np.ndarray]] = {}
         for kind, spec in self.weights.items():
-            inputs = [p for v in videos for p in (v.audio if kind == "vggish" else v.frames)]
+            audio = feature_kind(kind).medium == AUDIO
+            inputs = [p for v in videos for p in (v.audio if audio else v.frames)]
             out = Path(work_dir) / "features" / kind
             self.records[kind] = extract_features(kind, inputs, out, spec, str(self.device), self.batch_size,
                                                   self.seed, self.progress)
-            # Frame features pooled to 10 segments at once (exact for HAN, 8x less memory).
-            pool = pool_frames if kind == "res152" else np.asarray
-            arrays[kind] = [pool(np.load(out / f"{output_id(p)}.npy")) for p in inputs]
+            # Rows pooled to 10 segments at once (exact for HAN, less memory).
+            arrays[kind] = [pool_segments(np.load(out / f"{output_id(p)}.npy")) for p in inputs]
         results, first = [], 0
         with torch.inference_mode():
             for v in videos:
@@ -342,9 +324,10 @@ class HANWindowModel:
         return {"model": "HAN", "checkpoint": str(self.checkpoint), "feature_weights": dict(self.records)}
 
 
-def random_weight_kinds(description: Mapping[str, Any]) -> list[str]:
-    """The feature kinds a model description says ran on random weights."""
-    return [k for k, r in description.get("feature_weights", {}).items() if r.get("weights") == "random"]
+def random_weights_warning(description: Mapping[str, Any]) -> str | None:
+    """The warning every output of a model that ran on random extractor weights carries."""
+    kinds = [k for k, r in description.get("feature_weights", {}).items() if r.get("weights") == "random"]
+    return f"features from RANDOM weights ({', '.join(kinds)}): these events are not meaningful" if kinds else None
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -362,6 +345,7 @@ class ParsedVideo:
     ground_truth: list[Event] | None
     global_prob: np.ndarray  # (W, C)
     frame_prob: np.ndarray  # (W, 10, 2, C)
+    warning: str | None  # set when the features came from random weights
     json_path: Path
     csv_path: Path
     png_path: Path
@@ -370,7 +354,7 @@ class ParsedVideo:
 def _events_csv(events: Sequence[Event]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(EVENT_COLUMNS)
+    writer.writerow(PARSED_COLUMNS)
     for e in events:
         writer.writerow([e.label, e.modality, f"{e.onset:.3f}", f"{e.offset:.3f}", f"{e.score:.4f}"])
     return buffer.getvalue()
@@ -380,9 +364,6 @@ def _write_outputs(parsed: ParsedVideo, classes: Sequence[str], description: Map
                    thresholds: Mapping[str, float]) -> None:
     from avvp.timeline import draw_timeline
 
-    random_kinds = random_weight_kinds(description)
-    warning = (f"features from RANDOM weights ({', '.join(random_kinds)}): these events are not meaningful"
-               if random_kinds else None)
     n_segments = segment_count(parsed.duration)
     body = {
         "video": str(parsed.video),
@@ -392,7 +373,7 @@ def _write_outputs(parsed: ParsedVideo, classes: Sequence[str], description: Map
         "n_segments": n_segments,
         "classes": list(classes),
         "thresholds": dict(thresholds),
-        "warning": warning,
+        "warning": parsed.warning,
         "model": dict(description),
         "events": [e.as_dict() for e in parsed.events],
         "ground_truth": None if parsed.ground_truth is None else [e.as_dict() for e in parsed.ground_truth],
@@ -409,7 +390,7 @@ def _write_outputs(parsed: ParsedVideo, classes: Sequence[str], description: Map
         fh.write(_events_csv(parsed.events))
     with atomic_output(parsed.png_path, "wb") as fh:
         draw_timeline(fh, parsed.duration, classes, parsed.events, parsed.ground_truth,
-                      title=parsed.video.name, n_windows=parsed.n_windows, warning=warning)
+                      title=parsed.video.name, n_windows=parsed.n_windows, warning=parsed.warning)
 
 
 def parse_videos(
@@ -443,6 +424,8 @@ def parse_videos(
     try:
         windows = [prepare_windows(path, work, f"v{i:05d}") for i, path in enumerate(paths)]
         outputs = model(windows, work)
+        description = model.describe()
+        warning = random_weights_warning(description)
         parsed = []
         for w, (global_prob, frame_prob) in zip(windows, outputs):
             try:
@@ -453,11 +436,51 @@ def parse_videos(
             truth = (ground_truth_events(w.video.stem, model.classes, audio_truth, visual_truth)
                      if audio_truth is not None or visual_truth is not None else None)
             result = ParsedVideo(w.video, w.duration, w.has_audio, w.n_windows, events, truth,
-                                 np.asarray(global_prob), np.asarray(frame_prob),
+                                 np.asarray(global_prob), np.asarray(frame_prob), warning,
                                  out / f"{w.video.stem}.json", out / f"{w.video.stem}.csv",
                                  out / f"{w.video.stem}.png")
-            _write_outputs(result, model.classes, model.describe(), thresholds)
+            _write_outputs(result, model.classes, description, thresholds)
             parsed.append(result)
         return parsed
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def parse_with_checkpoint(
+    videos: Sequence[str | Path],
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    weights: Mapping[str, str] | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    batch_size: int | None = None,
+    frame_threshold: float = 0.5,
+    global_threshold: float = 0.5,
+    audio_csv: str | Path | None = None,
+    visual_csv: str | Path | None = None,
+    classes: Sequence[str] | None = None,
+    progress: bool = False,
+) -> list[ParsedVideo]:
+    """`parse_videos` with the real model of a checkpoint (`HANWindowModel`), drawing the dense
+    annotations of `audio_csv`/`visual_csv` (LLP format) beside the prediction where given."""
+    from avvp.annotations import Vocabulary, read_dense
+
+    for name, value in (("frame threshold", frame_threshold), ("global threshold", global_threshold)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"the {name} must be in [0, 1], got {value}")
+    model = HANWindowModel(checkpoint, classes, weights, seed=seed, device=device, batch_size=batch_size,
+                           progress=progress)
+    vocab = Vocabulary(tuple(model.classes))
+    audio = read_dense(audio_csv, vocab) if audio_csv else None
+    visual = read_dense(visual_csv, vocab) if visual_csv else None
+    return parse_videos(videos, model, out_dir, frame_threshold, global_threshold, audio, visual)
+
+
+def available_videos(videos: Mapping[str, str | Path], manifest: str | Path, limit: int | None = None) -> list[Path]:
+    """The videos (clip filename -> video file) whose clip the manifest calls usable and whose file
+    exists, in the mapping's order, at most `limit` of them."""
+    from avvp.records import read_records
+
+    usable = {r.filename for r in read_records(manifest) if r.usable}
+    chosen = [Path(path) for name, path in videos.items() if name in usable and Path(path).is_file()]
+    return chosen if limit is None else chosen[:limit]

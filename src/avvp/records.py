@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,3 +65,16 @@ def write_records(records: Iterable[ClipRecord], path: str | Path) -> None:
         fh.write("\t".join(HEADER) + "\n")
         for r in records:
             fh.write(f"{r.filename}\t{r.video_id}\t{r.status}\t{r.reason}\n")
+
+
+def gather_records(shard_records: Iterable[str | Path], out: str | Path) -> dict[str, int]:
+    """The shards' records as one manifest sorted by filename; a clip in two shards is an error.
+
+    Returns how many clips have each status.
+    """
+    records = [r for path in shard_records for r in read_records(path)]
+    repeated = [name for name, n in Counter(r.filename for r in records).items() if n > 1]
+    if repeated:
+        raise ValueError(f"clips recorded by more than one shard: {repeated[:5]}")
+    write_records(sorted(records, key=lambda r: r.filename), out)
+    return dict(Counter(r.status for r in records))

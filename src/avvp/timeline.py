@@ -13,15 +13,15 @@ from __future__ import annotations
 import math
 import textwrap
 from collections.abc import Iterable, Sequence
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
-if TYPE_CHECKING:
-    from avvp.parse import Event
+from avvp.events import Event
+from avvp.protocol import SEGMENTS, STREAMS
 
-COLOURS = {"audio": "#1f77b4", "visual": "#e6730f", "audio-visual": "#7b3fa0"}
-LANES = tuple(COLOURS)
+COLOURS = {"audio": "#1f77b4", "visual": "#e6730f", "audio_visual": "#7b3fa0"}
+LANES = STREAMS
+LANE_NAMES = {"audio": "audio", "visual": "visual", "audio_visual": "audio-visual"}  # as printed
 LANE_HEIGHT = 0.28  # of a class row of height 1
-WINDOW_SECONDS = 10
 MAX_EDGES = 30  # window edges drawn up to this many windows; beyond, they would hide the bars
 
 
@@ -82,7 +82,7 @@ def draw_timeline(
     lanes = ax.twinx()
     lanes.set_ylim(n_rows, 0)
     lanes.set_yticks([r + top + (k + 0.5) * LANE_HEIGHT for r in range(len(shown)) for k in range(len(LANES))],
-                     [name for _ in shown for name in LANES], fontsize=7, color="0.35")
+                     [LANE_NAMES[name] for _ in shown for name in LANES], fontsize=7, color="0.35")
     lanes.tick_params(length=0)
     if not shown:
         ax.text(duration / 2, 0.5, "no events", ha="center", va="center", color="0.4")
@@ -95,7 +95,7 @@ def draw_timeline(
             ax.xaxis.set_minor_locator(MultipleLocator(1))
     ax.grid(axis="x", color="0.9", linewidth=0.6)
     ax.set_axisbelow(True)
-    edges = [e for e in range(WINDOW_SECONDS, math.ceil(duration), WINDOW_SECONDS)]
+    edges = [e for e in range(SEGMENTS, math.ceil(duration), SEGMENTS)]
     if len(edges) < MAX_EDGES:
         for edge in edges:
             ax.axvline(edge, color="0.45", linestyle="--", linewidth=0.9)
@@ -105,7 +105,7 @@ def draw_timeline(
     if warning_lines:
         fig.suptitle("\n".join(warning_lines), color="#c00000", fontweight="bold", fontsize=11)
 
-    handles = [Patch(facecolor=COLOURS[m], edgecolor=COLOURS[m], label=m) for m in LANES]
+    handles = [Patch(facecolor=COLOURS[m], edgecolor=COLOURS[m], label=LANE_NAMES[m]) for m in LANES]
     if ground_truth is not None:
         handles += [Patch(facecolor="0.4", edgecolor="0.4", label="predicted"),
                     Patch(facecolor="0.4", edgecolor="0.4", alpha=0.3, hatch="////", label="ground truth")]

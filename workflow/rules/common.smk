@@ -1,18 +1,29 @@
-"""Config -> the clip table, its shards, the annotation files, and the rules' input functions.
+"""Config -> the clip table, its shards, the annotation files, the runs and their stages, and the
+rules' input functions.
 
 Everything here is evaluated when the workflow is parsed, so the job graph (and every dry run) is
 exact: shard membership is known before anything runs, and each per-shard rule receives its own
-clip list as a parameter, so adding a clip changes the parameters of one shard only.
+clip list as a parameter, so adding a clip changes the parameters of one shard only. Feature kinds
+and stages come from avvp's registries (avvp.extractors, avvp.methods.stages): no kind or stage
+is named here.
 """
+
 import hashlib
 import shlex
 from pathlib import Path
 
-KINDS = ("vggish", "res152", "r2plus1d_18")
+from avvp.extractors import AUDIO, feature_kind, feature_kinds
+from avvp.methods.stages import method, stage, stages
+
 SPLITS = ("train", "val", "test")
 DATASET = config["dataset"]
 MODE = DATASET["mode"]
 DEMO_DIR = "results/demo"
+KINDS = list(config["model"]["features"])
+METHODS = list(config["train"]["methods"])
+SEEDS = list(config["train"]["seeds"])
+RUN = "results/runs/{method}/seed{seed}"
+REPORT = "results/report"
 
 
 def shard_of(video_id: str, n_shards: int) -> int:
@@ -79,51 +90,66 @@ ANNOTATIONS = annotation_files()
 DEMO_INDEX = demo_plan() if MODE == "demo" else {}
 SHARDS = {} if MODE == "features" else shard_table(clip_table(), DATASET["n_shards"])
 CLIP_SHARD = {name: shard for shard, clips in SHARDS.items() for name in clips}
-
-
-# --- methods and seeds: one run per (method, seed) ------------------------------------------------
-
-METHODS = list(dict.fromkeys([config["train"]["method"]] if isinstance(config["train"]["method"], str)
-                             else config["train"]["method"]))
-SEEDS = list(config["train"]["seeds"])
-# The stage whose model is the method's result (its folder below the run's; HAN's is the run's own).
-FINAL_STAGE = {"han": "han", "ma_mmil": "stage3", "jomold": "denoised"}
-LABELS = {"han": "HAN", "ma_mmil": "MA-MMIL", "jomold": "JoMoLD"}
-REPORT = "results/report"
-# Settings of `train` that choose runs rather than configure HAN's training.
-RUN_KEYS = ("method", "seeds")
+TRAINING_STAGES = [s.id for s in stages().values() if s.trains]
+PASSES = [s.id for s in stages().values() if not s.trains]
 
 
 wildcard_constraints:
     shard=r"\d{3}",
-    kind="|".join(KINDS),
+    kind="|".join(feature_kinds()),
     split="|".join(SPLITS),
-    method="|".join(FINAL_STAGE),
+    method="|".join(METHODS),
     seed=r"\d+",
 
 
-def run_dir(method: str, seed: int | str) -> str:
-    return f"results/runs/{method}/seed{seed}"
+# --- runs: one per (method, seed), a folder per stage ---------------------------------------------
 
 
-def final_file(method: str, seed: int | str, name: str) -> str:
-    """A file (model.pt, log.csv) of the stage whose model is the method's result."""
-    stage = "" if method == "han" else f"{FINAL_STAGE[method]}/"
-    return f"{run_dir(method, seed)}/{stage}{name}"
+def stage_dir(method_name: str, seed: int | str, stage_id: str) -> str:
+    return f"results/runs/{method_name}/seed{seed}/{stage_id}"
+
+
+def final_dir(method_name: str, seed: int | str) -> str:
+    """The folder of the stage whose model is the method's result."""
+    return stage_dir(method_name, seed, method(method_name).final_stage)
 
 
 def final_checkpoint(wildcards) -> str:
-    return final_file(wildcards.method, wildcards.seed, "model.pt")
+    return f"{final_dir(wildcards.method, wildcards.seed)}/model.pt"
 
 
 def first_checkpoint() -> str:
     """The model of the first listed method's first seed: it draws timelines and parses videos."""
-    return final_file(METHODS[0], SEEDS[0], "model.pt")
+    return f"{final_dir(METHODS[0], SEEDS[0])}/model.pt"
 
 
 def evaluations() -> list[str]:
     """The scores of every run, method-major (the order of metrics params `runs`)."""
-    return [f"{run_dir(m, s)}/evaluation/test.json" for m in METHODS for s in SEEDS]
+    return [f"results/runs/{m}/seed{s}/evaluation/test.json" for m in METHODS for s in SEEDS]
+
+
+def stage_inputs(wildcards) -> dict[str, str]:
+    """What a stage reads from earlier stages of its run (its spec's inputs), by name."""
+    return {
+        needed.name: f"{stage_dir(wildcards.method, wildcards.seed, needed.stage)}/{needed.file}".rstrip("/")
+        for needed in stage(wildcards.stage).inputs
+    }
+
+
+def stage_input_flags(wildcards, input) -> str:
+    return " ".join(
+        f"{needed.flag} {getattr(input, needed.name)}" for needed in stage(wildcards.stage).inputs
+    )
+
+
+def stage_flags(wildcards) -> str:
+    """The stage's own config section as options (null settings keep its published values)."""
+    return cli_flags(config["stages"][wildcards.stage])
+
+
+def run_flags() -> str:
+    """What every stage of every run shares: the device and, for training, the feature set."""
+    return f"--device {shlex.quote(config['train']['device'])}"
 
 
 # --- helpers for rules -----------------------------------------------------------------------
@@ -146,26 +172,11 @@ def cli_flags(section: dict) -> str:
     return " ".join(flags)
 
 
-def faithful_flag(faithful: bool) -> str:
-    return "--faithful" if faithful else "--no-faithful"
-
-
-def device_flag() -> str:
-    """The device of every training stage and pass (config train.device)."""
-    return f"--device {shlex.quote(config['train']['device'])}"
-
-
 def report_figures() -> list[str]:
     """Everything the report shows (rule all asks for it, so `--report` finds it made)."""
     figures = [f"{REPORT}/{name}/{m}.png" for name in ("curves", "per_class") for m in METHODS]
     figures += [f"{REPORT}/metrics.html", f"{REPORT}/summary.html"]
     return figures + ([] if MODE == "features" else [f"{REPORT}/timelines"])
-
-
-def train_flags(section: dict) -> str:
-    """A training stage's settings as `avvp train` options, with the shared device."""
-    settings = {k: v for k, v in section.items() if k not in RUN_KEYS}
-    return cli_flags({**settings, "device": config["train"]["device"]})
 
 
 def shard_clips(wildcards) -> list[str]:
@@ -191,8 +202,8 @@ def download_inputs(wildcards) -> list[str]:
 
 
 def extract_inputs(wildcards) -> dict[str, str]:
-    """VGGish reads the shard's WAVs, the two visual networks its frame folders."""
-    media = "audio" if wildcards.kind == "vggish" else "frames"
+    """A kind reads the shard's WAVs or its frame folders, by its medium."""
+    media = "audio" if feature_kind(wildcards.kind).medium == AUDIO else "frames"
     return {
         "inputs": f"results/shards/{wildcards.shard}/{media}.txt",
         "media": f"results/{media}/{wildcards.shard}",
@@ -240,18 +251,21 @@ def is_llp() -> bool:
     return MODE != "demo" and llp.is_file() and ours.is_file() and read_classes(ours) == read_classes(llp)
 
 
-def weight_args() -> str:
-    """`avvp parse` extractor options matching the features of training (config `features`).
+def extractor_weights() -> dict[str, str]:
+    """Kind -> the weights of its features in training (config `features`), for parsing videos."""
+    return {kind: config["features"][kind]["weights"] for kind in KINDS}
 
-    parse takes one seed for random weights, so the random extractors must share theirs.
-    """
+
+def extractor_seed() -> int:
+    """The one seed of the random extractors (parsing takes one, so they must share it)."""
     features = config["features"]
     seeds = {features[k]["seed"] for k in KINDS if features[k]["weights"] == "random"}
     if len(seeds) > 1:
-        raise ValueError(f"features: random extractors use seeds {sorted(seeds)}; `avvp parse` takes one, "
-                         "so give them the same seed to parse videos")
-    args = [f"--weights {kind}={shlex.quote(features[kind]['weights'])}" for kind in KINDS]
-    return " ".join(args + [f"--weights-seed {seeds.pop() if seeds else 0}"])
+        raise ValueError(
+            f"features: random extractors use seeds {sorted(seeds)}; parsing takes one, "
+            "so give them the same seed to parse videos"
+        )
+    return seeds.pop() if seeds else 0
 
 
 def test_videos() -> dict[str, str]:
@@ -289,13 +303,9 @@ def parse_inputs(wildcards) -> dict[str, list[str] | str]:
     """The demo's clips come from their rendered folders, with their ground truth; a folder's
     videos are inputs themselves (adding one reruns the job)."""
     if config["parse"]["videos_dir"] is None and MODE == "demo":
-        return {"folders": sorted({str(Path(v).parent) for v in parse_videos()}),
-                "audio_csv": ANNOTATIONS["eval_audio"], "visual_csv": ANNOTATIONS["eval_visual"]}
+        return {
+            "folders": sorted({str(Path(v).parent) for v in parse_videos()}),
+            "audio_csv": ANNOTATIONS["eval_audio"],
+            "visual_csv": ANNOTATIONS["eval_visual"],
+        }
     return {"videos": parse_videos()}
-
-
-def truth_args(wildcards, input) -> str:
-    """Dense annotations to draw beside the prediction, when the inputs include them."""
-    if "audio_csv" not in input.keys():
-        return ""
-    return f"--audio-csv {input.audio_csv} --visual-csv {input.visual_csv}"

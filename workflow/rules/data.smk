@@ -1,39 +1,37 @@
 """The clips: demo synthesis, per-shard download (or local copy), the availability manifest."""
 
-
 if MODE == "demo":
 
     rule demo_annotations:
         """The demo's class list and LLP-format annotation files (cheap; all clips)."""
         output:
             **ANNOTATIONS,
-        params:
-            demo=config["dataset"]["demo"],
         log:
             "results/logs/demo_annotations.log",
         conda:
             "../../envs/download.yaml"
+        params:
+            demo=config["dataset"]["demo"],
         script:
             "../scripts/demo_annotations.py"
-
 
     rule demo_videos:
         """Render one shard's demo clips; clip i depends only on (seed, i)."""
         output:
             directory(f"{DEMO_DIR}/videos/{{shard}}"),
-        params:
-            seed=config["dataset"]["demo"]["seed"],
-            indices=demo_indices,
         log:
             "results/logs/demo_videos/{shard}.log",
         benchmark:
             "results/benchmarks/demo_videos/{shard}.tsv"
+        conda:
+            "../../envs/media.yaml"
         threads: 2
         resources:
             mem_mb=2000,
             runtime=30,
-        conda:
-            "../../envs/media.yaml"
+        params:
+            seed=config["dataset"]["demo"]["seed"],
+            indices=demo_indices,
         script:
             "../scripts/demo_videos.py"
 
@@ -46,20 +44,20 @@ rule download:
         clips="results/shards/{shard}/clips.txt",
         records="results/shards/{shard}/download.tsv",
         videos=directory("results/videos/{shard}"),
-    params:
-        clips=shard_clips,
-        source=download_source,
-        flags=cli_flags(config["download"]),
     log:
         "results/logs/download/{shard}.log",
     benchmark:
         "results/benchmarks/download/{shard}.tsv"
+    conda:
+        "../../envs/download.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=600,
-    conda:
-        "../../envs/download.yaml"
+    params:
+        clips=shard_clips,
+        source=download_source,
+        flags=cli_flags(config["download"]),
     shell:
         "(printf '%s\\n' {params.clips:q} > {output.clips}.part"
         " && mv {output.clips}.part {output.clips}"

@@ -1,4 +1,5 @@
-"""The three feature extractors (one job per shard and kind, one model load each) and packing."""
+"""The feature extractors of model.features (one job per shard and kind, one model load each) and
+packing."""
 
 
 rule extract:
@@ -7,20 +8,20 @@ rule extract:
         unpack(extract_inputs),
     output:
         directory("results/features/{shard}/{kind}"),
-    params:
-        flags=lambda wildcards: cli_flags(config["features"][wildcards.kind]),
-        root=lambda wildcards: f"results/features/{wildcards.shard}",
     log:
         "results/logs/extract/{shard}_{kind}.log",
     benchmark:
         "results/benchmarks/extract/{shard}_{kind}.tsv"
+    conda:
+        "../../envs/features.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=240,
         gpu=config["resources"]["gpu"],
-    conda:
-        "../../envs/features.yaml"
+    params:
+        flags=lambda wildcards: cli_flags(config["features"][wildcards.kind]),
+        root=lambda wildcards: f"results/features/{wildcards.shard}",
     shell:
         # A shard whose clips are all unavailable has nothing to extract: an empty folder.
         "(if [ -s {input.inputs} ]; then avvp extract --kind {wildcards.kind} {params.flags}"
@@ -37,19 +38,21 @@ rule pack:
         features=feature_dirs(),
     output:
         directory("results/packed/{split}"),
-    params:
-        features=feature_args(),
-        manifest=manifest_arg,
     log:
         "results/logs/pack/{split}.log",
     benchmark:
         "results/benchmarks/pack/{split}.tsv"
+    conda:
+        "../../envs/model.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../../envs/model.yaml"
+    params:
+        features=feature_args(),
+        kinds=",".join(KINDS),
+        manifest=manifest_arg,
     shell:
         "avvp pack --split-csv {input.split} --classes {input.classes} {params.features}"
+        " --model-features {params.kinds}"
         " {params.manifest} --on-missing skip --out-dir {output} > {log} 2>&1"

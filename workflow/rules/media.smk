@@ -16,11 +16,11 @@ rule media:
         "results/logs/media/{shard}.log",
     benchmark:
         "results/benchmarks/media/{shard}.tsv"
+    conda:
+        "../../envs/media.yaml"
     threads: 2
     resources:
         mem_mb=2000,
         runtime=120,
-    conda:
-        "../../envs/media.yaml"
     script:
         "../scripts/media.py"

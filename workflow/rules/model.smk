@@ -1,5 +1,8 @@
-"""HAN training per seed, then for every run (method, seed): predict the test split and evaluate;
-metrics.json gathers all runs. The MA-MMIL and JoMoLD stages (methods.smk) reuse rule `train`."""
+"""Every run (method, seed) is its method's stages in order, each in its own folder under
+results/runs/<method>/seed<N>/<stage>/: rule train for the training stages, rule refine for the
+passes between them. Each stage job gets only its own config section (stages.<id>), so a change
+reruns that stage and what follows. Then the method's final model predicts the test split, which is
+scored; metrics.json gathers all runs."""
 
 TRAIN_INPUTS = {
     "train_pack": "results/packed/train",
@@ -13,35 +16,69 @@ TRAIN_INPUTS = {
 
 
 rule train:
-    """HAN, the paper's recipe (config `train`), one seed; keeps the best validation epoch."""
+    """One training stage of one run (its spec decides the objective, the inputs and the kept epoch)."""
     input:
+        unpack(stage_inputs),
         **TRAIN_INPUTS,
     output:
-        model="results/runs/han/seed{seed}/model.pt",
-        last="results/runs/han/seed{seed}/last.pt",
-        curve="results/runs/han/seed{seed}/log.csv",
-    params:
-        method="han",
-        stage_inputs="",
-        flags=train_flags(config["train"]),
-        out_dir=subpath(output.model, parent=True),
+        model=f"{RUN}/{{stage}}/model.pt",
+        last=f"{RUN}/{{stage}}/last.pt",
+        log=f"{RUN}/{{stage}}/log.csv",
+        summary=f"{RUN}/{{stage}}/summary.json",
     log:
-        "results/logs/train/han_seed{seed}.log",
+        "results/logs/train/{method}_seed{seed}_{stage}.log",
     benchmark:
-        "results/benchmarks/train/han_seed{seed}.tsv"
+        "results/benchmarks/train/{method}_seed{seed}_{stage}.tsv"
+    wildcard_constraints:
+        stage="|".join(TRAINING_STAGES),
+    conda:
+        "../../envs/model.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=720,
         gpu=config["resources"]["gpu"],
+    params:
+        settings=stage_flags,
+        inputs=stage_input_flags,
+        run=run_flags(),
+        features=",".join(KINDS),
+        out_dir=subpath(output.model, parent=True),
+    shell:
+        "avvp train --stage {wildcards.stage} --train-pack {input.train_pack} --val-pack {input.val_pack}"
+        " --train-csv {input.train_csv} --val-csv {input.val_csv} --audio-csv {input.audio_csv}"
+        " --visual-csv {input.visual_csv} --classes {input.classes} --model-features {params.features}"
+        " {params.inputs} {params.settings} {params.run} --seed {wildcards.seed} --no-progress"
+        " --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule refine:
+    """One pass of one run: a frozen model of an earlier stage over the training split."""
+    input:
+        unpack(stage_inputs),
+        train_pack="results/packed/train",
+    output:
+        directory(f"{RUN}/{{stage}}"),
+    log:
+        "results/logs/refine/{method}_seed{seed}_{stage}.log",
+    benchmark:
+        "results/benchmarks/refine/{method}_seed{seed}_{stage}.tsv"
+    wildcard_constraints:
+        stage="|".join(PASSES),
     conda:
         "../../envs/model.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=config["resources"]["gpu"],
+    params:
+        settings=stage_flags,
+        inputs=stage_input_flags,
+        run=run_flags(),
     shell:
-        "avvp train --train-pack {input.train_pack} --val-pack {input.val_pack}"
-        " --train-csv {input.train_csv} --val-csv {input.val_csv} --audio-csv {input.audio_csv}"
-        " --visual-csv {input.visual_csv} --classes {input.classes} --method {params.method}"
-        " {params.stage_inputs} {params.flags} --seed {wildcards.seed} --no-progress"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        "avvp refine --stage {wildcards.stage} --train-pack {input.train_pack} {params.inputs}"
+        " {params.settings} {params.run} --seed {wildcards.seed} --out-dir {output} > {log} 2>&1"
 
 
 rule predict:
@@ -52,19 +89,19 @@ rule predict:
         split=ANNOTATIONS["test"],
         classes=ANNOTATIONS["classes"],
     output:
-        "results/runs/{method}/seed{seed}/predictions/test.npz",
-    params:
-        flags=cli_flags(config["predict"]),
+        f"{RUN}/predictions/test.npz",
     log:
         "results/logs/predict/{method}_seed{seed}.log",
     benchmark:
         "results/benchmarks/predict/{method}_seed{seed}.tsv"
+    conda:
+        "../../envs/model.yaml"
     threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../../envs/model.yaml"
+    params:
+        flags=cli_flags(config["predict"]),
     shell:
         "avvp predict --checkpoint {input.checkpoint} --pack {input.pack} --split-csv {input.split}"
         " --classes {input.classes} {params.flags} --out {output} > {log} 2>&1"
@@ -73,24 +110,24 @@ rule predict:
 rule evaluate:
     """One run's ten numbers on the test split (config `evaluate` holds the decision thresholds)."""
     input:
-        predictions="results/runs/{method}/seed{seed}/predictions/test.npz",
+        predictions=f"{RUN}/predictions/test.npz",
         split=ANNOTATIONS["test"],
         audio_csv=ANNOTATIONS["eval_audio"],
         visual_csv=ANNOTATIONS["eval_visual"],
         other_splits=[ANNOTATIONS["train"], ANNOTATIONS["val"]],
     output:
-        scores="results/runs/{method}/seed{seed}/evaluation/test.json",
-        events="results/runs/{method}/seed{seed}/evaluation/test_events.tsv",
-    params:
-        flags=cli_flags(config["evaluate"]),
+        scores=f"{RUN}/evaluation/test.json",
+        events=f"{RUN}/evaluation/test_events.tsv",
     log:
         "results/logs/evaluate/{method}_seed{seed}.log",
+    conda:
+        "../../envs/model.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../../envs/model.yaml"
+    params:
+        flags=cli_flags(config["evaluate"]),
     shell:
         "avvp evaluate --predictions {input.predictions} --split-csv {input.split}"
         " --audio-csv {input.audio_csv} --visual-csv {input.visual_csv}"
@@ -108,14 +145,14 @@ rule metrics:
         features=feature_dirs(),
     output:
         "results/metrics.json",
-    params:
-        dataset={"name": DATASET["name"], "mode": MODE},
-        runs=[[m, s] for m in METHODS for s in SEEDS],
-        final_stage={m: FINAL_STAGE[m] for m in METHODS},
-        weights=weights_files(),
     log:
         "results/logs/metrics.log",
     conda:
         "../../envs/report.yaml"
+    params:
+        dataset={"name": DATASET["name"], "mode": MODE},
+        runs=[[m, s] for m in METHODS for s in SEEDS],
+        final_stage={m: method(m).final_stage for m in METHODS},
+        weights=weights_files(),
     script:
         "../scripts/metrics.py"

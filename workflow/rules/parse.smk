@@ -1,6 +1,6 @@
 """`snakemake results/parsed`: every video of config `parse.videos_dir` (by default in demo mode, the
-demo's test clips) through `avvp parse` with the first run's model: per video a JSON and a CSV of
-events and a timeline PNG."""
+demo's test clips) through the first run's model: per video a JSON and a CSV of events and a
+timeline PNG. The report's timelines (report.smk) are this rule on a few test clips."""
 
 
 rule parse:
@@ -10,22 +10,22 @@ rule parse:
         checkpoint=first_checkpoint(),
     output:
         directory("results/parsed"),
-    params:
-        videos=lambda wildcards: parse_videos(),
-        truth=truth_args,
-        weights=lambda wildcards: weight_args(),
-        flags=cli_flags({k: v for k, v in config["parse"].items() if k != "videos_dir"}),
     log:
         "results/logs/parse.log",
     benchmark:
         "results/benchmarks/parse.tsv"
+    conda:
+        "../../envs/parse.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
         gpu=config["resources"]["gpu"],
-    conda:
-        "../../envs/parse.yaml"
-    shell:
-        "avvp parse {params.videos:q} --checkpoint {input.checkpoint} {params.weights} {params.truth}"
-        " {params.flags} --no-progress --out {output} > {log} 2>&1"
+    params:
+        videos=lambda wildcards: parse_videos(),
+        limit=None,
+        weights=extractor_weights(),
+        seed=extractor_seed(),
+        settings={k: v for k, v in config["parse"].items() if k != "videos_dir"},
+    script:
+        "../scripts/parse.py"

@@ -1,19 +1,27 @@
 """Figures of `snakemake --report results/report.html`: training curves, per-class F, the metrics
 table, test timelines (not in features mode: no videos), and the summary on the report's front page."""
 
+
 rule curves:
     """Loss and validation Type@AV per epoch of one method's final stage, its seeds overlaid."""
     input:
-        lambda wildcards: [final_file(wildcards.method, s, "log.csv") for s in SEEDS],
+        lambda wildcards: [
+            f"{final_dir(wildcards.method, s)}/{name}" for s in SEEDS for name in ("log.csv", "summary.json")
+        ],
     output:
-        report(f"{REPORT}/curves/{{method}}.png", caption="../report/curves.rst", category="Training curves",
-               labels={"method": "{method}"}),
+        report(
+            f"{REPORT}/curves/{{method}}.png",
+            caption="../report/curves.rst",
+            category="Training curves",
+            labels={"method": "{method}"},
+        ),
     log:
         "results/logs/report/curves_{method}.log",
-    params:
-        labels=[f"seed {s}" for s in SEEDS],
     conda:
         "../../envs/report.yaml"
+    params:
+        labels=[f"seed {s}" for s in SEEDS],
+        stages=lambda wildcards: [final_dir(wildcards.method, s) for s in SEEDS],
     script:
         "../scripts/curves.py"
 
@@ -23,8 +31,12 @@ rule per_class:
     input:
         "results/metrics.json",
     output:
-        report(f"{REPORT}/per_class/{{method}}.png", caption="../report/per_class.rst",
-               category="Per-class F-scores", labels={"method": "{method}"}),
+        report(
+            f"{REPORT}/per_class/{{method}}.png",
+            caption="../report/per_class.rst",
+            category="Per-class F-scores",
+            labels={"method": "{method}"},
+        ),
     log:
         "results/logs/report/per_class_{method}.log",
     conda:
@@ -39,21 +51,20 @@ rule metrics_table:
         "results/metrics.json",
     output:
         report(f"{REPORT}/metrics.html", caption="../report/metrics.rst", category="Metrics"),
-    params:
-        labels=LABELS,
-        published=is_llp(),
     log:
         "results/logs/report/metrics_table.log",
     conda:
         "../../envs/report.yaml"
+    params:
+        labels={m: method(m).label for m in METHODS},
+        published=is_llp(),
     script:
         "../scripts/metrics_table.py"
 
 
 if MODE != "features":
 
-    rule timelines:
-        """A few test videos parsed by the first run's model, drawn beside their ground truth."""
+    use rule parse as timelines with:
         input:
             checkpoint=first_checkpoint(),
             manifest="results/manifest.tsv",
@@ -61,41 +72,42 @@ if MODE != "features":
             audio_csv=ANNOTATIONS["eval_audio"],
             visual_csv=ANNOTATIONS["eval_visual"],
         output:
-            report(directory(f"{REPORT}/timelines"), patterns=["{name}.png"], caption="../report/timelines.rst",
-                   category="Timelines"),
-        params:
-            n_videos=config["report"]["timelines"],
-            videos=lambda wildcards: test_videos(),
-            weights=lambda wildcards: weight_args(),
-            evaluate=config["evaluate"],
-            device=config["predict"]["device"],
+            report(
+                directory(f"{REPORT}/timelines"),
+                patterns=["{name}.png"],
+                caption="../report/timelines.rst",
+                category="Timelines",
+            ),
         log:
             "results/logs/report/timelines.log",
-        threads: 2
-        resources:
-            mem_mb=4000,
-            runtime=30,
-        conda:
-            "../../envs/parse.yaml"
-        script:
-            "../scripts/timelines.py"
+        benchmark:
+            "results/benchmarks/report/timelines.tsv"
+        params:
+            videos=lambda wildcards: test_videos(),
+            limit=config["report"]["timelines"],
+            weights=extractor_weights(),
+            seed=extractor_seed(),
+            settings={
+                "device": config["predict"]["device"],
+                "frame_threshold": config["evaluate"]["frame_threshold"],
+                "global_threshold": config["evaluate"]["global_threshold"],
+            },
 
 
 rule summary:
     """The report's front page: the random-weights warning, the metrics table and the figures."""
     input:
-        metrics="results/metrics.json",
         table=f"{REPORT}/metrics.html",
         curves=expand(f"{REPORT}/curves/{{method}}.png", method=METHODS),
         per_class=expand(f"{REPORT}/per_class/{{method}}.png", method=METHODS),
         timelines=[] if MODE == "features" else [f"{REPORT}/timelines"],
     output:
         f"{REPORT}/summary.html",
-    params:
-        labels=LABELS,
     log:
         "results/logs/report/summary.log",
     conda:
         "../../envs/report.yaml"
+    params:
+        labels={m: method(m).label for m in METHODS},
     script:
         "../scripts/summary.py"

@@ -1,4 +1,5 @@
 """Rule demo_annotations: the demo's classes.txt and LLP-format split and dense files."""
+
 import sys
 from pathlib import Path
 
@@ -7,6 +8,4 @@ from avvp.demo import plan_clips, write_annotations
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 
 demo = snakemake.params.demo
-clips = plan_clips(demo["n_videos"], demo["seed"])
-write_annotations(clips, Path(snakemake.output.classes).parent)
-print(f"wrote the annotations of {len(clips)} demo clips (seed {demo['seed']})")
+write_annotations(plan_clips(demo["n_videos"], demo["seed"]), Path(snakemake.output.classes).parent)

@@ -1,7 +1,9 @@
-"""The `avvp` command line: one module per subcommand, each with `register(subparsers)`.
+"""The `avvp` command line: weakly-supervised audio-visual video parsing, from clips to the ten
+LLP numbers and event timelines.
 
-A subcommand module adds its parser and sets `func` (called with the parsed arguments); heavy
-imports stay inside `func`, so `avvp --help` is instant.
+Each command is a module of this package with `HELP` (its line in `avvp --help`), `add_arguments`
+and `run`. Only the chosen command's arguments are built, and every heavy import waits for `run`,
+so `avvp --help` and the light commands (evaluate) never load torch.
 """
 from __future__ import annotations
 
@@ -9,28 +11,42 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = (
+from avvp import __version__
+
+COMMANDS = (
     "demo", "download", "audio", "frames", "media", "extract",
     "pack", "train", "refine", "predict", "evaluate", "parse",
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="avvp", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"avvp.cli.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"avvp.cli.{name}":
-                raise
-            continue  # subcommand not built yet
-        module.register(sub)
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only `command`'s own arguments are added (all commands are listed)."""
+    parser = argparse.ArgumentParser(
+        prog="avvp",
+        description="Weakly-supervised audio-visual video parsing: clips -> features -> HAN and its "
+                    "refinements -> the ten LLP numbers, and any video -> an event timeline.",
+        epilog="Run `avvp COMMAND --help` for a command's options. The Snakemake workflow "
+               "(`snakemake --cores 8 results/metrics.json`) chains these commands with caching.",
+    )
+    parser.add_argument("--version", action="version", version=f"avvp {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"avvp.cli.{name}")
+        command_parser = sub.add_parser(name, help=module.HELP, description=module.__doc__,
+                                        formatter_class=argparse.RawDescriptionHelpFormatter)
+        if name == command:
+            module.add_arguments(command_parser)
+            command_parser.set_defaults(func=module.run)
     return parser
 
 
+def _command(argv: list[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(_command(argv)).parse_args(argv)
     try:
         result = args.func(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:

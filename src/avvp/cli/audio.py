@@ -9,13 +9,14 @@ import argparse
 from pathlib import Path
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("audio", help="one video's audio as a 16 kHz WAV", description=__doc__)
+HELP = "one video's audio as a 16 kHz WAV"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", type=Path)
     parser.add_argument("out_wav", type=Path, metavar="OUT.wav")
     parser.add_argument("--min-seconds", type=float, default=10.0,
                         help="pad shorter audio with silence to this length (default: %(default)s)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:

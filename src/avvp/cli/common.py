@@ -1,20 +1,39 @@
-"""Arguments and loaders shared by the model-side subcommands (pack, train, predict)."""
+"""Arguments and loaders shared by the model-side commands (pack, train, predict)."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from avvp.annotations import Vocabulary, WeakSplit, read_classes, read_weak
-from avvp.features import FeatureSource, PackedSplit, STREAMS, load_packed, pack_split, released_source
+from avvp.extractors import PUBLISHED
+
+if TYPE_CHECKING:
+    from avvp.annotations import Vocabulary, WeakSplit
+    from avvp.features import FeatureSource, PackedSplit
 
 
-def add_features_args(parser: argparse.ArgumentParser, required: bool) -> None:
-    parser.add_argument("--features", type=Path, required=required,
-                        help="folder in the released layout (vggish/, res152/, r2plus1d_18/)")
+def add_features_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--features", type=Path,
+                        help="a folder in the released layout (<kind>/<video id>.npy for each kind)")
     parser.add_argument("--features-dir", action="append", default=[], metavar="KIND=DIR",
                         help="an extra folder of one kind's <id>.npy files (repeatable; searched after --features)")
     parser.add_argument("--on-missing", choices=("error", "skip"), default="error",
                         help="a missing or bad feature file fails (default) or is recorded as a skip")
+
+
+def add_feature_set_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-features", type=feature_names, default=PUBLISHED, metavar="KIND[,KIND...]",
+                        help=f"the model's feature set, in order (default: {','.join(PUBLISHED)})")
+
+
+def feature_names(text: str) -> tuple[str, ...]:
+    """`vggish,res152` -> its known kinds (an unknown one is an error naming the known ones)."""
+    from avvp.extractors import feature_set
+
+    try:
+        return tuple(kind.name for kind in feature_set(n.strip() for n in text.split(",") if n.strip()))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_classes_arg(parser: argparse.ArgumentParser) -> None:
@@ -22,31 +41,40 @@ def add_classes_arg(parser: argparse.ArgumentParser) -> None:
                         help="the data set's classes.txt (default: classes.txt beside the split file)")
 
 
-def feature_source(args: argparse.Namespace) -> FeatureSource:
-    source: dict[str, list[Path]] = released_source(args.features) if args.features else {k: [] for k in STREAMS}
+def feature_source(args: argparse.Namespace, kinds: tuple[str, ...]) -> FeatureSource:
+    from avvp.extractors import feature_kind
+    from avvp.features import released_source
+
+    source: dict[str, list[Path]] = released_source(args.features, kinds) if args.features else {k: [] for k in kinds}
     for item in args.features_dir:
         kind, sep, folder = item.partition("=")
-        if not sep or kind not in STREAMS:
-            raise ValueError(f"--features-dir takes KIND=DIR with KIND in {sorted(STREAMS)}, got {item!r}")
-        source[kind].append(Path(folder))
+        if not sep:
+            raise ValueError(f"--features-dir takes KIND=DIR, got {item!r}")
+        feature_kind(kind)
+        source.setdefault(kind, []).append(Path(folder))
     return source
 
 
 def vocabulary(classes: Path | None, split_csv: Path) -> Vocabulary:
+    from avvp.annotations import read_classes
+
     path = classes or split_csv.parent / "classes.txt"
     if not path.is_file():
         raise FileNotFoundError(f"class list {path} not found; pass --classes")
     return read_classes(path)
 
 
-def split_and_pack(split_csv: Path, vocab: Vocabulary, args: argparse.Namespace,
-                   pack: Path | None, out_dir: Path) -> tuple[WeakSplit, PackedSplit]:
+def split_and_pack(split_csv: Path, vocab: Vocabulary, args: argparse.Namespace, pack: Path | None,
+                   out_dir: Path, kinds: tuple[str, ...]) -> tuple[WeakSplit, PackedSplit]:
     """The split file and its packed features: `pack` if given, else packed now into `out_dir`."""
+    from avvp.annotations import read_weak
+    from avvp.features import load_packed, pack_split
+
     split = read_weak(split_csv, vocab)
     if pack is not None:
         packed = load_packed(pack)
         if tuple(packed.classes) != vocab.classes:
             raise ValueError(f"{pack} was packed with classes {packed.classes}, not {vocab.classes}")
     else:
-        packed = pack_split(split, feature_source(args), out_dir, on_missing=args.on_missing)
+        packed = pack_split(split, feature_source(args, kinds), out_dir, kinds, on_missing=args.on_missing)
     return split, packed

@@ -10,16 +10,17 @@ import argparse
 from pathlib import Path
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+HELP = "write the synthetic demo data set"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     from avvp.demo import DEFAULT_N_VIDEOS
 
-    parser = subparsers.add_parser("demo", help="write the synthetic demo data set", description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--n-videos", type=int, default=DEFAULT_N_VIDEOS,
                         help="number of clips, at least 5 (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     parser.add_argument("--workers", type=int, default=2, help="clips encoded at once (default: %(default)s)")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:

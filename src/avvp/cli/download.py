@@ -9,11 +9,12 @@ import argparse
 from pathlib import Path
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+HELP = "fetch clips (yt-dlp sections or a local folder)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     from avvp.download import DEFAULT_FORMAT, DEFAULT_URL_TEMPLATE, DownloadOptions
 
-    parser = subparsers.add_parser("download", help="fetch clips (yt-dlp sections or a local folder)",
-                                   description=__doc__)
     parser.add_argument("--out-dir", required=True, type=Path, help="VIDEOS folder for <filename>.mp4")
     parser.add_argument("--records", required=True, type=Path, help="records TSV to write")
     parser.add_argument("--url-template", default=DEFAULT_URL_TEMPLATE,
@@ -30,7 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument("--list", type=Path, help="file with one LLP filename per line")
     which.add_argument("filenames", nargs="*", default=[], metavar="FILENAME",
                        help="LLP filenames (<11-char id>_<start>_<end>)")
-    parser.set_defaults(func=run)
 
 
 def read_filename_list(path: Path) -> list[str]:

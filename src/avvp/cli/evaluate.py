@@ -9,12 +9,10 @@ import argparse
 from pathlib import Path
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="score predictions: the ten LLP numbers, per-class F, annotation warnings",
-        description=__doc__,
-    )
+HELP = "score predictions: the ten LLP numbers, per-class F, annotation warnings"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictions", required=True, type=Path, help="predictions .npz")
     parser.add_argument("--split-csv", required=True, type=Path, help="weak split file to score")
     parser.add_argument("--audio-csv", required=True, type=Path, help="dense audio events")
@@ -28,14 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="other split files of the data set (e.g. AVVP_dataset_full.csv): dense rows in none of "
         "them are reported as orphans; without it they only count as rows outside the split",
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
     import json
 
     from avvp.annotations import GroundTruth, Vocabulary, ground_truth, read_dense, read_weak
-    from avvp.evaluation import SUMMARY_KEYS, align_predictions, evaluate_arrays, segment_decisions
+    from avvp.evaluation import align_predictions, evaluate_arrays, segment_decisions
+    from avvp.protocol import LEVELS, SCORES
     from avvp.events import event_rows, write_events
     from avvp.atomic import atomic_output
     from avvp.predictions import load_predictions
@@ -70,5 +68,5 @@ def run(args: argparse.Namespace) -> None:
         rows = event_rows(scored, vocab.classes, {"audio": pred_a, "visual": pred_v})
         write_events(args.events_out, rows)
     print(f"scored {metrics['n_videos']} of {metrics['n_split']} videos -> {args.out}")
-    for level in ("segment_level", "event_level"):
-        print(f"{level:>13}: " + "  ".join(f"{k} {metrics[level][k]:.2f}" for k in SUMMARY_KEYS))
+    for level in LEVELS:
+        print(f"{level:>13}: " + "  ".join(f"{k} {metrics[level][k]:.2f}" for k in SCORES))

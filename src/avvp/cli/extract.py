@@ -1,29 +1,35 @@
-"""`avvp extract`: WAV files or frames folders -> FEATS/<kind>/<id>.npy in the released layout."""
+"""`avvp extract`: WAV files or frames folders -> OUT_DIR/<kind>/<id>.npy in the released layout.
+
+One network load per call; inputs whose features exist are skipped, so an interrupted call can
+simply be run again. OUT_DIR/<kind>/weights.json records which weights made the features.
+"""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from avvp.features import STREAMS
+HELP = "features of clips (WAV files or frames folders) with one feature kind's network"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("extract", help="extract VGGish, ResNet-152 or R(2+1)D-18 features")
-    p.add_argument("--kind", choices=tuple(STREAMS), required=True)
-    p.add_argument("--weights", default="random",
-                   help="pretrained (cached download), random (seeded) or a state-dict file (default: random)")
-    p.add_argument("--out-dir", type=Path, required=True, help="features go to OUT_DIR/<kind>/<id>.npy")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--batch-size", type=int, help="network inputs per forward pass (default: by device)")
-    p.add_argument("--seed", type=int, default=0, help="seed of random weights (default: 0)")
-    p.add_argument("--vggish-pca", metavar="PCA",
-                   help="apply the official VGGish post-processor: pretrained or a PCA parameter file")
-    p.add_argument("--inputs-from", type=Path, metavar="LIST",
-                   help="a file listing inputs, one path per line (relative to the current directory)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("inputs", nargs="*", type=Path, metavar="INPUT",
-                   help="a WAV file (vggish) or a folder of JPEG frames (res152, r2plus1d_18)")
-    p.set_defaults(func=run)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from avvp.extractors import feature_kinds
+
+    kinds = feature_kinds()
+    parser.add_argument("--kind", choices=tuple(kinds), required=True,
+                        help="; ".join(f"{k.name}: {k.description}" for k in kinds.values()))
+    parser.add_argument("--weights", default="random",
+                        help="pretrained (cached download), random (seeded) or a state-dict file (default: random)")
+    parser.add_argument("--out-dir", type=Path, required=True, help="features go to OUT_DIR/<kind>/<id>.npy")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--batch-size", type=int, help="network inputs per forward pass (default: by device)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of random weights (default: 0)")
+    parser.add_argument("--postprocess", metavar="SPEC",
+                        help="the kind's official post-processor (vggish: PCA parameters, pretrained or a file)")
+    parser.add_argument("--inputs-from", type=Path, metavar="LIST",
+                        help="a file listing inputs, one path per line (relative to the current directory)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("inputs", nargs="*", type=Path, metavar="INPUT",
+                        help="a WAV file (audio kinds) or a folder of JPEG frames (visual kinds)")
 
 
 def read_input_list(path: Path) -> list[Path]:
@@ -35,7 +41,7 @@ def read_input_list(path: Path) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> None:
-    from avvp.extract import extract_features
+    from avvp.extractors.extract import extract_features
 
     inputs = list(args.inputs) + (read_input_list(args.inputs_from) if args.inputs_from else [])
     if not inputs:
@@ -44,6 +50,6 @@ def run(args: argparse.Namespace) -> None:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     record = extract_features(args.kind, inputs, args.out_dir / args.kind, weights=args.weights,
                               device=args.device, batch_size=args.batch_size, seed=args.seed,
-                              progress=not args.no_progress, vggish_pca=args.vggish_pca)
+                              progress=not args.no_progress, postprocess=args.postprocess)
     print(f"{args.kind} features of {len(inputs)} inputs in {args.out_dir / args.kind} "
           f"(weights {record['weights']}, sha256 {record['sha256'][:12]})")

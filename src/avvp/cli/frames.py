@@ -5,11 +5,12 @@ import argparse
 from pathlib import Path
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("frames", help="one video's frames at 8 fps as JPEG", description=__doc__)
+HELP = "one video's frames at 8 fps as JPEG"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("video", type=Path)
     parser.add_argument("out_dir", type=Path, metavar="OUT_DIR")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:

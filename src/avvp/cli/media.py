@@ -10,15 +10,15 @@ import argparse
 from pathlib import Path
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("media", help="audio + frames for the clips of a records TSV",
-                                   description=__doc__)
+HELP = "audio + frames for the clips of a records TSV"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--records", required=True, type=Path, help="records TSV (from avvp download)")
     parser.add_argument("--videos-dir", required=True, type=Path)
     parser.add_argument("--audio-dir", required=True, type=Path)
     parser.add_argument("--frames-dir", required=True, type=Path)
     parser.add_argument("--out-records", required=True, type=Path, help="updated records TSV to write")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:

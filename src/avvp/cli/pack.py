@@ -1,21 +1,23 @@
-"""`avvp pack`: one split's per-video features -> memory-mapped arrays (frames pooled to 10)."""
+"""`avvp pack`: one split's per-video features -> memory-mapped arrays, one per feature kind, with
+rows averaged to the 10 one-second segments."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from avvp.cli.common import add_classes_arg, add_features_args, feature_source, vocabulary
+from avvp.cli.common import add_classes_arg, add_feature_set_arg, add_features_args, feature_source, vocabulary
+
+HELP = "pack a split's features into memory-mapped arrays"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pack", help="pack a split's features into memory-mapped arrays")
-    p.add_argument("--split-csv", type=Path, required=True)
-    add_classes_arg(p)
-    add_features_args(p, required=False)
-    p.add_argument("--manifest", type=Path, help="availability records (TSV); only available clips are packed")
-    p.add_argument("--unpooled", action="store_true", help="keep the 80 frame features instead of 10 segments")
-    p.add_argument("--out-dir", type=Path, required=True)
-    p.set_defaults(func=run)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--split-csv", type=Path, required=True, help="the weak split file (LLP format)")
+    add_classes_arg(parser)
+    add_features_args(parser)
+    add_feature_set_arg(parser)
+    parser.add_argument("--manifest", type=Path, help="availability records (TSV); only available clips are packed")
+    parser.add_argument("--unpooled", action="store_true", help="keep each kind's own rows instead of 10 segments")
+    parser.add_argument("--out-dir", type=Path, required=True, help="the pack folder to write")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -29,7 +31,8 @@ def run(args: argparse.Namespace) -> None:
         records = read_records(args.manifest)
         available = {r.filename for r in records if r.status != "unavailable"}
         reasons = {r.filename: r.reason for r in records if r.status == "unavailable"}
-    packed = pack_split(split, feature_source(args), args.out_dir, pooled=not args.unpooled,
+    kinds = args.model_features
+    packed = pack_split(split, feature_source(args, kinds), args.out_dir, kinds, pooled=not args.unpooled,
                         available=available, on_missing=args.on_missing, unavailable_reasons=reasons)
     print(f"packed {len(packed)} of {len(split.filenames)} videos into {args.out_dir}"
           f" ({len(packed.skipped)} skipped)")

@@ -1,15 +1,16 @@
-"""`avvp parse`: videos of any length -> events (JSON, CSV) and a timeline PNG per video."""
+"""`avvp parse`: videos of any length -> events (JSON, CSV) and a timeline PNG per video.
+
+The model's feature set (from its checkpoint) decides which extractors run."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-KINDS = ("vggish", "res152", "r2plus1d_18")
+HELP = "parse videos into audio, visual and audio-visual events with a trained model"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("parse", help="parse videos into audio, visual and audio-visual events")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
     p.add_argument("--checkpoint", type=Path, required=True, help="HAN checkpoint (ours or the official state dict)")
     p.add_argument("--out", type=Path, default=Path("parsed"),
@@ -17,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classes", type=Path, help="classes.txt (needed for an official state dict)")
     p.add_argument("--weights", action="append", default=[], metavar="SPEC|KIND=SPEC",
                    help="feature extractor weights: pretrained, random or a state-dict path, for all "
-                        f"extractors or for one KIND in {', '.join(KINDS)} (repeatable; default: random, "
-                        "which makes the events meaningless)")
+                        "extractors or for one feature KIND (repeatable; default: random, which makes the "
+                        "events meaningless)")
     p.add_argument("--weights-seed", type=int, default=0,
                    help="seed of random extractor weights; use the one the features of training used (default: 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
@@ -28,40 +29,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--audio-csv", type=Path, help="dense audio annotations (LLP format) to draw beside the prediction")
     p.add_argument("--visual-csv", type=Path, help="dense visual annotations (LLP format), likewise")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=run)
 
 
 def weight_choices(items: list[str]) -> dict[str, str]:
     """`SPEC` sets every extractor, `KIND=SPEC` one of them (later items win); unnamed kinds: random."""
-    chosen = dict.fromkeys(KINDS, "random")
+    from avvp.extractors import feature_kinds
+
+    kinds = tuple(feature_kinds())
+    chosen = dict.fromkeys(kinds, "random")
     for item in items:
         kind, sep, spec = item.partition("=")
-        if sep and kind in KINDS:
+        if sep and kind in kinds:
             chosen[kind] = spec
         else:
-            chosen = dict.fromkeys(KINDS, item)
+            chosen = dict.fromkeys(kinds, item)
     return chosen
 
 
 def run(args: argparse.Namespace) -> None:
-    from avvp.annotations import Vocabulary, read_classes, read_dense
-    from avvp.parse import HANWindowModel, parse_videos
+    from avvp.annotations import read_classes
+    from avvp.parse import parse_with_checkpoint
 
-    for name in ("frame_threshold", "global_threshold"):
-        value = getattr(args, name)
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1], got {value}")
+    weights = weight_choices(args.weights)
     given = read_classes(args.classes).classes if args.classes else None
-    model = HANWindowModel(args.checkpoint, given, weight_choices(args.weights), seed=args.weights_seed,
-                           device=args.device, batch_size=args.batch_size, progress=not args.no_progress)
-    vocab = Vocabulary(tuple(model.classes))
-    audio = read_dense(args.audio_csv, vocab) if args.audio_csv else None
-    visual = read_dense(args.visual_csv, vocab) if args.visual_csv else None
-    random_kinds = [kind for kind, spec in model.weights.items() if spec == "random"]
-    if random_kinds:
-        print(f"WARNING: features from RANDOM weights ({', '.join(random_kinds)}): the events will not be "
-              "meaningful; pass --weights pretrained (or state-dict files) for real parsing", file=sys.stderr)
-    parsed = parse_videos(args.videos, model, args.out, args.frame_threshold, args.global_threshold, audio, visual)
+    parsed = parse_with_checkpoint(args.videos, args.checkpoint, args.out, weights, args.weights_seed, args.device,
+                                   args.batch_size, args.frame_threshold, args.global_threshold, args.audio_csv,
+                                   args.visual_csv, given, progress=not args.no_progress)
+    if parsed and parsed[0].warning:
+        print(f"WARNING: {parsed[0].warning}; pass --weights pretrained (or state-dict files) for real parsing",
+              file=sys.stderr)
     for p in parsed:
         print(f"{p.video}: {p.duration:.2f} s, {p.n_windows} window(s), {len(p.events)} events -> "
               f"{p.json_path}, {p.csv_path.name}, {p.png_path.name}")

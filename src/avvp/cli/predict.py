@@ -1,4 +1,5 @@
-"""`avvp predict`: a checkpoint (ours or the official state dict) on a split -> predictions .npz."""
+"""`avvp predict`: a checkpoint (ours or the official state dict) on a split -> predictions .npz
+(global and per-segment probabilities of every class)."""
 from __future__ import annotations
 
 import argparse
@@ -7,22 +8,22 @@ from pathlib import Path
 
 from avvp.cli.common import add_classes_arg, add_features_args, split_and_pack
 
+HELP = "write a model's global and segment probabilities on a split"
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="write global and frame probabilities of a split")
-    p.add_argument("--checkpoint", type=Path, required=True)
-    add_features_args(p, required=False)
-    p.add_argument("--split-csv", type=Path, required=True)
-    p.add_argument("--pack", type=Path, help="an `avvp pack` folder to use instead of --features")
-    add_classes_arg(p)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=run)
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt of a run, or the official MMIL_Net.pt")
+    add_features_args(parser)
+    parser.add_argument("--split-csv", type=Path, required=True, help="the weak split file to predict")
+    parser.add_argument("--pack", type=Path, help="an `avvp pack` folder to use instead of --features")
+    add_classes_arg(parser)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--out", type=Path, required=True, help="the predictions .npz to write")
 
 
 def run(args: argparse.Namespace) -> None:
     from avvp.annotations import Vocabulary, read_classes
-    from avvp.checkpoint import load_model
+    from avvp.checkpoint import load_han
     from avvp.device import resolve_device
     from avvp.inference import predict_packed
     from avvp.predictions import save_predictions
@@ -33,10 +34,10 @@ def run(args: argparse.Namespace) -> None:
     sibling = args.split_csv.parent / "classes.txt"
     class_file = args.classes or (sibling if sibling.is_file() else None)
     given = read_classes(class_file).classes if class_file else None
-    model, classes, _ = load_model(args.checkpoint, given, device)
+    model, classes, _ = load_han(args.checkpoint, given, device)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.out.parent) as scratch:
         _, packed = split_and_pack(args.split_csv, Vocabulary(tuple(classes)), args, args.pack,
-                                   Path(scratch) / "pack")
+                                   Path(scratch) / "pack", model.features)
         save_predictions(args.out, predict_packed(model, packed, device))
     print(f"predicted {len(packed)} videos -> {args.out} ({len(packed.skipped)} skipped)")

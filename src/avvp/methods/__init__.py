@@ -1,9 +1,8 @@
-"""Modality-aware label refinement on top of HAN: MA-MMIL (Wu and Yang, CVPR 2021) and JoMoLD
-(Cheng et al., ECCV 2022).
+"""Training methods as registered stages (`avvp.methods.stages`): HAN (`han`), MA-MMIL (Wu and
+Yang, CVPR 2021; `ma_mmil`) and JoMoLD (Cheng et al., ECCV 2022; `jomold`).
 
 Each stage is a library function and an `avvp` command whose outputs are files, so a workflow can
-cache every stage on its own: `contrastive` (the segment-matching term both methods add),
-`objectives` (the training losses the generic loop in `avvp.training` takes), `ma_mmil` (partner
-draw, modality swaps, noise judgment, refined label tables), `jomold` (noise ratios, per-batch
-label dropping), `recipes` (each method's schedule, model options and checkpoint choice).
+cache every stage on its own: `training` (the shared loop), `settings` (a stage's hyper-parameters),
+`objectives` and `denoising` (the losses), `contrastive` (the segment-matching term MA-MMIL and
+JoMoLD add), `passes` (frozen-model passes), `label_tables` (per-modality label files).
 """

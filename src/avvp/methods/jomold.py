@@ -1,29 +1,38 @@
 """JoMoLD (Cheng et al., ECCV 2022): joint-modal label denoising.
 
 A noise estimator (HAN without cross-modal attention) gives, per class, the fraction of weak labels
-that are probably noise in each modality (`estimate_noise_ratios`). Denoised training then, on every
-batch, drops that fraction of each class's labels: a visual label goes when its visual loss is among
-the largest AND its audio loss among the smallest of the batch's videos labelled with the class (the
-audio explains the label, the visual cannot), and symmetrically for audio (`select_drops`).
+that are probably noise in each modality (`estimate_noise_ratios`, the pass `jomold_ratios`).
+Denoised training then, on every batch, drops that fraction of each class's labels
+(`avvp.methods.denoising`).
+
+| stage | what it does | schedule | keeps |
+| --- | --- | --- | --- |
+| jomold_estimator | HAN without cross-modal attention + contrastive (both after) | 25 ep, Adam 5e-4, batch 128, step 6 x0.25 | best val event audio F |
+| jomold_ratios | per-class noise ratios from the frozen estimator | one pass | - |
+| jomold_denoise | denoised training, visual dropout 0.5 | as the estimator | best val event audio F |
+
+The estimator also has the visual dropout 0.5: the released JoMoLD code builds one network class,
+with that dropout, for both of its training stages.
 """
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from avvp.features import PackedSplit
-from avvp.methods.contrastive import SMOOTHING, TEMPERATURE, contrastive_loss
-from avvp.methods.objectives import Batch, bce, describe, visual_target
-from avvp.methods.passes import modality_probabilities
-from avvp.model import HAN
 from avvp.atomic import atomic_output
+from avvp.methods.settings import FaithfulSettings, setting
+from avvp.methods.stages import Method, Pass, PassJob, StageInput, TrainingStage, register_method, register_stage
+
+if TYPE_CHECKING:
+    import torch
+
+    from avvp.features import PackedSplit
+    from avvp.model import HAN
 
 AUDIO_THRESHOLD = 0.6  # audio label noisy when a_prob < 0.6 x the class mean
 VISUAL_THRESHOLD = 1.8  # visual label noisy when (1 - s/2) v_prob < 1.8 x the class mean
@@ -62,6 +71,8 @@ def noise_ratios(a_prob: np.ndarray, v_prob: np.ndarray, labels: np.ndarray, cla
 def estimate_noise_ratios(model: HAN, packed: PackedSplit, device: torch.device, visual_smoothing: float = 0.1,
                           batch_size: int = 128) -> NoiseRatios:
     """One eval-mode pass of the noise estimator over the packed training split."""
+    from avvp.methods.passes import modality_probabilities
+
     a_prob, v_prob = modality_probabilities(model, packed, device, batch_size)["original"]
     return noise_ratios(a_prob, v_prob, np.asarray(packed.labels), packed.classes, visual_smoothing)
 
@@ -101,92 +112,62 @@ def read_noise_ratios(path: str | Path, classes: Sequence[str]) -> NoiseRatios:
                        arrays["audio_mean"], arrays["visual_mean"])
 
 
-def _ranks(values: Tensor, members: Tensor, descending: bool) -> Tensor:
-    """Per column, each member's 0-based rank among the members (ties by row); others rank last."""
-    key = (-values if descending else values).masked_fill(~members, math.inf)
-    order = torch.argsort(key, dim=0, stable=True)
-    positions = torch.arange(len(values), device=values.device).unsqueeze(1).expand_as(order)
-    return torch.empty_like(order).scatter_(0, order, positions)
+# ----------------------------------------------------------------------------- stages
+
+RATIOS_FILE = "ratios.json"
 
 
-def select_drops(loss_a: Tensor, loss_v: Tensor, labels: Tensor, ratio_a: Tensor,
-                 ratio_v: Tensor) -> tuple[Tensor, Tensor]:
-    """(drop_a, drop_v), each (B, C) bool: which weak labels of the batch to drop.
+@dataclass(frozen=True)
+class RatioSettings:
+    """The noise-ratio pass."""
 
-    For class c, among the n videos labelled with it, k_v = floor(r_v[c] n): a visual label drops
-    when its video is among the k_v largest l_v and among the k_v smallest l_a; symmetrically, with
-    k_a, an audio label drops among the k_a largest l_a and the k_a smallest l_v.
-    """
-    members = labels > 0.5
-    count = members.sum(dim=0).double()
-    k_a = torch.floor(ratio_a.double() * count)
-    k_v = torch.floor(ratio_v.double() * count)
-    high_a, low_a = _ranks(loss_a, members, True), _ranks(loss_a, members, False)
-    high_v, low_v = _ranks(loss_v, members, True), _ranks(loss_v, members, False)
-    drop_v = members & (high_v < k_v) & (low_a < k_v)
-    drop_a = members & (high_a < k_a) & (low_v < k_a)
-    return drop_a, drop_v
+    batch_size: int = setting(128, "videos per forward pass", minimum=1)
+    visual_smoothing: float | None = setting(None, "the estimator's visual label smoothing (null: the one its "
+                                             "checkpoint was trained with)", minimum=0)
 
 
-def ratio_scale(epoch: int, index: int, n_batches: int, warmup_epochs: float, faithful: bool = False) -> float:
-    """The fraction of the noise ratios applied to a batch: a linear ramp from 0 at the first batch
-    to 1 after `warmup_epochs` epochs.
-
-    `faithful` reproduces the released code, which restarts from the full ratios every epoch and
-    multiplies them, batch after batch, by min(1, progress / warmup): with warm-up 0.9 nothing is
-    dropped in epoch 1 (the first factor is 0) and the full ratios apply from epoch 2 on.
-    """
-    if warmup_epochs <= 0:
-        return 1.0
-    progress = (epoch - 1 + np.arange(index + 1) / n_batches) / warmup_epochs
-    if faithful:
-        return float(np.prod(np.minimum(1.0, progress)))
-    return float(min(1.0, progress[-1]))
+def _ratios(job: PassJob) -> str:
+    model, packed, device, payload = job.frozen_model()
+    checkpoint = job.inputs["checkpoint"]
+    smoothing = job.settings.visual_smoothing
+    if smoothing is None:
+        smoothing = payload.get("config", {}).get("visual_smoothing", 0.1)
+    ratios = estimate_noise_ratios(model, packed, device, smoothing, job.settings.batch_size)
+    write_noise_ratios(job.out_dir / RATIOS_FILE, ratios, checkpoint=str(checkpoint), n_videos=len(packed),
+                       visual_smoothing=smoothing)
+    return f"noise ratios of {len(packed.classes)} classes -> {job.out_dir / RATIOS_FILE}"
 
 
-@dataclass(frozen=True, eq=False)
-class JointDenoisingObjective:
-    """JoMoLD's denoised training loss.
+def _estimator_objective(settings: FaithfulSettings, inputs: Mapping[str, Path], classes: Sequence[str]) -> Any:
+    from avvp.methods.objectives import HanContrastiveObjective
 
-    A no-grad pass of the current model without cross-modal attention (in the current mode, as the
-    released code) gives per-entry BCE losses l_a (against y) and l_v (against the smoothed visual
-    target); `select_drops` removes labels with the ramped ratios; then
-    loss = 2 BCE(a, Pa') + BCE(v, Pv') + BCE(global, y) + contrastive (both streams after attention).
-    `faithful` reproduces the released ramp and contrastive variant.
-    """
+    return HanContrastiveObjective(settings.visual_smoothing, "output", expected_probability=settings.faithful)
 
-    audio_ratios: np.ndarray
-    visual_ratios: np.ndarray
-    smoothing: float = 0.1
-    warmup_epochs: float = 0.9
-    faithful: bool = False
-    audio_weight: float = 2.0
-    weight: float = 1.0
-    temperature: float = TEMPERATURE
-    contrastive_smoothing: float = SMOOTHING
 
-    def drops(self, model: HAN, batch: Batch) -> tuple[Tensor, Tensor]:
-        """The batch's (drop_a, drop_v) masks."""
-        labels = batch.labels
-        with torch.no_grad():
-            _, a_prob, v_prob, _ = model.classify(model.encode(*batch.inputs, cross_modal=False))
-            loss_a = bce(a_prob, labels, reduction="none")
-            loss_v = bce(v_prob, visual_target(labels, self.smoothing), reduction="none")
-        scale = ratio_scale(batch.epoch, batch.index, batch.n_batches, self.warmup_epochs, self.faithful)
-        ratio_a = torch.as_tensor(self.audio_ratios, dtype=torch.float64, device=labels.device) * scale
-        ratio_v = torch.as_tensor(self.visual_ratios, dtype=torch.float64, device=labels.device) * scale
-        return select_drops(loss_a, loss_v, labels, ratio_a, ratio_v)
+def _denoise_objective(settings: FaithfulSettings, inputs: Mapping[str, Path], classes: Sequence[str]) -> Any:
+    from avvp.methods.denoising import JointDenoisingObjective
 
-    def __call__(self, model: HAN, batch: Batch) -> Tensor:
-        drop_a, drop_v = self.drops(model, batch)
-        streams = model.encode(*batch.inputs)
-        global_prob, a_prob, v_prob, _ = model.classify(streams)
-        audio_target = batch.labels.masked_fill(drop_a, 0.0)
-        visual = visual_target(batch.labels, self.smoothing).masked_fill(drop_v, 0.0)
-        contrastive = contrastive_loss(streams.audio, streams.visual, self.temperature,
-                                       self.contrastive_smoothing, expected_probability=self.faithful)
-        return (self.audio_weight * bce(a_prob, audio_target) + bce(v_prob, visual)
-                + bce(global_prob, batch.labels) + self.weight * contrastive)
+    ratios = read_noise_ratios(Path(inputs["ratios"]) / RATIOS_FILE, classes)
+    return JointDenoisingObjective(ratios.audio, ratios.visual, settings.visual_smoothing, faithful=settings.faithful)
 
-    def describe(self) -> dict[str, Any]:
-        return describe(self)
+
+_SCHEDULE = FaithfulSettings(epochs=25, batch_size=128, lr=5e-4, step_size=6, gamma=0.25, visual_dropout=0.5,
+                             keep="event_audio")
+register_stage(TrainingStage(
+    id="jomold_estimator",
+    description="JoMoLD's noise estimator: HAN without cross-modal attention plus the contrastive term "
+                "(faithful: the released contrastive variant)",
+    defaults=replace(_SCHEDULE, cross_modal=False),
+    objective=_estimator_objective,
+))
+register_stage(Pass("jomold_ratios", "JoMoLD: per-class audio and visual noise ratios from the frozen estimator",
+                    RatioSettings(), _ratios, model_of="jomold_estimator"))
+register_stage(TrainingStage(
+    id="jomold_denoise",
+    description="JoMoLD's denoised training: labels dropped per batch at the noise ratios (faithful: the "
+                "released ramp, nothing dropped in epoch 1, and contrastive variant)",
+    defaults=_SCHEDULE,
+    objective=_denoise_objective,
+    inputs=(StageInput("ratios", "jomold_ratios", help="the jomold_ratios folder (ratios.json)"),),
+))
+register_method(Method("jomold", "JoMoLD", ("jomold_estimator", "jomold_ratios", "jomold_denoise")))

@@ -5,23 +5,32 @@ its classes. Replacing one modality's features by the partner's removes that mod
 the video's own classes: if, with the audio replaced, the model no longer finds class c in either
 modality, the visual track never showed c, so c's visual label is noise (and symmetrically). The
 thresholds scale with how often the model gets each class and modality wrong on the training split.
+
+| stage | what it does | schedule | keeps |
+| --- | --- | --- | --- |
+| ma_mmil_stage1 | HAN + contrastive (audio after vs visual before attention) | 12 ep, as HAN | final |
+| ma_mmil_refine | refined audio and visual labels from the frozen stage-1 model | one pass | - |
+| ma_mmil_stage3 | as stage 1, on the refined labels | 12 ep, as HAN | final |
 """
 from __future__ import annotations
 
 import json
-import os
-import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
 
-from avvp.features import PackedSplit
-from avvp.methods.label_tables import write_label_table
-from avvp.methods.passes import modality_probabilities
-from avvp.model import HAN
+from avvp.methods.label_tables import read_label_table, table_rows, write_label_table
+from avvp.methods.settings import FaithfulSettings, TrainSettings, setting
+from avvp.methods.stages import Method, Pass, PassJob, StageInput, TrainingStage, register_method, register_stage
+
+if TYPE_CHECKING:
+    import torch
+
+    from avvp.features import PackedSplit
+    from avvp.model import HAN
 
 JUDGE_FACTOR = 0.5  # a label is noise when both probabilities fall below 0.5 x delta
 
@@ -99,6 +108,8 @@ class Refinement:
 def refine_labels(model: HAN, packed: PackedSplit, seed: int, device: torch.device,
                   batch_size: int = 128) -> Refinement:
     """Draw partners, run the three passes of the frozen model and judge every weak label."""
+    from avvp.methods.passes import modality_probabilities
+
     labels = np.asarray(packed.labels) > 0
     partners = draw_partners(labels, seed, packed.filenames)
     probs = modality_probabilities(model, packed, device, batch_size, partners)
@@ -113,15 +124,13 @@ def refine_labels(model: HAN, packed: PackedSplit, seed: int, device: torch.devi
 
 def write_refinement(out_dir: str | Path, packed: PackedSplit, refinement: Refinement, seed: int,
                      **provenance: Any) -> Path:
-    """out_dir/{audio_labels.tsv, visual_labels.tsv, partners.tsv, refine.json}, all or nothing.
+    """out_dir/{audio_labels.tsv, visual_labels.tsv, partners.tsv, refine.json}.
 
     refine.json records the seed, the per-class errors and thresholds, and how many labels of each
     class each modality lost.
     """
-    out_dir = Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = Path(out_dir)
+    tmp.mkdir(parents=True, exist_ok=True)
     classes = list(packed.classes)
     names = list(packed.filenames)
     write_label_table(tmp / "audio_labels.tsv", names, refinement.audio_labels, classes)
@@ -143,7 +152,57 @@ def write_refinement(out_dir: str | Path, packed: PackedSplit, refinement: Refin
         **provenance,
     }
     (tmp / "refine.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
-    return out_dir
+    return tmp
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    """The refinement pass (the partner draw uses the run's seed)."""
+
+    batch_size: int = setting(128, "videos per forward pass", minimum=1)
+
+
+def _refine(job: PassJob) -> str:
+    model, packed, device, _ = job.frozen_model()
+    refinement = refine_labels(model, packed, job.seed, device, job.settings.batch_size)
+    write_refinement(job.out_dir, packed, refinement, job.seed, checkpoint=str(job.inputs["checkpoint"]))
+    return f"refined labels of {len(packed)} videos"
+
+
+def _contrastive(settings: TrainSettings, inputs: Mapping[str, Path], classes: Sequence[str]) -> Any:
+    from avvp.methods.objectives import HanContrastiveObjective
+
+    return HanContrastiveObjective(settings.visual_smoothing, "input",
+                                   video_target_from_audio=getattr(settings, "faithful", False))
+
+
+def _refined_targets(inputs: Mapping[str, Path], packed: PackedSplit) -> Any:
+    from avvp.methods.training import ModalityTargets
+
+    tables = [Path(inputs["refined"]) / f"{m}_labels.tsv" for m in ("audio", "visual")]
+    return ModalityTargets(*(table_rows(read_label_table(path, packed.classes), packed.filenames,
+                                        len(packed.classes), path) for path in tables))
+
+
+register_stage(TrainingStage(
+    id="ma_mmil_stage1",
+    description="MA-MMIL stage 1: HAN plus the contrastive term (audio after vs visual before attention)",
+    defaults=TrainSettings(epochs=12, keep="final"),
+    objective=_contrastive,
+))
+register_stage(Pass("ma_mmil_refine", "MA-MMIL stage 2: refined audio and visual label tables from the frozen "
+                    "stage-1 model (partner videos drawn with the run's seed)", RefineSettings(), _refine,
+                    model_of="ma_mmil_stage1"))
+register_stage(TrainingStage(
+    id="ma_mmil_stage3",
+    description="MA-MMIL stage 3: stage 1's training from scratch on the refined labels (faithful: a removed "
+                "audio label also leaves the video-level target, as in the released code)",
+    defaults=FaithfulSettings(epochs=12, keep="final"),
+    objective=_contrastive,
+    targets=_refined_targets,
+    inputs=(StageInput("refined", "ma_mmil_refine", help="the ma_mmil_refine folder (audio/visual label tables)"),),
+))
+register_method(Method("ma_mmil", "MA-MMIL", ("ma_mmil_stage1", "ma_mmil_refine", "ma_mmil_stage3")))

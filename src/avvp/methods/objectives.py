@@ -1,4 +1,4 @@
-"""Training objectives for the generic loop in `avvp.training`: one call per batch -> a scalar loss.
+"""Training objectives for the generic loop in `avvp.methods.training`: one call per batch -> a scalar loss.
 
 An objective sees the model, the batch inputs, the weak (video-level) labels, the per-modality
 labels (the weak ones unless a refinement stage changed them), the batch's rows in the training
@@ -52,7 +52,7 @@ def han_loss(outputs: tuple[Tensor, Tensor, Tensor, Tensor], labels: Tensor, smo
 class Batch:
     """One training batch as an objective sees it."""
 
-    inputs: tuple[Tensor, Tensor, Tensor]  # audio, frames, clips
+    inputs: tuple[Tensor, ...]  # the model's features, in its feature set's order
     labels: Tensor  # (B, C) weak video-level labels
     audio_labels: Tensor  # (B, C) per-modality labels: the weak ones unless refined
     visual_labels: Tensor
@@ -60,11 +60,6 @@ class Batch:
     epoch: int  # 1-based
     index: int  # 0-based batch index within the epoch
     n_batches: int  # batches per epoch
-
-    @property
-    def progress(self) -> float:
-        """Epochs done when this batch starts, fractional: 0 at the first batch."""
-        return self.epoch - 1 + self.index / self.n_batches
 
 
 class Objective(Protocol):

@@ -1,11 +1,16 @@
-"""Frozen-model passes over a packed training split: per-modality video probabilities."""
+"""Frozen-model passes over a packed training split: per-modality video probabilities, and running a
+registered pass so that its folder appears complete or not at all."""
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import torch
 
+from avvp.atomic import atomic_folder
 from avvp.features import PackedSplit
 from avvp.inference import batch_tensors, iterate_batches
+from avvp.methods.stages import Pass, PassJob
 from avvp.model import HAN
 
 
@@ -21,12 +26,13 @@ def modality_probabilities(model: HAN, packed: PackedSplit, device: torch.device
     passes = ("original",) if partners is None else ("original", "visual_replaced", "audio_replaced")
     out: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {name: ([], []) for name in passes}
     for rows in iterate_batches(len(packed), batch_size):
-        audio, frames, clips = batch_tensors(packed, rows, device)
-        inputs = {"original": (audio, frames, clips)}
+        own = batch_tensors(packed, rows, device, model.features)
+        inputs = {"original": own}
         if partners is not None:
-            p_audio, p_frames, p_clips = batch_tensors(packed, partners[rows], device)
-            inputs["visual_replaced"] = (audio, p_frames, p_clips)
-            inputs["audio_replaced"] = (p_audio, frames, clips)
+            partner = batch_tensors(packed, partners[rows], device, model.features)
+            audio = [kind.modality == "audio" for kind in model.kinds]
+            inputs["visual_replaced"] = tuple(o if a else p for o, p, a in zip(own, partner, audio))
+            inputs["audio_replaced"] = tuple(p if a else o for o, p, a in zip(own, partner, audio))
         for name in passes:
             _, a_prob, v_prob, _ = model(*inputs[name])
             out[name][0].append(a_prob.float().cpu().numpy())
@@ -35,3 +41,9 @@ def modality_probabilities(model: HAN, packed: PackedSplit, device: torch.device
     empty = np.zeros((0, n_classes), np.float32)
     return {name: (np.concatenate(a) if a else empty, np.concatenate(v) if v else empty)
             for name, (a, v) in out.items()}
+
+
+def run_pass(spec: Pass, job: PassJob) -> str:
+    """Run a pass into a temporary folder that replaces `job.out_dir` only when the pass succeeds."""
+    with atomic_folder(job.out_dir) as tmp:
+        return spec.run(dataclasses.replace(job, out_dir=tmp))

@@ -1,9 +1,9 @@
 """Convert the official TensorFlow VGGish checkpoint (`vggish_model.ckpt`) to the port's state dict.
 
-    python -m avvp.vggish_tf vggish_model.ckpt vggish.pth
+    python -m avvp.extractors.vggish_tf vggish_model.ckpt vggish.pth
 
 Needs TensorFlow (`pip install 'avvp[tf]'`), imported only here and only when a checkpoint is read.
-The result loads into `avvp.vggish.VGGish` (and the PyTorch port) with strict names: TF-Slim's
+The result loads into `avvp.extractors.vggish.VGGish` (and the PyTorch port) with strict names: TF-Slim's
 convolution kernels (H, W, in, out) become (out, in, H, W), its fully connected matrices (in, out)
 become (out, in). The first fully connected layer needs no reordering, because VGGish flattens its
 last feature map in TensorFlow's (H, W, C) order.
@@ -51,7 +51,7 @@ def convert_checkpoint(checkpoint: str | Path, out: str | Path) -> None:
         import tensorflow as tf
     except ImportError as err:
         raise RuntimeError("converting a TensorFlow checkpoint needs tensorflow: pip install 'avvp[tf]'") from err
-    from avvp.vggish import VGGish
+    from avvp.extractors.vggish import VGGish
 
     try:
         reader = tf.train.load_checkpoint(str(checkpoint))
@@ -67,14 +67,14 @@ def convert_checkpoint(checkpoint: str | Path, out: str | Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m avvp.vggish_tf", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m avvp.extractors.vggish_tf", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="the official vggish_model.ckpt")
     parser.add_argument("out", help="the PyTorch state dict to write (.pth)")
     args = parser.parse_args(argv)
     try:
         convert_checkpoint(args.checkpoint, args.out)
     except (ValueError, RuntimeError) as err:
-        print(f"avvp.vggish_tf: error: {err}", file=sys.stderr)
+        print(f"avvp.extractors.vggish_tf: error: {err}", file=sys.stderr)
         return 1
     print(f"wrote {args.out}")
     return 0

@@ -11,6 +11,9 @@ its `vggish-10086976.pth` loads with strict=True. The last fully connected layer
 ReLU by default, as in the graph the LLP authors used (PROTOCOL §2); `final_relu=False` gives the
 newer official graph.
 
+Random weights (`random_network`): He-normal weights and zero biases, which keep activations at
+the input's scale through its ReLU stack (VGGish has no batch norm to calibrate).
+
 Resampling (only for WAVs not already at 16 kHz; the pipeline's audio step writes 16 kHz) uses a
 Hann-windowed sinc filter (32 zero crossings, cutoff 0.99 of the lower Nyquist), not resampy's Kaiser
 filter, so resampled input agrees with the official front end up to the filter's difference.
@@ -19,11 +22,15 @@ from __future__ import annotations
 
 import math
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from avvp.extractors import Extractor
+from avvp.extractors.calibration import seeded
 
 SAMPLE_RATE = 16000
 WINDOW = 400  # 25 ms
@@ -36,6 +43,7 @@ LOG_OFFSET = 0.01
 EXAMPLE_FRAMES = 96  # 0.96 s, examples do not overlap
 EMBEDDING_SIZE = 128
 QUANTIZE_RANGE = (-2.0, 2.0)
+PCA_URL = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish_pca_params-970ea276.pth"
 
 
 # ----------------------------------------------------------------------------- audio input
@@ -208,3 +216,43 @@ def postprocess(embeddings: np.ndarray, eigen_vectors: np.ndarray, means: np.nda
     low, high = QUANTIZE_RANGE
     scaled = (np.clip(projected, low, high) - low) * (255.0 / (high - low))
     return scaled.astype(np.uint8)
+
+
+def pca_postprocessor(spec: str) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """The official post-processor with PCA parameters `pretrained` (the port's file, cached like
+    the weights) or a parameter file; its uint8 values are stored as float32."""
+    from avvp.extractors.weights import fetch
+
+    path = fetch(PCA_URL) if spec == "pretrained" else Path(spec)
+    vectors, means = load_pca_params(path)
+    return (lambda embeddings: postprocess(embeddings, vectors, means).astype(np.float32),
+            f"official post-processor with PCA parameters {path.name} (uint8 values stored as float32)")
+
+
+# ----------------------------------------------------------------------------- as an extractor
+
+
+def he_init(model: nn.Module) -> None:
+    """He-normal weights (fan-in, ReLU gain) and zero biases for every conv and linear layer."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+
+
+def random_network(seed: int) -> tuple[nn.Module, str]:
+    with seeded(seed):
+        model = VGGish()
+        he_init(model)
+    return model.eval(), f"random: He-normal weights, zero biases, torch seed {seed} (VGGish has no batch norm)"
+
+
+EXTRACTOR = Extractor(
+    build=VGGish,
+    random=random_network,
+    features=lambda model, device: model.to(device=device, memory_format=torch.channels_last).eval(),
+    load=clip_examples,
+    prepare=lambda examples: examples.unsqueeze(1),
+    memory_format=lambda: torch.channels_last,
+    postprocessor=pca_postprocessor,
+)

@@ -1,0 +1,122 @@
+"""Which weights an extractor runs with: `pretrained`, `random` (seeded) or a state-dict file.
+
+- `pretrained`: the kind's published checkpoint (its `Pretrained` record), downloaded once into
+  torch's hub cache (`$TORCH_HOME/hub/checkpoints/`). With `AVVP_OFFLINE=1`, or when the download
+  fails, the error names the URL and the exact path where a manually fetched file is picked up.
+- PATH: a plain state dict in the network's own format, loaded strictly into the full network
+  (classifier included), so a file for another network fails with the names that do not match.
+- `random`: the kind's seeded initialisation, made usable without training (see
+  `avvp.extractors.calibration`).
+
+The record written next to the features (`weights.json`) says which weights, their sha256 (of the
+file for `pretrained` and PATH, of the tensors for `random`), the seed and how they were made.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from avvp.extractors import FeatureKind
+
+OFFLINE_ENV = "AVVP_OFFLINE"
+
+
+@dataclass(frozen=True)
+class WeightsRecord:
+    """What `weights.json` holds: kind, weights choice, sha256, seed, and how they were made."""
+
+    kind: str
+    weights: str
+    sha256: str
+    seed: int
+    how: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def state_dict_sha256(state: dict[str, torch.Tensor]) -> str:
+    """A checksum of tensors themselves (names, dtypes, shapes, bytes), independent of file format."""
+    digest = hashlib.sha256()
+    for name, tensor in state.items():
+        array = tensor.detach().cpu().contiguous().numpy()
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}\n".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def cached_path(url: str) -> Path:
+    """Where torch's hub cache keeps the file of `url` (respects TORCH_HOME)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+
+
+def fetch(url: str, hashed: bool = False) -> Path:
+    """The cached file of `url`, downloaded first when absent and downloads are allowed.
+
+    `hashed`: the file name ends in `-<first sha256 hex digits>.`, which the download is checked
+    against.
+    """
+    path = cached_path(url)
+    if path.is_file():
+        return path
+    advice = f"download {url} yourself and put it at {path}"
+    if os.environ.get(OFFLINE_ENV, "").strip() not in ("", "0"):
+        raise RuntimeError(f"weights file {path} is not cached and {OFFLINE_ENV} forbids downloads; {advice}")
+    match = re.search(r"-([a-f0-9]{8,})\.", path.name) if hashed else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # torch writes to a temporary name and moves it into place when complete
+        torch.hub.download_url_to_file(url, str(path), hash_prefix=match[1] if match else None)
+    except (OSError, RuntimeError, ValueError) as err:
+        raise RuntimeError(f"could not download {url} ({err}); {advice}") from err
+    return path
+
+
+def load_state_file(kind: str, model: nn.Module, path: Path) -> None:
+    """Load a plain state dict strictly; a wrong file fails with a message naming it."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and torch errors all mean: not a state-dict file
+        raise ValueError(f"{path}: not a readable PyTorch state dict ({err})") from err
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: expected a plain state dict (parameter name -> tensor)")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{path} is not a {kind} state dict: {err}") from err
+
+
+def load_network(kind: FeatureKind, weights: str = "random", seed: int = 0) -> tuple[nn.Module, WeightsRecord]:
+    """The full network of `kind` on the CPU in eval mode with the chosen weights, and its record."""
+    network = kind.network()
+    if weights == "random":
+        model, how = network.random(seed)
+        return model, WeightsRecord(kind.name, "random", state_dict_sha256(model.state_dict()), seed, how)
+    if weights == "pretrained":
+        if kind.pretrained is None:
+            raise ValueError(f"feature kind {kind.name} has no published weights; use random or a state-dict path")
+        path = fetch(kind.pretrained.url, kind.pretrained.hashed)
+        how = f"pretrained: {kind.pretrained.url}; sha256 is of the file"
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file {path} not found (use pretrained, random or a state-dict path)")
+        how = "weights from a plain state dict file; sha256 is of the file"
+    model = network.build()
+    load_state_file(kind.name, model, path)
+    model.eval()
+    return model, WeightsRecord(kind.name, weights if weights == "pretrained" else str(path), file_sha256(path), seed, how)

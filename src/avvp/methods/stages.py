@@ -1,0 +1,178 @@
+"""The stages registry: one spec per training stage or pass, one id for it everywhere.
+
+A stage's id names its config section (`stages.<id>`), its folder under
+`results/runs/<method>/seed<N>/`, its log and benchmark files and its command-line choice
+(`avvp train --stage ID`, `avvp refine --stage ID`). Its spec holds its published defaults (the
+only copy of each number), what it needs from earlier stages (`StageInput`), and what it does: a
+`TrainingStage` builds the objective of the shared training loop (`avvp.methods.training`) and,
+optionally, per-modality targets; a `Pass` runs a frozen model over the training split and writes
+its folder. A `Method` is an ordered list of stage ids; its result is the model of its last
+training stage.
+
+Specs are plain data (importing this module and the method modules loads neither torch nor the
+training loop). Built-in methods live in `avvp.methods.han`, `.ma_mmil` and `.jomold`; others are
+registered with `register_stage` / `register_method` in your own code, or through the entry point
+group `avvp.methods` (a callable that registers them), which every avvp process picks up.
+docs/EXTENDING.md walks through adding one.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from avvp.registry import Registry
+
+BUILTIN_MODULES = ("avvp.methods.han", "avvp.methods.ma_mmil", "avvp.methods.jomold")
+ENTRY_POINTS = "avvp.methods"
+
+
+@dataclass(frozen=True)
+class StageInput:
+    """A file or folder that an earlier stage of the same run wrote, handed to this stage by name
+    (`--<name>` on the command line)."""
+
+    name: str
+    stage: str
+    file: str = ""  # inside the stage's folder; "" = the folder itself
+    help: str = ""
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class PassJob:
+    """What a pass is given: its settings, its inputs by name, the packed training split, the folder
+    to fill, and the run's seed and device."""
+
+    settings: Any
+    inputs: Mapping[str, Path]
+    train_pack: Path
+    out_dir: Path
+    seed: int
+    device: str
+
+    def frozen_model(self) -> tuple[Any, Any, Any, dict[str, Any]]:
+        """(model, packed training split, device, checkpoint payload) of the `checkpoint` input, the
+        model in eval mode on the job's device."""
+        from avvp.checkpoint import load_han
+        from avvp.device import resolve_device
+        from avvp.features import load_packed
+
+        packed = load_packed(self.train_pack)
+        if len(packed) == 0:
+            raise ValueError(f"{self.train_pack}: no videos")
+        device = resolve_device(self.device)
+        model, _, payload = load_han(self.inputs["checkpoint"], packed.classes, device)
+        return model, packed, device, payload
+
+
+@dataclass(frozen=True)
+class TrainingStage:
+    """A stage that trains HAN from scratch with the shared loop.
+
+    `objective(settings, inputs, classes)` returns the loss (`avvp.methods.objectives.Objective`);
+    `targets(inputs, train_pack)`, when given, the per-modality labels that replace the weak ones
+    in the audio and visual terms (`avvp.methods.training.ModalityTargets`).
+    """
+
+    id: str
+    description: str
+    defaults: Any
+    objective: Callable[[Any, Mapping[str, Path], Sequence[str]], Any]
+    targets: Callable[[Mapping[str, Path], Any], Any] | None = None
+    inputs: tuple[StageInput, ...] = ()
+
+    trains = True
+
+
+@dataclass(frozen=True)
+class Pass:
+    """A stage that trains nothing: `run(job)` runs the frozen model of the earlier training stage
+    `model_of` (its model.pt is the input `checkpoint`), writes the stage's folder and returns a
+    summary line."""
+
+    id: str
+    description: str
+    defaults: Any
+    run: Callable[[PassJob], str]
+    model_of: str
+
+    trains = False
+
+    @property
+    def inputs(self) -> tuple[StageInput, ...]:
+        return (StageInput("checkpoint", self.model_of, "model.pt", "model.pt of the stage whose model the pass runs"),)
+
+
+Stage = TrainingStage | Pass
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method: its stages in order; its result is the model of its last training stage."""
+
+    name: str
+    label: str
+    stages: tuple[str, ...]
+
+    @property
+    def final_stage(self) -> str:
+        return [s for s in self.stages if stage(s).trains][-1]
+
+
+@functools.cache
+def _load() -> None:
+    """The built-in methods, then plug-ins (run once, on the first look-up)."""
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+    for point in entry_points(group=ENTRY_POINTS):
+        point.load()()
+
+
+_STAGES: Registry[Stage] = Registry("stage", _load)
+_METHODS: Registry[Method] = Registry("method", _load)
+
+
+def register_stage(spec: Stage, replace: bool = False) -> Stage:
+    return _STAGES.register(spec.id, spec, replace)
+
+
+def register_method(method: Method, replace: bool = False) -> Method:
+    """Register a method whose stages are registered and whose inputs come from earlier stages."""
+    for i, stage_id in enumerate(method.stages):
+        for needed in stage(stage_id).inputs:
+            if needed.stage not in method.stages[:i]:
+                raise ValueError(f"method {method.name}: stage {stage_id} needs {needed.stage}, "
+                                 f"which does not come before it")
+    if not any(stage(s).trains for s in method.stages):
+        raise ValueError(f"method {method.name} has no training stage")
+    return _METHODS.register(method.name, method, replace)
+
+
+def unregister(name: str) -> None:
+    """Forget a stage or method registered in this process (tests, notebooks)."""
+    _STAGES.unregister(name)
+    _METHODS.unregister(name)
+
+
+def stages() -> dict[str, Stage]:
+    return _STAGES.all()
+
+
+def methods() -> dict[str, Method]:
+    return _METHODS.all()
+
+
+def stage(stage_id: str) -> Stage:
+    return _STAGES.get(stage_id)
+
+
+def method(name: str) -> Method:
+    return _METHODS.get(name)

@@ -1,0 +1,179 @@
+"""One training loop for every training stage: HAN's recipe (PROTOCOL §4) and the refinement
+methods' stages.
+
+What varies between stages comes from their spec (`avvp.methods.stages`): the settings (schedule,
+model options, which epoch to keep), the objective (a loss per batch; HAN's by default) and the
+per-modality labels it trains on. The kept epoch becomes model.pt: the best validation
+segment-level Type@AV (HAN; a tie replaces the kept one), the best validation event-level audio F
+(JoMoLD), or the final weights (MA-MMIL); `summary.json` records which.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from avvp.annotations import GroundTruth
+from avvp.checkpoint import save_checkpoint
+from avvp.device import resolve_device
+from avvp.evaluation import evaluate_arrays
+from avvp.extractors import PUBLISHED
+from avvp.features import PackedSplit
+from avvp.inference import batch_tensors, iterate_batches, predict_packed
+from avvp.methods.objectives import Batch, HanObjective, Objective
+from avvp.methods.settings import TrainSettings
+from avvp.methods.stage_files import log_row, write_log, write_summary
+from avvp.model import HAN
+
+# Checkpoint choice -> the validation number it maximises (None: keep the final weights).
+SELECTIONS: dict[str, tuple[str, str] | None] = {
+    "type_at_av": ("segment_level", "type_at_av"),
+    "event_audio": ("event_level", "audio"),
+    "final": None,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class ModalityTargets:
+    """Per-modality labels (N, C), 0/1, for the rows of the training split (e.g. MA-MMIL's refined ones)."""
+
+    audio: np.ndarray
+    visual: np.ndarray
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for array in (self.audio, self.visual):
+            digest.update(np.ascontiguousarray(array, np.float32).tobytes())
+        return digest.hexdigest()
+
+
+def validate(model: HAN, packed: PackedSplit, gt: GroundTruth, settings: TrainSettings,
+             device: torch.device) -> dict[str, Any]:
+    """The ten numbers of `model` on a packed split."""
+    preds = predict_packed(model, packed, device)
+    return evaluate_arrays(preds.global_prob, preds.frame_prob, gt,
+                           frame_threshold=settings.frame_threshold, global_threshold=settings.global_threshold)
+
+
+def _recipe(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings a resumed run must share (not the epoch count)."""
+    return {k: v for k, v in config.items() if k != "epochs"}
+
+
+def _selection_score(keep: str, metrics: dict[str, Any], epoch: int) -> float:
+    key = SELECTIONS[keep]
+    return float(epoch) if key is None else metrics[key[0]][key[1]]
+
+
+def _label_tensors(train_split: PackedSplit, targets: ModalityTargets | None) -> tuple[torch.Tensor, ...]:
+    """Weak, audio and visual labels of every training row (the weak ones stand in for missing targets)."""
+    labels = torch.from_numpy(np.asarray(train_split.labels, np.float32))
+    if targets is None:
+        return labels, labels, labels
+    out = [labels]
+    for name, array in (("audio", targets.audio), ("visual", targets.visual)):
+        if np.shape(array) != tuple(labels.shape):
+            raise ValueError(f"{name} targets have shape {np.shape(array)}, the training split {tuple(labels.shape)}")
+        out.append(torch.from_numpy(np.asarray(array, np.float32)))
+    return tuple(out)
+
+
+def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth, out_dir: str | Path,
+          settings: TrainSettings = TrainSettings(), *, seed: int = 1, device: str = "auto", progress: bool = True,
+          features: Sequence[str] = PUBLISHED, resume: bool = False, objective: Objective | None = None,
+          targets: ModalityTargets | None = None) -> dict[str, Any]:
+    """Train, writing out_dir/model.pt (the kept epoch), last.pt (resumable), log.csv and summary.json.
+
+    `objective` defaults to HAN's loss; `targets` replace the weak labels in the audio and visual
+    terms; `features` is the model's feature set (the packed splits must hold it). With `resume`,
+    training continues from out_dir/last.pt (model, optimiser, scheduler and random states), so an
+    interrupted run ends exactly where an uninterrupted one would have; a last.pt written with other
+    settings, seed, objective or targets is refused.
+    """
+    if tuple(train_split.classes) != tuple(val_split.classes):
+        raise ValueError("training and validation splits were packed with different class lists")
+    if len(train_split) == 0 or len(val_split) == 0:
+        raise ValueError(f"empty split: {len(train_split)} training and {len(val_split)} validation videos")
+    if objective is None:
+        objective = HanObjective(settings.visual_smoothing)
+    labels_all, audio_all, visual_all = _label_tensors(train_split, targets)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch_device = resolve_device(device)
+    classes = list(train_split.classes)
+    torch.manual_seed(seed)
+    model = HAN(len(classes), features, **settings.model_options()).to(torch_device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=settings.step_size, gamma=settings.gamma)
+    shuffle = torch.Generator().manual_seed(seed)
+    extra = {"config": {**dataclasses.asdict(settings), "seed": seed}, "objective": objective.describe(),
+             "targets_sha256": targets.fingerprint() if targets else None}
+    state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "log": []}
+    last_path = out_dir / "last.pt"
+    if resume and last_path.is_file():
+        saved = torch.load(last_path, map_location="cpu", weights_only=True)
+        if _recipe(saved["config"]) != _recipe(extra["config"]):
+            raise ValueError(f"{last_path} was written with other training settings; remove it to restart")
+        for key in ("objective", "targets_sha256"):
+            if saved.get(key) != extra[key]:
+                raise ValueError(f"{last_path} was written with another {key.split('_')[0]}; remove it to restart")
+        model.load_state_dict(saved["state_dict"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        shuffle.set_state(saved["shuffle_rng"])
+        torch.set_rng_state(saved["torch_rng"])
+        if torch_device.type == "cuda" and saved.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(saved["cuda_rng"], torch_device)  # dropout masks on the GPU
+        state = saved["train_state"]
+
+    n_batches = math.ceil(len(train_split) / settings.batch_size)
+    epochs = tqdm(range(state["epoch"] + 1, settings.epochs + 1), desc="epochs", disable=not progress)
+    for epoch in epochs:
+        started = time.perf_counter()
+        model.train()
+        total, count = 0.0, 0
+        for index, rows in enumerate(iterate_batches(len(train_split), settings.batch_size, shuffle)):
+            batch = Batch(batch_tensors(train_split, rows, torch_device, model.features),
+                          labels_all[rows].to(torch_device), audio_all[rows].to(torch_device),
+                          visual_all[rows].to(torch_device), rows, epoch, index, n_batches)
+            loss = objective(model, batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(rows)
+            count += len(rows)
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        metrics = validate(model, val_split, val_gt, settings, torch_device)
+        state["log"].append(log_row(epoch, total / count, lr, time.perf_counter() - started, metrics))
+        score = _selection_score(settings.keep, metrics, epoch)
+        if score >= state["best_score"]:
+            state["best_score"], state["best_epoch"] = score, epoch
+            save_checkpoint(out_dir / "model.pt", model, classes, epoch=epoch, val_metrics=metrics, **extra)
+        state["epoch"] = epoch
+        epochs.set_postfix(loss=f"{total / count:.4f}", val_type_at_av=f"{metrics['segment_level']['type_at_av']:.2f}")
+        save_checkpoint(last_path, model, classes, epoch=epoch, optimizer=optimizer.state_dict(),
+                        scheduler=scheduler.state_dict(), shuffle_rng=shuffle.get_state(),
+                        torch_rng=torch.get_rng_state(),
+                        cuda_rng=torch.cuda.get_rng_state(torch_device) if torch_device.type == "cuda" else None,
+                        train_state=state, **extra)
+        write_log(out_dir, state["log"])
+        write_summary(out_dir, _summary(state, settings.keep, len(train_split), len(val_split)))
+    return _summary(state, settings.keep, len(train_split), len(val_split))
+
+
+def _summary(state: dict[str, Any], keep: str, n_train: int, n_val: int) -> dict[str, Any]:
+    """What training did: the kept epoch (the one in model.pt) and why, and its validation scores."""
+    best = state["log"][state["best_epoch"] - 1] if state["best_epoch"] else {}
+    return {"kept_epoch": state["best_epoch"], "keep": keep,
+            "best_val_type_at_av": best.get("segment_type_at_av"), "best_val_event_audio": best.get("event_audio"),
+            "epochs": state["epoch"], "n_train": n_train, "n_val": n_val}
