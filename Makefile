@@ -5,24 +5,29 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test bench clean
+.PHONY: setup media-deps system-deps demo test bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) media-deps
+
+# Debian's ffmpeg 5.1 (frames equal to the released LLP ones), installed when root and missing;
+# elsewhere the imageio-ffmpeg binary is used and the workflow says what that changes.
+media-deps:
+	bash scripts/install_system_deps.sh ffmpeg
 
 # SLURM (cluster test) and Chromium (report test): installed when root and missing; tests that
 # need them skip with the reason where they cannot be installed.
 system-deps:
-	bash scripts/install_system_deps.sh
+	bash scripts/install_system_deps.sh slurm-wlm munge chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores 2 results/metrics.json
 
-test: $(STAMP) system-deps
+test: setup system-deps
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -rs --durations=15
 
 # Figures for docs/BENCHMARKS.md (not tests: each compares against a baseline side by side).

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that some tests need but pip cannot provide:
-# a single-node SLURM (slurm-wlm, munge) for the cluster-profile test and
-# headless Chromium for the HTML-report test.
+# Installs Debian packages that pip cannot provide, those named as arguments:
+#   ffmpeg              the 5.1 build whose 8 fps frames equal the released LLP frames (make setup)
+#   slurm-wlm, munge    a single-node SLURM for the cluster-profile test (make test)
+#   chromium            headless Chromium for the HTML-report test (make test)
 #
 # Idempotent: packages already present are left alone. As root, missing ones are
 # installed (one `apt-get update`, then one `apt-get install`). As any other user
 # it only says what is missing and exits 0; the tests that need those programs
-# then skip with a reason naming them.
+# then skip with a reason naming them (without Debian's ffmpeg, the one imageio-ffmpeg
+# ships is used, and the workflow warns that frames differ slightly from the released ones).
 set -euo pipefail
 
-packages=(slurm-wlm munge chromium)
+packages=("$@")
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 from avvp.ffmpeg import ffmpeg_exe
 
 TRUNCATED_FRACTION = 0.6
+STALL_SECONDS = 60  # how long the `stall` mode keeps a connection silent (longer than any timeout tested)
 
 
 def make_clip(
@@ -142,6 +144,12 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "truncated":
             body = body[: int(len(body) * TRUNCATED_FRACTION)]
             self.close_connection = True
+        if mode == "stall":  # half the file, then silence with the connection open
+            with suppress(BrokenPipeError, ConnectionResetError):
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+            time.sleep(STALL_SECONDS)
+            return
         try:
             self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):

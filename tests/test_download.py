@@ -187,3 +187,49 @@ def test_cli_download(server, tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     listing.write_text("not-a-clip\n")
     assert main([*args, "--list", str(listing)]) == 1
     assert "list.txt:1:" in capsys.readouterr().err
+
+
+def test_local_mode_follows_relative_and_absolute_links(tmp_path: Path) -> None:
+    store, local, out = tmp_path / "store", tmp_path / "local", tmp_path / "videos"
+    store.mkdir()
+    local.mkdir()
+    make_clip(store / "a.mp4", seconds=10)
+    make_clip(store / "b.mp4", seconds=10)
+    (local / "aaaaaaaaaaa.mp4").symlink_to(Path("..") / "store" / "a.mp4")  # relative
+    (local / "bbbbbbbbbbb_0_10.mp4").symlink_to(store / "b.mp4")  # absolute
+    (local / "ccccccccccc.mp4").symlink_to(store / "gone.mp4")  # dangling
+    names = ["aaaaaaaaaaa_0_10", "bbbbbbbbbbb_0_10", "ccccccccccc_0_10"]
+
+    records = {r.filename: r for r in fetch_local(names, local, out)}
+
+    assert records["aaaaaaaaaaa_0_10"].status == records["bbbbbbbbbbb_0_10"].status == "ok"
+    assert records["ccccccccccc_0_10"].status == "unavailable"
+    assert "ccccccccccc.mp4" in records["ccccccccccc_0_10"].reason and "missing file" in records["ccccccccccc_0_10"].reason
+    for name, target in (("aaaaaaaaaaa_0_10", store / "a.mp4"), ("bbbbbbbbbbb_0_10", store / "b.mp4")):
+        clip = out / f"{name}.mp4"
+        assert clip.is_file() and not clip.is_symlink()
+        assert clip.stat().st_ino == target.stat().st_ino  # the clip itself, hard-linked
+    assert only_final_files(out) == ["aaaaaaaaaaa_0_10.mp4", "bbbbbbbbbbb_0_10.mp4"]
+
+
+@pytest.mark.parametrize("socket_timeout, clip_timeout, reason", [
+    (2, 30, "too short"),  # ffmpeg gives up reading after 2 s: what arrived is a cut-off clip
+    (60, 6, "timed out: no complete clip after 6 s"),  # the whole try is killed first
+])
+def test_a_server_that_stalls_mid_file_is_recorded_within_the_time_limit(
+        server, tmp_path: Path, socket_timeout: float, clip_timeout: float, reason: str) -> None:
+    """Half the file, then silence with the connection open: every try is bounded, the clip is
+    recorded as unavailable with the reason, and nothing is left in the output folder."""
+    import time
+
+    out = tmp_path / "videos"
+    opts = DownloadOptions(url_template=f"{server.url}/stall/{{video_id}}.mp4", retries=1,
+                           socket_timeout=socket_timeout, clip_timeout=clip_timeout)
+    start = time.monotonic()
+    record = download_clip(CLIP, out, opts)
+    seconds = time.monotonic() - start
+    assert record.status == "unavailable" and reason in record.reason
+    assert seconds < 2 * min(clip_timeout, 4 * socket_timeout) + 15, f"took {seconds:.0f} s"
+    assert only_final_files(out) == []  # no clip, no hidden .part folder
+    with pytest.raises(ValueError, match="timeout"):
+        DownloadOptions(clip_timeout=0)

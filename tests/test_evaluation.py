@@ -513,3 +513,15 @@ def test_cli_errors(llp, tmp_path, capsys):
     assert main(_llp_args(tmp_path, tmp_path / "vocab.npz")) == 1
     assert "unknown class" in capsys.readouterr().err
     assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_cli_names_the_predictions_file_when_its_shape_does_not_fit(llp, tmp_path, capsys):
+    """Predictions with 8 segments per video (not the protocol's 10): the error names the file."""
+    filenames = ref.read_split_filenames(LLP / "AVVP_val_pd.csv")[:3]
+    rng = np.random.default_rng(0)
+    path = tmp_path / "eight.npz"
+    save_predictions(path, Predictions(filenames, llp["classes"], rng.random((3, 25), dtype=np.float32),
+                                       rng.random((3, 8, 2, 25), dtype=np.float32)))
+    assert main(_llp_args(tmp_path, path)) == 1
+    err = capsys.readouterr().err
+    assert f"{path}: frame_prob has shape (3, 8, 2, 25)" in err and err.count("\n") == 1

@@ -102,3 +102,58 @@ def test_several_folders_per_kind_are_searched(split, feats: Path, tmp_path: Pat
     (feats / "res152" / "aaaaaaaaaaa.npy").rename(moved / "aaaaaaaaaaa.npy")
     source["res152"].append(moved)
     assert len(pack_split(split, source, tmp_path / "pack")) == 3
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 1 MiB tmpfs: a real file system that fills up (needs root; skipped where mounting is refused)."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_is_one_line_naming_the_path_and_leaves_nothing(tmp_path: Path, small_disk: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    import math
+    import wave
+
+    from avvp.cli import main
+
+    names = [f"{i:011d}_0_10" for i in range(20)]  # 20 x 80 KiB of pooled ResNet rows: more than 1 MiB
+    features = tmp_path / "features"
+    write_random_features(features, [n[:11] for n in names])
+    lines = ["filename\tevent_labels"] + [f"{n}\tSpeech" for n in names]
+    (tmp_path / "split.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "classes.txt").write_text("Speech\nDog\n", encoding="utf-8")
+    out = small_disk / "packed" / "train"
+    assert main(["pack", "--split-csv", str(tmp_path / "split.csv"), "--features", str(features),
+                 "--out-dir", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "space left on" in err.lower() and str(out) in err
+    assert not (small_disk / "packed").exists() or list((small_disk / "packed").iterdir()) == []
+
+    wavs = []
+    for i in range(3):
+        wavs.append(tmp_path / f"{i:011d}_0_10.wav")
+        with wave.open(str(wavs[-1]), "wb") as fh:
+            fh.setnchannels(1)
+            fh.setsampwidth(2)
+            fh.setframerate(16000)
+            fh.writeframes(np.array([int(8000 * math.sin(i * t / 9)) for t in range(160000)], "<i2").tobytes())
+    filler = small_disk / "filler"
+    filler.write_bytes(bytes(1024 * 1024 - 9 * 1024))  # leaves room for the record and one clip, not three
+    feats = small_disk / "feats"
+    assert main(["extract", "--kind", "vggish", "--out-dir", str(feats), "--no-progress", *map(str, wavs)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "space left on" in err.lower() and str(feats / "vggish") in err
+    leftovers = [p.name for p in (feats / "vggish").iterdir() if p.name.startswith(".")]
+    assert leftovers == []  # no temporary file left behind
+    for done in (feats / "vggish").glob("*.npy"):
+        assert np.load(done).shape == (10, 128)  # what is there is whole

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import wave
 from pathlib import Path
@@ -260,3 +261,30 @@ def test_cli_audio_frames_and_media(clips: dict[str, Path], tmp_path: Path, caps
                               "--out-records", str(tmp_path / "out.tsv")])
     media_cli.run(args)
     assert [r.status for r in read_records(tmp_path / "out.tsv")] == ["ok", "unavailable"]
+
+
+@pytest.mark.parametrize("version, warned", [("5.1.6-0+deb12u1", False), ("5.1.2", False), ("9.0", True),
+                                             ("7.1-static", True), ("N-112233-gabcdef", True)])
+def test_an_ffmpeg_outside_the_5_line_is_warned_about(monkeypatch: pytest.MonkeyPatch, version: str,
+                                                      warned: bool) -> None:
+    import avvp.ffmpeg
+
+    monkeypatch.setattr(avvp.ffmpeg, "ffmpeg_version", lambda exe=None: version)
+    warning = avvp.ffmpeg.fidelity_warning()
+    assert (warning is not None) == warned
+    if warned:
+        assert version in warning and "released LLP frames" in warning and "make setup" in warning
+
+
+def test_a_shard_records_the_ffmpeg_of_its_frames_and_works_when_empty(tmp_path: Path) -> None:
+    from avvp.ffmpeg import ffmpeg_record
+    from avvp.media import prepare_shard
+    from avvp.records import ClipRecord, write_records
+
+    records = tmp_path / "download.tsv"
+    write_records([ClipRecord("aaaaaaaaaaa_0_10", "aaaaaaaaaaa", "unavailable", "gone")], records)
+    out = {name: tmp_path / name for name in ("audio", "frames", "media.tsv", "audio.txt", "frames.txt")}
+    prepare_shard(records, tmp_path / "videos", out["audio"], out["frames"], out["media.tsv"], out["audio.txt"],
+                  out["frames.txt"])
+    assert json.loads((out["frames"] / "ffmpeg.json").read_text()) == ffmpeg_record()
+    assert list(out["audio"].iterdir()) == [] and out["audio.txt"].read_text() == ""

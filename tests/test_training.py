@@ -73,6 +73,24 @@ def test_resume_refuses_another_recipe(data: dict[str, Path], trained: Path, cap
     assert "other training settings" in capsys.readouterr().err
 
 
+def test_resume_auto_starts_afresh_from_a_corrupt_or_foreign_last_pt(data: dict[str, Path], trained: Path,
+                                                                    tmp_path: Path, capsys) -> None:
+    """What the workflow's training rule uses: a last.pt cut off by a kill, or written with other
+    settings, is set aside (saying why), and the result is that of a fresh run."""
+    (tmp_path / "last.pt").write_bytes((trained / "last.pt").read_bytes()[:1000])  # cut off
+    assert main(train_args(data, tmp_path, "--epochs", "3", "--step-size", "2", "--resume")) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'last.pt'}: not a readable checkpoint" in err and err.count("\n") == 1
+    assert main(train_args(data, tmp_path, "--epochs", "3", "--step-size", "2", "--resume", "auto")) == 0
+    err = capsys.readouterr().err
+    assert "not a readable checkpoint" in err and "starting from epoch 1" in err
+    fresh = torch.load(tmp_path / "last.pt", weights_only=True)["state_dict"]
+    straight = torch.load(trained / "last.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(fresh[key], straight[key]) for key in straight)
+    assert main(train_args(data, tmp_path, "--epochs", "3", "--step-size", "3", "--resume", "auto")) == 0
+    assert "other training settings: starting from epoch 1" in capsys.readouterr().err
+
+
 def test_predict_and_evaluate_the_trained_model(data: dict[str, Path], trained: Path, tmp_path: Path) -> None:
     preds = tmp_path / "val.npz"
     assert main(["predict", "--checkpoint", str(trained / "model.pt"), "--features",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import DEMO_BUDGET_S, DemoRun
 from workflow_helpers import (
     Job,
     annotations,
@@ -35,34 +36,12 @@ from workflow_helpers import (
     write_yaml,
 )
 
-DEMO_BUDGET_S = 600
 KINDS = ("vggish", "res152", "r2plus1d_18")
 SPLITS = ("train", "val", "test")
 TEN_KEYS = ("audio", "visual", "audio_visual", "type_at_av", "event_at_av")
 # Whatever runs after training, and after packing (the model side of the graph).
 AFTER_TRAIN = Counter({"train": 1, "predict": 1, "evaluate": 1, "metrics": 1})
 AFTER_PACK = AFTER_TRAIN + Counter({"pack": 3})
-
-
-@dataclass(frozen=True)
-class DemoRun:
-    workdir: Path
-    seconds: float
-
-    def read_json(self, name: str) -> dict:
-        return json.loads((self.workdir / name).read_text(encoding="utf-8"))
-
-    def shards(self) -> list[str]:
-        return sorted(p.name for p in (self.workdir / "results/features").iterdir())
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
-    """`make demo` from a fresh copy: `snakemake --cores 2 results/metrics.json`, offline."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
-    start = time.monotonic()
-    run_snakemake(workdir, "--cores", "2", "results/metrics.json", timeout=3 * DEMO_BUDGET_S)
-    return DemoRun(workdir, time.monotonic() - start)
 
 
 def override(workdir: Path, name: str, data: dict) -> list[str]:
@@ -85,6 +64,9 @@ def test_demo_writes_metrics_with_coverage_and_weights(demo_run: DemoRun) -> Non
     assert coverage["test"]["not_scored"] == {}
     assert metrics["random_weights"] == sorted(KINDS)
     assert "RANDOM" in metrics["weights_note"]
+    from avvp.ffmpeg import ffmpeg_record
+
+    assert metrics["ffmpeg"] == [ffmpeg_record()]  # the ffmpeg that made the frames
     for kind in KINDS:
         assert metrics["weights"][kind]["weights"] == "random"
         assert metrics["weights"][kind]["kind"] == kind
@@ -361,3 +343,37 @@ def test_report_opens_in_chromium_with_table_and_figures(three_seeds: SeedsRun, 
         Path(keep).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(keep) / "report.png")
         shutil.copy(timelines[0], Path(keep) / f"timeline_{timelines[0].name}")
+
+
+# --- a training killed mid-way continues where it stopped --------------------------------------
+
+@pytest.mark.slow
+def test_a_killed_training_continues_from_its_last_epoch(demo_run: DemoRun, tmp_path: Path) -> None:
+    """SIGKILL during HAN's training, `--unlock`, run again: training continues after the last
+    finished epoch (last.pt), and metrics.json equals an uninterrupted run's."""
+    runs = {}
+    for name in ("straight", "killed"):
+        runs[name] = tmp_path / name
+        shutil.copytree(demo_run.workdir, runs[name], symlinks=True)
+    change = {"stages": {"han": {"epochs": 12}}}
+    straight = override(runs["straight"], "twelve.yaml", change)
+    run_snakemake(runs["straight"], "--cores", "2", *straight, "results/metrics.json", timeout=DEMO_BUDGET_S)
+
+    workdir = runs["killed"]
+    args = ["--cores", "2", *override(workdir, "twelve.yaml", change), "results/metrics.json"]
+    log_csv = workdir / "results/runs/han/seed1/han/log.csv"
+    started = time.monotonic()
+
+    def three_epochs_done(_: str) -> bool:
+        fresh = log_csv.is_file() and log_csv.stat().st_mtime > started
+        return fresh and len(log_csv.read_text().splitlines()) >= 4  # header + 3 epochs
+
+    run_until(workdir, args, tmp_path / "killed.log", three_epochs_done)
+    run_snakemake(workdir, "--unlock", *args[2:])
+    run_snakemake(workdir, *args, timeout=DEMO_BUDGET_S)
+    train_log = (workdir / "results/logs/train/han_seed1_han.log").read_text()
+    match = re.search(r"resuming from \S+last\.pt after epoch (\d+)", train_log)
+    assert match and 3 <= int(match[1]) < 12, train_log[-2000:]
+    ours, theirs = (json.loads((runs[n] / "results/metrics.json").read_text()) for n in ("killed", "straight"))
+    for key in ("segment_level", "event_level", "per_class"):
+        assert ours[key] == theirs[key]

@@ -80,13 +80,18 @@ def weights_used(files: Mapping[str, Sequence[str | Path]]) -> dict:
     """Kind -> its weights record (one when all shards agree, else the distinct ones)."""
     out = {}
     for kind, paths in files.items():
-        records = [read_json(p) for p in paths if Path(p).is_file()]
-        distinct = list({json.dumps(r, sort_keys=True): r for r in records}.values())
-        if not distinct:
+        records = distinct(paths)
+        if not records:
             out[kind] = {"weights": "unknown", "how": "no weights.json beside the feature files"}
         else:
-            out[kind] = distinct[0] if len(distinct) == 1 else {"weights": "mixed", "records": distinct}
+            out[kind] = records[0] if len(records) == 1 else {"weights": "mixed", "records": records}
     return out
+
+
+def distinct(paths: Sequence[str | Path]) -> list[dict]:
+    """The distinct JSON records among the files that exist (e.g. each shard's ffmpeg.json)."""
+    records = [read_json(p) for p in paths if Path(p).is_file()]
+    return list({json.dumps(r, sort_keys=True): r for r in records}.values())
 
 
 def random_kinds(weights: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -97,9 +102,9 @@ def random_kinds(weights: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def build_metrics(scores: Sequence[str | Path], runs: Sequence[tuple[str, int]], final_stage: Mapping[str, str],
                   packs: Sequence[str | Path], weights_files: Mapping[str, Sequence[str | Path]],
-                  dataset: Mapping[str, Any]) -> dict:
-    """The metrics.json body from each run's evaluation file (in `runs` order), the split packs and
-    the feature folders' weights records."""
+                  dataset: Mapping[str, Any], ffmpeg_files: Sequence[str | Path] = ()) -> dict:
+    """The metrics.json body from each run's evaluation file (in `runs` order), the split packs, the
+    feature folders' weights records and the frames folders' ffmpeg records."""
     bodies = [read_json(path) for path in scores]
     by_method = per_method(runs, bodies, final_stage)
     first_method = runs[0][0]
@@ -116,6 +121,7 @@ def build_metrics(scores: Sequence[str | Path], runs: Sequence[tuple[str, int]],
         "coverage": coverage,
         "weights": weights,
         "random_weights": random,
+        "ffmpeg": distinct(ffmpeg_files),
         "summary_of": f"{first_method}: mean over its {by_method[first_method]['n_seeds']} seed(s)",
         "runs": by_method,
     }

@@ -1,6 +1,11 @@
-"""Writing files and folders so that readers never see them half-written under their final name."""
+"""Writing files and folders so that readers never see them half-written under their final name.
+
+A failure removes what was written so far; an OSError without a file name (a full disk hit while
+writing through a file handle) is raised again naming the final path, so messages say where.
+"""
 from __future__ import annotations
 
+import filecmp
 import os
 import secrets
 import shutil
@@ -12,6 +17,20 @@ from typing import IO
 
 
 @contextmanager
+def _naming(path: Path, always: bool = False) -> Iterator[None]:
+    """OSErrors of the block name `path` (where they name no file, or always: a temporary name
+    inside a folder being filled means nothing to a reader)."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno is None and type(err) is OSError:  # numpy's short write says only "N requested and M written"
+            raise OSError(None, f"could not write it whole ({err}): no space left on the device?", str(path)) from err
+        if err.errno is not None and (err.filename is None or always):
+            raise type(err)(err.errno, err.strerror, str(path)) from err
+        raise
+
+
+@contextmanager
 def atomic_output(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file next to `path`; it replaces `path` only if the block succeeds."""
     path = Path(path)
@@ -19,7 +38,7 @@ def atomic_output(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
     try:
-        with os.fdopen(fd, mode, **text) as fh:
+        with _naming(path), os.fdopen(fd, mode, **text) as fh:
             yield fh
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
@@ -40,7 +59,8 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        yield tmp
+        with _naming(path, always=True):
+            yield tmp
         os.chmod(tmp, 0o755)
         old = path.parent / f".{path.name}.{secrets.token_hex(4)}.old" if path.exists() else None
         if old is not None:
@@ -50,3 +70,23 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = "", keep_identical: bool = False) -> Iterator[Path]:
+    """A temporary name next to `path` for a tool that writes a file by name (ffmpeg, moviepy); the
+    file replaces `path` only if the block succeeds, and is removed otherwise.
+
+    `keep_identical`: when `path` already holds the same bytes it is left untouched (its time too),
+    so that making the same file again does not make every later step look out of date.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp{suffix}"
+    try:
+        yield tmp
+        if keep_identical and path.is_file() and filecmp.cmp(tmp, path, shallow=False):
+            return
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -30,9 +30,7 @@ exercised.
 from __future__ import annotations
 
 import csv
-import filecmp
 import io
-import os
 import subprocess
 import tempfile
 import wave
@@ -42,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avvp.atomic import atomic_path
 from avvp.ffmpeg import ffmpeg_exe, input_arg
 
 DEFAULT_N_VIDEOS = 40
@@ -290,13 +289,11 @@ def write_clip(clip: DemoClip, path: str | Path) -> None:
     bit-exact flags make the bytes reproducible with a given ffmpeg build.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     frames = render_video(clip)
-    fd, wav_path = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".wav", dir=path.parent)
-    tmp_mp4 = path.with_name(f".{path.stem}.part.mp4")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(_wav_bytes(render_audio(clip)))
+    with (tempfile.TemporaryDirectory(prefix=f".{path.stem}.", dir=path.parent) as scratch,
+          atomic_path(path, ".mp4", keep_identical=True) as tmp_mp4):
+        wav_path = Path(scratch) / "audio.wav"
+        wav_path.write_bytes(_wav_bytes(render_audio(clip)))
         cmd = [
             ffmpeg_exe(), "-hide_banner", "-nostats", "-loglevel", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{WIDTH}x{HEIGHT}", "-framerate", str(FPS),
@@ -311,27 +308,13 @@ def write_clip(clip: DemoClip, path: str | Path) -> None:
         if proc.returncode != 0:
             message = proc.stderr.decode(errors="replace").strip()
             raise RuntimeError(f"ffmpeg failed writing {path}: {message}")
-        _settle(tmp_mp4, path)
-    finally:
-        Path(wav_path).unlink(missing_ok=True)
-        tmp_mp4.unlink(missing_ok=True)
-
-
-def _settle(tmp: Path, path: Path) -> None:
-    """Move `tmp` to `path`, unless `path` already holds the same bytes: then it is left untouched,
-    so that regenerating the demo does not make every later step look out of date."""
-    if path.is_file() and filecmp.cmp(tmp, path, shallow=False):
-        tmp.unlink()
-    else:
-        os.replace(tmp, path)
 
 
 # --- annotation files --------------------------------------------------------------------------
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text, encoding="utf-8")
-    _settle(tmp, path)
+    with atomic_path(path, keep_identical=True) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _tsv(rows: list[list[str]]) -> str:

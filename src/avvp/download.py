@@ -14,14 +14,17 @@ Each LLP filename (`<id>_<start>_<end>`) ends as one ClipRecord and, when usable
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import re
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from avvp.annotations import ClipName, parse_filename
@@ -48,7 +51,9 @@ class DownloadOptions:
     yt-dlp's syntax (`2M` = 2 MiB/s); ffmpeg's own transfer of a section is not throttled by it.
     `retries` is passed to yt-dlp and also bounds our retries of a transient failure or of an
     output that fails the check; `sleep` seconds pass between two videos fetched, and the n-th
-    retry waits `sleep * 2**(n-1)`."""
+    retry waits `sleep * 2**(n-1)`. Every network operation is bounded: `socket_timeout` seconds
+    to connect or to wait for data (yt-dlp's requests and the ffmpeg that cuts the section), and
+    `clip_timeout` seconds for one try of a clip as a whole; a try past it is killed and recorded."""
 
     url_template: str = DEFAULT_URL_TEMPLATE
     format: str = DEFAULT_FORMAT
@@ -56,6 +61,8 @@ class DownloadOptions:
     retries: int = 3
     sleep: float = 0.0
     tolerance: float = DURATION_TOLERANCE_S
+    socket_timeout: float = 30.0
+    clip_timeout: float = 300.0
 
     def __post_init__(self) -> None:
         try:
@@ -64,6 +71,8 @@ class DownloadOptions:
             raise ValueError(f"bad URL template {self.url_template!r}: {err!r}") from None
         if self.retries < 0 or self.sleep < 0:
             raise ValueError("retries and sleep must be >= 0")
+        if self.socket_timeout <= 0 or self.clip_timeout <= 0:
+            raise ValueError("socket_timeout and clip_timeout must be > 0 seconds")
         if self.rate_limit is not None:
             from yt_dlp.utils import parse_bytes
 
@@ -157,6 +166,9 @@ def _yt_dlp_params(name: ClipName, scratch: Path, options: DownloadOptions) -> d
         "download_ranges": download_range_func(None, [(name.start, name.end)]),
         "force_keyframes_at_cuts": True,
         "ffmpeg_location": ffmpeg_exe(),
+        "socket_timeout": options.socket_timeout,
+        # the ffmpeg that fetches the section: give up when a read or write waits this long (µs)
+        "external_downloader_args": {"ffmpeg_i": ["-rw_timeout", str(int(options.socket_timeout * 1e6))]},
         "ratelimit": parse_bytes(options.rate_limit) if options.rate_limit else None,
         "retries": options.retries,
         "fragment_retries": options.retries,
@@ -170,20 +182,54 @@ def _yt_dlp_params(name: ClipName, scratch: Path, options: DownloadOptions) -> d
     }
 
 
+def _fetch(url: str, name: ClipName, scratch: Path, options: DownloadOptions) -> tuple[str, bool]:
+    """yt-dlp's download of the section into `scratch`: ("", _) or (reason, whether to retry)."""
+    import yt_dlp
+
+    try:
+        with _ffmpeg_for_yt_dlp(), yt_dlp.YoutubeDL(_yt_dlp_params(name, scratch, options)) as ydl:
+            ydl.download([url])
+    except yt_dlp.utils.DownloadError as err:
+        reason = yt_dlp_reason(str(err.msg or err))
+        return reason, bool(_TRANSIENT.search(reason))
+    return "", False
+
+
+def _fetch_in_child(url: str, name: ClipName, scratch: Path, options: DownloadOptions, reply: Connection) -> None:
+    os.setpgid(0, 0)  # its own process group: yt-dlp's ffmpeg goes down with it on a timeout
+    reply.send(_fetch(url, name, scratch, options))
+
+
+def _fetch_bounded(url: str, name: ClipName, scratch: Path, options: DownloadOptions) -> tuple[str, bool]:
+    """`_fetch` in a child process that is killed, with every process it started, once the clip
+    has taken `options.clip_timeout` seconds (a server that stalls mid-file never ends on its own)."""
+    context = multiprocessing.get_context("fork")  # no re-import per clip
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_fetch_in_child, args=(url, name, scratch, options, send), daemon=True)
+    child.start()
+    send.close()
+    try:
+        if receive.poll(options.clip_timeout):
+            return receive.recv()
+        return f"timed out: no complete clip after {options.clip_timeout:g} s (clip_timeout)", False
+    except EOFError:
+        return f"the download process ended without an answer (exit code {child.exitcode})", True
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        child.join()
+        receive.close()
+
+
 def _attempt(
     filename: str, name: ClipName, final: Path, options: DownloadOptions,
 ) -> tuple[ClipRecord | None, str, bool]:
     """One try: (record, "", _) on success, else (None, reason, whether another try may help)."""
-    import yt_dlp
-
     url = options.url_template.format(video_id=name.video_id, filename=filename)
     with _scratch(final.parent, filename) as scratch:
-        try:
-            with _ffmpeg_for_yt_dlp(), yt_dlp.YoutubeDL(_yt_dlp_params(name, scratch, options)) as ydl:
-                ydl.download([url])
-        except yt_dlp.utils.DownloadError as err:
-            reason = yt_dlp_reason(str(err.msg or err))
-            return None, reason, bool(_TRANSIENT.search(reason))
+        reason, transient = _fetch_bounded(url, name, scratch, options)
+        if reason:
+            return None, reason, transient
         outputs = sorted(scratch.glob("clip.mp4"))
         if not outputs:
             return None, "yt-dlp reported success but wrote no mp4", True
@@ -244,8 +290,9 @@ def fetch_local(
 ) -> list[ClipRecord]:
     """Take clips already cut from LOCAL_DIR, named `<filename>.mp4` or `<youtube id>.mp4`.
 
-    Each is probed and checked like a download, then hard-linked (copied across file systems)
-    to OUT_DIR/<filename>.mp4 through a temporary name.
+    A symbolic link (relative or absolute) is followed to its file. Each clip is probed and checked
+    like a download, then hard-linked (copied across file systems) to OUT_DIR/<filename>.mp4 through
+    a temporary name, so the output is always a regular file, never a link.
     """
     local_dir, out_dir = Path(local_dir), Path(out_dir)
     if not local_dir.is_dir():
@@ -260,17 +307,20 @@ def fetch_local(
             records.append(kept)
             continue
         candidates = [local_dir / f"{filename}.mp4", local_dir / f"{name.video_id}.mp4"]
-        source = next((c for c in candidates if c.is_file()), None)
+        source = next((c for c in candidates if c.is_file()), None)  # is_file follows links
         if source is None:
-            records.append(ClipRecord(filename, name.video_id, "unavailable",
-                                      f"not in {local_dir} (looked for {candidates[0].name}, {candidates[1].name})"))
+            dangling = [c.name for c in candidates if c.is_symlink()]
+            reason = (f"{dangling[0]} in {local_dir} is a link to a missing file" if dangling else
+                      f"not in {local_dir} (looked for {candidates[0].name}, {candidates[1].name})")
+            records.append(ClipRecord(filename, name.video_id, "unavailable", reason))
             continue
         with _scratch(out_dir, filename) as scratch:
             staged = scratch / "clip.mp4"
+            target = source.resolve()  # a link's file itself: os.link would link the link
             try:
-                os.link(source, staged)
+                os.link(target, staged)
             except OSError:
-                shutil.copyfile(source, staged)
+                shutil.copyfile(target, staged)
             try:
                 records.append(_place(staged, final, filename, name.video_id, tolerance))
             except MediaError as err:

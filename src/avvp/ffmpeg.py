@@ -51,6 +51,24 @@ def ffmpeg_version(exe: str | None = None) -> str:
     return match[1]
 
 
+def ffmpeg_record() -> dict[str, str]:
+    """Which ffmpeg made the media: its path and version (recorded with the frames and in metrics)."""
+    return {"path": ffmpeg_exe(), "version": ffmpeg_version()}
+
+
+def fidelity_warning() -> str | None:
+    """A warning when the ffmpeg in use is not of the 5.x line, whose frames equal the released
+    LLP frames pixel for pixel (PROTOCOL §2); None when it is."""
+    version = ffmpeg_version()
+    major = re.match(r"(\d+)\.", version)
+    if major is not None and major[1] == "5":
+        return None
+    return (f"ffmpeg {version} ({ffmpeg_exe()}) is not of the 5.x line: its 8 fps frames differ from the released "
+            "LLP frames (by about 0.4 grey levels on average, 1.9 at worst, for the 9.0 build), so features will "
+            "not match the published ones exactly; `make setup` as root installs Debian's ffmpeg 5.1 "
+            "(docs/PROTOCOL.md, section 2)")
+
+
 def input_arg(path: str | Path) -> str:
     """`path` as an ffmpeg input that is never read as an option or a protocol (`-x`, `a:b`)."""
     return "file:" + str(Path(path).absolute())

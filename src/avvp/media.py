@@ -12,20 +12,20 @@ Rules (the same in the single-video commands and in `prepare_clips`):
   segments. Half a segment is the most misalignment we accept, while a correct section (cut within
   a frame of the asked points, its last audio frame within ~0.05 s) is always inside. Outside it the
   clip is `unavailable` with its length in the reason.
-Outputs are written under a temporary name in the target folder and renamed into place.
+Outputs are written under a temporary name in the target folder and renamed into place (`avvp.atomic`).
 """
 from __future__ import annotations
 
+import json
 import os
-import secrets
 import shutil
 import wave
 from collections.abc import Iterable
 from pathlib import Path
 
 from avvp.annotations import parse_filename
-from avvp.atomic import atomic_folder, atomic_output
-from avvp.ffmpeg import MediaError, MediaInfo, ffmpeg_exe, input_arg, last_error, probe
+from avvp.atomic import atomic_folder, atomic_output, atomic_path
+from avvp.ffmpeg import MediaError, MediaInfo, ffmpeg_exe, ffmpeg_record, input_arg, last_error, probe
 from avvp.records import ClipRecord
 
 AUDIO_RATE = 16000
@@ -35,6 +35,7 @@ MIN_AUDIO_SECONDS = 10.0
 DURATION_TOLERANCE_S = 0.5
 DEFAULT_CLIP_SECONDS = 10.0
 NO_AUDIO_REASON = "no audio track: the WAV is silence of the clip's length"
+FFMPEG_RECORD = "ffmpeg.json"  # in a shard's frames folder: the ffmpeg that made its frames
 
 
 def clip_seconds(filename: str) -> float:
@@ -70,11 +71,6 @@ def _moviepy_audio_clip(path: Path):
     return AudioFileClip(str(path), fps=44100, nbytes=2, buffersize=200000)
 
 
-def _temp_name(final: Path, suffix: str) -> Path:
-    """A fresh hidden name next to `final` (same file system, so os.replace is atomic)."""
-    return final.parent / f".{final.name}.{secrets.token_hex(4)}.tmp{suffix}"
-
-
 def _pad_wav(path: Path, seconds: float) -> None:
     """Append digital silence to a 16-bit WAV until it lasts at least `seconds`."""
     with wave.open(str(path), "rb") as src:
@@ -97,25 +93,20 @@ def _write_wav(path: Path, data: bytes, rate: int, channels: int) -> None:
 
 def write_audio(info: MediaInfo, out_wav: str | Path, min_seconds: float = MIN_AUDIO_SECONDS) -> str:
     """The audio step for an already probed clip; returns `ok` or `no_audio` (see module rules)."""
-    out_wav = Path(out_wav)
-    out_wav.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(out_wav, ".wav")
     try:
-        if info.has_audio:
-            clip = _moviepy_audio_clip(Path(info.path).absolute())
-            try:
-                clip.write_audiofile(str(tmp), fps=AUDIO_RATE, logger=None)
-            finally:
-                clip.close()
-            _pad_wav(tmp, min_seconds)
-        else:
-            n = round(max(info.duration, min_seconds) * AUDIO_RATE)
-            _write_wav(tmp, bytes(n * AUDIO_CHANNELS * 2), AUDIO_RATE, AUDIO_CHANNELS)
-        os.replace(tmp, out_wav)
+        with atomic_path(out_wav, ".wav") as tmp:
+            if info.has_audio:
+                clip = _moviepy_audio_clip(Path(info.path).absolute())
+                try:
+                    clip.write_audiofile(str(tmp), fps=AUDIO_RATE, logger=None)
+                finally:
+                    clip.close()
+                _pad_wav(tmp, min_seconds)
+            else:
+                n = round(max(info.duration, min_seconds) * AUDIO_RATE)
+                _write_wav(tmp, bytes(n * AUDIO_CHANNELS * 2), AUDIO_RATE, AUDIO_CHANNELS)
     except (OSError, wave.Error) as err:
         raise MediaError(f"{info.path}: audio extraction failed ({err})") from err
-    finally:
-        tmp.unlink(missing_ok=True)
     return "ok" if info.has_audio else "no_audio"
 
 
@@ -202,12 +193,15 @@ def prepare_shard(records: str | Path, videos_dir: str | Path, audio_dir: str | 
                   out_records: str | Path, audio_list: str | Path, frames_list: str | Path) -> list[ClipRecord]:
     """`prepare_clips` for one shard's records TSV, then the updated records and the extractors'
     input lists (the WAVs and the frames folders of its usable clips). The audio and frames folders
-    exist afterwards even when no clip of the shard is usable."""
+    exist afterwards even when no clip of the shard is usable; the frames folder also records which
+    ffmpeg made them (`ffmpeg.json`: path and version)."""
     from avvp.records import read_records, write_records
 
     audio_dir, frames_dir = Path(audio_dir), Path(frames_dir)
     audio_dir.mkdir(parents=True, exist_ok=True)
     frames_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(frames_dir / FFMPEG_RECORD, "w") as fh:
+        json.dump(ffmpeg_record(), fh, indent=1)
     updated = prepare_clips(read_records(records), videos_dir, audio_dir, frames_dir)
     write_records(updated, out_records)
     usable = [r.filename for r in updated if r.usable]

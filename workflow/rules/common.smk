@@ -10,9 +10,12 @@ is named here.
 
 import hashlib
 import shlex
+import sys
 from pathlib import Path
 
+from avvp.config_checks import VIDEO_SUFFIXES, check_dataset
 from avvp.extractors import AUDIO, feature_kind, feature_kinds
+from avvp.ffmpeg import fidelity_warning
 from avvp.methods.stages import method, stage, stages
 
 SPLITS = ("train", "val", "test")
@@ -24,6 +27,9 @@ METHODS = list(config["train"]["methods"])
 SEEDS = list(config["train"]["seeds"])
 RUN = "results/runs/{method}/seed{seed}"
 REPORT = "results/report"
+check_dataset(DATASET, KINDS)
+if MODE != "features" and (FFMPEG_WARNING := fidelity_warning()):
+    print(f"WARNING: {FFMPEG_WARNING}", file=sys.stderr)
 
 
 def shard_of(video_id: str, n_shards: int) -> int:
@@ -217,6 +223,23 @@ def feature_dirs() -> list[str]:
     return [f"results/features/{shard}/{kind}" for shard in SHARDS for kind in KINDS]
 
 
+def split_videos(split: str) -> list[str]:
+    from avvp.annotations import read_classes, read_weak
+
+    return list(read_weak(ANNOTATIONS[split], read_classes(ANNOTATIONS["classes"])).video_ids)
+
+
+def pack_inputs(wildcards) -> list[str]:
+    """What a split's pack reads: in features mode the feature files themselves (so a changed or
+    repaired file reruns what it feeds; a missing one is recorded as a skip by the pack), else
+    every shard's feature folders."""
+    if MODE != "features":
+        return feature_dirs()
+    root = Path(DATASET["features_dir"])
+    files = (root / kind / f"{vid}.npy" for vid in split_videos(wildcards.split) for kind in KINDS)
+    return [str(path) for path in files if path.is_file()]
+
+
 def feature_args() -> str:
     """The feature source of `avvp pack`: the released root, or every shard's folders."""
     if MODE == "features":
@@ -281,9 +304,6 @@ def test_videos() -> dict[str, str]:
 
 def demo_test_clips() -> list[str]:
     return sorted(name for name, (_, split) in DEMO_INDEX.items() if split == "test")
-
-
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi")
 
 
 def parse_videos() -> list[str]:

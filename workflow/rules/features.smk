@@ -35,7 +35,7 @@ rule pack:
         split=lambda wildcards: ANNOTATIONS[wildcards.split],
         classes=ANNOTATIONS["classes"],
         manifest=manifest_input(),
-        features=feature_dirs(),
+        features=pack_inputs,
     output:
         directory("results/packed/{split}"),
     log:

@@ -16,13 +16,14 @@ TRAIN_INPUTS = {
 
 
 rule train:
-    """One training stage of one run (its spec decides the objective, the inputs and the kept epoch)."""
+    """One training stage of one run (its spec decides the objective, the inputs and the kept epoch).
+    last.pt is not an output, so Snakemake keeps it when a killed job runs again, and training
+    continues from it when it matches the settings (`--resume auto`; otherwise it starts afresh)."""
     input:
         unpack(stage_inputs),
         **TRAIN_INPUTS,
     output:
         model=f"{RUN}/{{stage}}/model.pt",
-        last=f"{RUN}/{{stage}}/last.pt",
         log=f"{RUN}/{{stage}}/log.csv",
         summary=f"{RUN}/{{stage}}/summary.json",
     log:
@@ -48,8 +49,8 @@ rule train:
         "avvp train --stage {wildcards.stage} --train-pack {input.train_pack} --val-pack {input.val_pack}"
         " --train-csv {input.train_csv} --val-csv {input.val_csv} --audio-csv {input.audio_csv}"
         " --visual-csv {input.visual_csv} --classes {input.classes} --model-features {params.features}"
-        " {params.inputs} {params.settings} {params.run} --seed {wildcards.seed} --no-progress"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        " {params.inputs} {params.settings} {params.run} --seed {wildcards.seed} --resume auto"
+        " --no-progress --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule refine:

@@ -8,4 +8,4 @@ sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 
 params = snakemake.params
 write_metrics(snakemake.output[0], build_metrics(snakemake.input.scores, params.runs, params.final_stage,
-                                                 snakemake.input.packs, params.weights, params.dataset))
+                                                 snakemake.input.packs, params.weights, params.dataset, params.ffmpeg))

@@ -49,8 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(_command(argv)).parse_args(argv)
     try:
         result = args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
+    except (ValueError, RuntimeError) as err:
         print(f"avvp {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a full disk, a missing permission: one line that names the path
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"avvp {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 1
     return int(result or 0)
 

@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="retries of a transient failure (default: %(default)s)")
     parser.add_argument("--sleep", type=float, default=DownloadOptions.sleep,
                         help="seconds between two fetched videos; retries back off from it (default: %(default)s)")
+    parser.add_argument("--socket-timeout", type=float, default=DownloadOptions.socket_timeout,
+                        help="seconds to wait for a connection or for data before a try fails (default: %(default)s)")
+    parser.add_argument("--clip-timeout", type=float, default=DownloadOptions.clip_timeout,
+                        help="seconds one try of a clip may take as a whole; past it the try is killed and "
+                             "the clip recorded as unavailable (default: %(default)s)")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--list", type=Path, help="file with one LLP filename per line")
     which.add_argument("filenames", nargs="*", default=[], metavar="FILENAME",
@@ -66,7 +71,8 @@ def run(args: argparse.Namespace) -> None:
         records = fetch_local(filenames, args.local_dir, args.out_dir)
     else:
         options = DownloadOptions(url_template=args.url_template, format=args.format,
-                                  rate_limit=args.rate_limit, retries=args.retries, sleep=args.sleep)
+                                  rate_limit=args.rate_limit, retries=args.retries, sleep=args.sleep,
+                                  socket_timeout=args.socket_timeout, clip_timeout=args.clip_timeout)
         records = download_clips(filenames, args.out_dir, options)
     write_records(records, args.records)
     counts = Counter(r.status for r in records)

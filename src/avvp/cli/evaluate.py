@@ -53,9 +53,11 @@ def run(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.predictions}: none of its videos is in {args.split_csv}")
     global_prob, frame_prob = preds.global_prob[pred_rows], preds.frame_prob[pred_rows]
     scored_gt = GroundTruth(gt.audio[split_rows], gt.visual[split_rows], gt.report)
-    metrics = evaluate_arrays(
-        global_prob, frame_prob, scored_gt, args.frame_threshold, args.global_threshold, vocab.classes
-    )
+    try:
+        metrics = evaluate_arrays(global_prob, frame_prob, scored_gt, args.frame_threshold, args.global_threshold,
+                                  vocab.classes)
+    except ValueError as err:  # predictions that do not fit the protocol (e.g. another segment count)
+        raise ValueError(f"{args.predictions}: {err}") from None
     metrics.update(n_split=len(split.filenames), unscored=unscored)
     with atomic_output(args.out, "w") as fh:
         json.dump(metrics, fh, indent=2)

@@ -33,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-dir", type=Path, required=True, help="the stage's folder")
     parser.add_argument("--seed", type=int, default=1, help="the run's seed: weights, shuffling, dropout (default: 1)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt exactly")
+    parser.add_argument("--resume", nargs="?", const="exact", choices=("exact", "auto"),
+                        help="continue from OUT_DIR/last.pt exactly where it stopped; `auto`: only when it "
+                             "matches these settings, else start again (saying why)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -62,6 +64,6 @@ def run(args: argparse.Namespace) -> None:
     objective = spec.objective(settings, inputs, vocab.classes)
     targets = spec.targets(inputs, train_pack) if spec.targets else None
     summary = train(train_pack, val_pack, gt, args.out_dir, settings, seed=args.seed, device=args.device,
-                    progress=not args.no_progress, features=kinds, resume=args.resume, objective=objective,
+                    progress=not args.no_progress, features=kinds, resume=args.resume or False, objective=objective,
                     targets=targets)
     print(json.dumps({"stage": spec.id, **summary}))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,6 +70,42 @@ def _recipe(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k != "epochs"}
 
 
+def _resumable(last_path: Path, current: dict[str, Any], resume: bool | str, epochs: int,
+               data: Sequence[Path]) -> dict[str, Any] | None:
+    """The saved state to continue from, or None to start at epoch 1 (see `train`).
+
+    `auto` also starts afresh from a last.pt older than the packed data (`data`: packed splits made
+    since may hold other videos or features) or one that has no epoch left to train (a finished
+    run asked again, e.g. because its model.pt was removed)."""
+    if not resume or not last_path.is_file():
+        return None
+    try:
+        saved = torch.load(last_path, map_location="cpu", weights_only=True)
+        problem = None
+    except Exception as err:  # a file cut off by a kill or a full disk: torch's errors vary
+        saved, problem = None, f"{last_path}: not a readable checkpoint ({str(err).splitlines()[0]})"
+    if saved is not None:
+        if _recipe(saved["config"]) != _recipe(current["config"]):
+            problem = f"{last_path} was written with other training settings"
+        for key, what in (("model_options", "model (feature set)"), ("objective", "objective"),
+                          ("targets_sha256", "targets")):
+            if problem is None and saved.get(key) != current[key]:
+                problem = f"{last_path} was written with another {what}"
+    if problem is None and resume == "auto":
+        packed = max((Path(root) / "index.json").stat().st_mtime for root in data)
+        if last_path.stat().st_mtime < packed:
+            problem = f"{last_path} is older than the packed splits"
+        elif saved["epoch"] >= epochs:
+            problem = f"{last_path} has no epoch left to train (it is at epoch {saved['epoch']} of {epochs})"
+    if problem is None:
+        print(f"resuming from {last_path} after epoch {saved['epoch']}", file=sys.stderr)
+        return saved
+    if resume != "auto":
+        raise ValueError(f"{problem}; remove it to restart")
+    print(f"{problem}: starting from epoch 1", file=sys.stderr)
+    return None
+
+
 def _selection_score(keep: str, metrics: dict[str, Any], epoch: int) -> float:
     key = SELECTIONS[keep]
     return float(epoch) if key is None else metrics[key[0]][key[1]]
@@ -89,20 +126,22 @@ def _label_tensors(train_split: PackedSplit, targets: ModalityTargets | None) ->
 
 def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth, out_dir: str | Path,
           settings: TrainSettings = TrainSettings(), *, seed: int = 1, device: str = "auto", progress: bool = True,
-          features: Sequence[str] = PUBLISHED, resume: bool = False, objective: Objective | None = None,
+          features: Sequence[str] = PUBLISHED, resume: bool | str = False, objective: Objective | None = None,
           targets: ModalityTargets | None = None) -> dict[str, Any]:
     """Train, writing out_dir/model.pt (the kept epoch), last.pt (resumable), log.csv and summary.json.
 
     `objective` defaults to HAN's loss; `targets` replace the weak labels in the audio and visual
     terms; `features` is the model's feature set (the packed splits must hold it). With `resume`,
     training continues from out_dir/last.pt (model, optimiser, scheduler and random states), so an
-    interrupted run ends exactly where an uninterrupted one would have; a last.pt written with other
-    settings, seed, objective or targets is refused.
+    interrupted run ends exactly where an uninterrupted one would have; a last.pt that is unreadable
+    or was written with other settings, seed, features, objective or targets is refused, or with
+    `resume="auto"` set aside: training starts from epoch 1 and says why on stderr.
     """
     if tuple(train_split.classes) != tuple(val_split.classes):
         raise ValueError("training and validation splits were packed with different class lists")
     if len(train_split) == 0 or len(val_split) == 0:
-        raise ValueError(f"empty split: {len(train_split)} training and {len(val_split)} validation videos")
+        raise ValueError(f"empty split: {train_split.root} packs {len(train_split)} training videos and "
+                         f"{val_split.root} {len(val_split)} validation videos (see their index.json for why)")
     if objective is None:
         objective = HanObjective(settings.visual_smoothing)
     labels_all, audio_all, visual_all = _label_tensors(train_split, targets)
@@ -119,13 +158,9 @@ def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth,
              "targets_sha256": targets.fingerprint() if targets else None}
     state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "log": []}
     last_path = out_dir / "last.pt"
-    if resume and last_path.is_file():
-        saved = torch.load(last_path, map_location="cpu", weights_only=True)
-        if _recipe(saved["config"]) != _recipe(extra["config"]):
-            raise ValueError(f"{last_path} was written with other training settings; remove it to restart")
-        for key in ("objective", "targets_sha256"):
-            if saved.get(key) != extra[key]:
-                raise ValueError(f"{last_path} was written with another {key.split('_')[0]}; remove it to restart")
+    saved = _resumable(last_path, {**extra, "model_options": model.options()}, resume, settings.epochs,
+                       (train_split.root, val_split.root))
+    if saved is not None:
         model.load_state_dict(saved["state_dict"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
