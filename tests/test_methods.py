@@ -12,19 +12,23 @@ import pytest
 import torch
 
 from avvp.annotations import read_classes, read_weak
-from avvp.checkpoint import load_han
+from avvp.checkpoint import load_han, save_checkpoint
 from avvp.cli import main
 from avvp.extractors import PUBLISHED
 from avvp.features import load_packed, pack_split, released_source
 from avvp.methods.contrastive import contrastive_loss, segment_similarities
 from avvp.methods.denoising import JointDenoisingObjective, ratio_scale, select_drops
-from avvp.methods.jomold import noise_ratios
+from avvp.methods.jomold import batch_means, noise_ratios
 from avvp.methods.label_tables import read_label_table
 from avvp.methods.ma_mmil import draw_partners, judge_noise, modality_error, noise_thresholds
 from avvp.methods.objectives import Batch, HanContrastiveObjective, HanObjective, bce, han_loss, visual_target
+from avvp.methods.passes import modality_probabilities
 from avvp.methods.stage_files import read_summary
 from avvp.model import HAN
+from avvp.parse import HANWindowModel
+from avvp.predictions import load_predictions
 from conftest import write_random_features, write_weak_csv
+from released_formats import FORMATS, save_released
 
 # ---------------------------------------------------------------- contrastive term
 
@@ -216,6 +220,18 @@ def test_noise_ratios_on_hand_made_probabilities() -> None:
     np.testing.assert_allclose(ratios.visual_mean, [0.3, 0.275, 0.5])
 
 
+def test_faithful_class_means_average_shuffled_batches_with_equal_weights() -> None:
+    prob = np.array([[0.2, 1.0], [0.4, 0.0], [0.6, 0.0], [0.9, 0.5], [0.0, 1.0]])
+    # seed 1 shuffles to videos 4, 0 | 1, 2 | 3: class 0 (0.1 + 0.5 + 0.9) / 3, class 1 (1 + 0 + 0.5) / 3
+    assert np.random.default_rng(1).permutation(5).tolist() == [4, 0, 1, 2, 3]
+    np.testing.assert_allclose(batch_means(prob, 2, 1), [0.5, 0.5])
+    # seed 3: 4, 2 | 1, 3 | 0: class 0 (0.3 + 0.65 + 0.2) / 3, class 1 (0.5 + 0.25 + 1) / 3; the whole
+    # split's means are 0.42 and 0.5
+    assert np.random.default_rng(3).permutation(5).tolist() == [4, 2, 1, 3, 0]
+    np.testing.assert_allclose(batch_means(prob, 2, 3), [1.15 / 3, 1.75 / 3])
+    np.testing.assert_allclose(batch_means(prob, 5, 3), prob.mean(axis=0))  # one batch: the split's mean
+
+
 def test_per_batch_drop_needs_top_k_on_one_loss_and_bottom_k_on_the_other() -> None:
     labels = torch.tensor([[1, 1], [1, 1], [1, 1], [1, 1], [1, 1], [0, 1]], dtype=torch.float32)
     # class 0, visual: 5 labelled videos, k = floor(0.5 x 5) = 2. Largest l_v: videos 0, 1 (video 5's
@@ -401,3 +417,91 @@ def test_stage_inputs_are_checked(data: dict[str, Path], tmp_path: Path, capsys,
     args = [a.format(ratios=ratios, short=short) for a in extra]
     assert train_cli(data, tmp_path / "out", stage, "--epochs", "1", *args) == 1
     assert message in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- released checkpoint formats
+
+
+def refine_cli(data: dict[str, Path], stage: str, checkpoint: Path, out: Path, *extra: str) -> dict:
+    """Run the pass; its JSON summary (ratios.json or refine.json) without the checkpoint's path."""
+    assert main(["refine", "--stage", stage, "--checkpoint", str(checkpoint), "--train-pack", str(data["train_pack"]),
+                 "--out-dir", str(out), *extra]) == 0
+    body = json.loads((out / ("ratios.json" if stage == "jomold_ratios" else "refine.json")).read_text())
+    del body["checkpoint"]
+    return body
+
+
+def packed_probabilities(model: HAN, pack: Path) -> tuple[np.ndarray, np.ndarray]:
+    return modality_probabilities(model.eval(), load_packed(pack), torch.device("cpu"))["original"]
+
+
+def test_ratio_pass_runs_without_cross_modal_attention_whatever_the_file(data: dict[str, Path], tmp_path: Path) -> None:
+    """The same estimator weights in our format, ours with cross-modal attention stored, a plain
+    state dict and JoMoLD's file give the same ratios: those of the estimator without it."""
+    torch.manual_seed(0)
+    estimator = HAN(25, cross_modal=False, visual_dropout=0.5)
+    crossing = HAN(25)
+    crossing.load_state_dict(estimator.state_dict())
+    classes = load_packed(data["train_pack"]).classes
+    files = {"ours": tmp_path / "ours.pt", "ours, cross-modal stored": tmp_path / "crossing.pt",
+             "plain": tmp_path / "plain.pt", "jomold": save_released(tmp_path / "JoMoLD.pt", estimator, "jomold")}
+    save_checkpoint(files["ours"], estimator, classes)
+    save_checkpoint(files["ours, cross-modal stored"], crossing, classes)
+    torch.save(estimator.state_dict(), files["plain"])
+    bodies = {name: refine_cli(data, "jomold_ratios", path, tmp_path / name) for name, path in files.items()}
+    assert all(body == bodies["ours"] for body in bodies.values())
+
+    labels = np.asarray(load_packed(data["train_pack"]).labels)
+    expected = noise_ratios(*packed_probabilities(estimator, data["train_pack"]), labels, classes)
+    np.testing.assert_allclose(bodies["ours"]["audio_mean"], expected.audio_mean, rtol=1e-6)
+    np.testing.assert_allclose(bodies["ours"]["visual"], expected.visual)
+    a_crossing, _ = packed_probabilities(crossing, data["train_pack"])
+    assert not np.allclose(bodies["ours"]["audio_mean"], a_crossing.mean(axis=0), rtol=1e-3)
+
+
+def test_faithful_ratio_pass(data: dict[str, Path], tmp_path: Path) -> None:
+    """faithful: class means over shuffled batches of 10 (10, 10 and the last 4) with the run's seed,
+    and smoothing 0.1 whatever the estimator was trained with; by default, the split's means and the
+    checkpoint's smoothing."""
+    torch.manual_seed(0)
+    estimator = HAN(25, cross_modal=False)
+    save_checkpoint(tmp_path / "model.pt", estimator, load_packed(data["train_pack"]).classes,
+                    config={"visual_smoothing": 0.3})
+    packed = load_packed(data["train_pack"])
+    a_prob, v_prob = packed_probabilities(estimator, data["train_pack"])
+    default = refine_cli(data, "jomold_ratios", tmp_path / "model.pt", tmp_path / "default", "--batch-size", "10")
+    faithful = refine_cli(data, "jomold_ratios", tmp_path / "model.pt", tmp_path / "faithful", "--batch-size", "10",
+                          "--faithful", "--seed", "5")
+    assert (default["visual_smoothing"], default["faithful"], default["shuffle_seed"]) == (0.3, False, None)
+    assert (faithful["visual_smoothing"], faithful["faithful"], faithful["shuffle_seed"]) == (0.1, True, 5)
+    np.testing.assert_allclose(default["audio_mean"], a_prob.mean(axis=0), rtol=1e-6)
+    means = (batch_means(a_prob, 10, 5), batch_means(v_prob, 10, 5))
+    expected = noise_ratios(a_prob, v_prob, np.asarray(packed.labels), packed.classes, 0.1, class_means=means)
+    np.testing.assert_allclose(faithful["audio_mean"], expected.audio_mean, rtol=1e-6)
+    np.testing.assert_allclose(faithful["audio"], expected.audio)
+    np.testing.assert_allclose(faithful["visual"], expected.visual)
+    assert not np.allclose(faithful["audio_mean"], default["audio_mean"], rtol=1e-3)
+
+
+def test_released_formats_refine_predict_and_parse_as_ours(data: dict[str, Path], tmp_path: Path) -> None:
+    """One stage-1 model in our format and in each released format: the same MA-MMIL decisions, the
+    same predictions, and a parsing model."""
+    torch.manual_seed(1)
+    model = HAN(25)
+    classes = load_packed(data["train_pack"]).classes
+    files = {"ours": tmp_path / "ours.pt"}
+    save_checkpoint(files["ours"], model, classes)
+    files.update({name: save_released(tmp_path / f"{name}.pt", model, name) for name in FORMATS})
+    refined = {name: refine_cli(data, "ma_mmil_refine", path, tmp_path / name) for name, path in files.items()}
+    for name in files:
+        assert refined[name] == refined["ours"]
+        for table in ("audio_labels.tsv", "visual_labels.tsv", "partners.tsv"):
+            assert (tmp_path / name / table).read_bytes() == (tmp_path / "ours" / table).read_bytes()
+        out = tmp_path / f"{name}.npz"
+        assert main(["predict", "--checkpoint", str(files[name]), "--split-csv", str(data["val"]), "--pack",
+                     str(data["val_pack"]), "--classes", str(data["classes"]), "--device", "cpu",
+                     "--out", str(out)]) == 0
+        ours, theirs = load_predictions(tmp_path / "ours.npz"), load_predictions(out)
+        assert np.array_equal(ours.frame_prob, theirs.frame_prob) and np.array_equal(ours.global_prob, theirs.global_prob)
+        parser = HANWindowModel(files[name], classes, device="cpu")
+        assert parser.classes == list(classes) and parser.han.features == PUBLISHED

@@ -1,16 +1,22 @@
 """HAN: shapes, exactness of pre-pooling, agreement with an official-style forward, and loading
-state dicts in the official checkpoint's format."""
+the checkpoint files of the released HAN, MA-MMIL and JoMoLD code."""
 from __future__ import annotations
 
+import argparse
+import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avvp.checkpoint import load_han, save_checkpoint
+from avvp.checkpoint import load_han, read_checkpoint, save_checkpoint
 from avvp.model import HAN, load_weights
+from released_formats import FORMATS, han_state, jomold_checkpoint, ma_mmil_state, save_released, with_numpy1_names
+
+CLASSES = [f"c{i}" for i in range(25)]
 
 
 def inputs(batch: int = 3, frames: int = 80, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -99,32 +105,15 @@ def test_class_count_comes_from_the_vocabulary() -> None:
     assert HAN(4)(*inputs(frames=10))[3].shape == (3, 10, 2, 4)
 
 
-def official_format(model: HAN, seed: int) -> dict[str, torch.Tensor]:
-    """Our weights plus the unused modules the official checkpoint carries, with seeded values."""
-    torch.manual_seed(seed)
-    extra = {
-        "audio_encoder": nn.TransformerEncoder(nn.TransformerEncoderLayer(512, 1, 512), 1, enable_nested_tensor=False),
-        "visual_encoder": nn.TransformerEncoder(nn.TransformerEncoderLayer(512, 1, 512), 1, enable_nested_tensor=False),
-        "cmt_encoder": nn.ModuleDict({"layers": nn.ModuleList([nn.TransformerEncoderLayer(512, 1, 512)]),
-                                      "norm1": nn.LayerNorm(512), "norm2": nn.LayerNorm(512)}),
-        "hat_encoder": nn.ModuleDict({"norm1": nn.LayerNorm(512), "norm2": nn.LayerNorm(512)}),
-    }
-    state = dict(model.state_dict())
-    for prefix, module in extra.items():
-        for key, value in module.state_dict().items():
-            state[f"{prefix}.{key}"] = value.normal_() if value.is_floating_point() else value
-    return state
-
-
 def test_official_state_dict_loads_and_unused_modules_do_not_matter(model: HAN, tmp_path: Path) -> None:
     x = inputs()
     outputs = []
     for seed in (1, 2):
-        state = official_format(model, seed)
+        state = han_state(model, seed)
         assert any(k.startswith("cmt_encoder.") for k in state)
         path = tmp_path / f"MMIL_Net_{seed}.pt"
         torch.save(state, path)
-        loaded, classes, _ = load_han(path, [f"c{i}" for i in range(25)])
+        loaded, classes, _ = load_han(path, CLASSES)
         with torch.no_grad():
             outputs.append(loaded(*x))
     with torch.no_grad():
@@ -135,14 +124,68 @@ def test_official_state_dict_loads_and_unused_modules_do_not_matter(model: HAN, 
 
 
 def test_unknown_or_missing_keys_are_named(model: HAN) -> None:
-    state = official_format(model, 0)
+    state = han_state(model, 0)
     state["fc_extra.weight"] = torch.zeros(3)
     with pytest.raises(ValueError, match=r"unexpected keys \['fc_extra\.weight'\]"):
         load_weights(HAN(25), state)
-    state = official_format(model, 0)
+    state = han_state(model, 0)
     del state["hat_encoder.layers.0.cm_attn.in_proj_weight"]
     with pytest.raises(ValueError, match=r"missing keys \['hat_encoder\.layers\.0\.cm_attn\.in_proj_weight'\]"):
         load_weights(HAN(25), state)
+
+
+@pytest.mark.parametrize("released", FORMATS)
+def test_released_checkpoints_load_the_same_network(model: HAN, tmp_path: Path, released: str) -> None:
+    path = save_released(tmp_path / f"{released}.pt", model, released)
+    loaded, classes, payload = load_han(path, CLASSES)
+    assert classes == CLASSES and payload["classes"] is None
+    x = inputs()
+    with torch.no_grad():
+        for ours, theirs in zip(loaded(*x), model(*x)):
+            torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+
+def test_jomold_random_states_load_and_nothing_else_does(model: HAN, tmp_path: Path) -> None:
+    """A weights-only load refuses numpy's random state; ours allows exactly its uint32 array, under
+    numpy 2's and numpy 1's names, and still refuses any other array or object."""
+    payload = jomold_checkpoint(model)
+    for path in (save_released(tmp_path / "JoMoLD.pt", model, "jomold"),
+                 with_numpy1_names(tmp_path / "JoMoLD_numpy1.pt", payload)):
+        with pytest.raises(pickle.UnpicklingError):
+            torch.load(path, weights_only=True)
+        state = read_checkpoint(path)["state_dict"]
+        assert state.keys() == payload["model"].keys()
+        assert all(torch.equal(state[k], payload["model"][k]) for k in state)
+    for name, value in (("float", np.zeros(3)), ("object", argparse.Namespace(epochs=25))):
+        torch.save({**payload, "numpy_rng": value}, tmp_path / f"{name}.pt")
+        with pytest.raises(ValueError, match=f"{name}.pt: not a readable PyTorch checkpoint"):
+            read_checkpoint(tmp_path / f"{name}.pt")
+
+
+def test_ma_mmil_layers_are_ignored_only_in_its_layout(model: HAN) -> None:
+    full, han = ma_mmil_state(model), han_state(model)
+    load_weights(HAN(25), full)
+    fc1 = {k: v for k, v in full.items() if k.startswith("fc1.")}
+    with pytest.raises(ValueError, match=r"unexpected keys \['fc1\.bias', 'fc1\.weight'\]"):
+        load_weights(HAN(25), {**han, **fc1})
+    own = {k: v for k, v in full.items() if k not in han}  # without HAN's unused modules
+    with pytest.raises(ValueError, match=r"unexpected keys \['fc1\.bias', 'fc1\.weight', 'fc2\.bias', 'fc2\.weight', "
+                                         r"'t_att\.fc\.bias', 't_att\.fc\.weight', 't_att\.layer_norm\.beta'"):
+        load_weights(HAN(25), {**model.state_dict(), **own})
+    with pytest.raises(ValueError, match=r"unexpected keys \['fc3\.weight'\]"):
+        load_weights(HAN(25), {**full, "fc3.weight": torch.zeros(2)})
+
+
+@pytest.mark.parametrize("layout", ["plain", "jomold", "other keys"])
+def test_another_networks_file_fails_naming_its_keys(tmp_path: Path, layout: str) -> None:
+    other = nn.Sequential(nn.Linear(4, 2)).state_dict()
+    payload, unexpected = {"plain": (other, "'0.bias', '0.weight'"),
+                           "jomold": ({"model": other, "epochs": 25}, "'0.bias', '0.weight'"),
+                           "other keys": ({"model": other, "args": 3}, "'args', 'model'")}[layout]
+    torch.save(payload, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=rf"other.pt: state dict does not fit HAN .* missing keys \['fc_a\.bias', "
+                                         rf".*unexpected keys \[{unexpected}\]"):
+        load_han(tmp_path / "other.pt", CLASSES)
 
 
 def test_official_checkpoint_needs_a_class_list(model: HAN, tmp_path: Path) -> None:

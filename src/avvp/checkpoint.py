@@ -1,15 +1,29 @@
 """Checkpoint files: ours carry the class vocabulary, the model's options (its feature set among
-them) and the training settings beside the weights; the official `MMIL_Net.pt` is a plain state
-dict of the published feature set and needs the vocabulary from elsewhere."""
+them) and the training settings beside the weights. The released ones carry weights only and need
+the vocabulary from elsewhere: HAN's `MMIL_Net.pt` and MA-MMIL's are plain state dicts, JoMoLD's a
+dict with the state dict under "model" beside its optimiser, scheduler and random-number states."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from avvp.atomic import atomic_output
 from avvp.model import HAN, load_weights
+
+# The top-level keys of JoMoLD's checkpoints (its main.py saves the random-number states, then these four).
+JOMOLD_KEYS = frozenset({"torch_rng", "cuda_rng", "random_rng", "numpy_rng", "model", "optimizer", "scheduler",
+                         "epochs"})
+# JoMoLD's checkpoints hold numpy's random state, np.random.get_state(): a uint32 array in a tuple, which
+# a weights-only load refuses. Rather than unpickling without restriction, the load also allows exactly
+# what rebuilds a uint32 array (under numpy 2's and numpy 1's module names, the released files being
+# older): no other class or dtype, and no function other than the array's reconstruction, can load.
+_RECONSTRUCT = np._core.multiarray._reconstruct
+NUMPY_RNG_GLOBALS = [_RECONSTRUCT, (_RECONSTRUCT, "numpy.core.multiarray._reconstruct"), np.ndarray, np.dtype,
+                     np.dtypes.UInt32DType]
 
 
 def save_checkpoint(path: str | Path, model: HAN, classes: Sequence[str], **extra: Any) -> None:
@@ -20,35 +34,40 @@ def save_checkpoint(path: str | Path, model: HAN, classes: Sequence[str], **extr
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint as a dict with at least "state_dict" ("classes" is None for official files)."""
+    """The checkpoint as a dict with at least "state_dict" ("classes" is None for released files)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(NUMPY_RNG_GLOBALS):
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several unrelated types for a bad file
         raise ValueError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
     if not isinstance(payload, dict):
         raise ValueError(f"{path}: expected a state dict or a checkpoint dict")
     if "state_dict" in payload:
         return payload
+    if "model" in payload and payload.keys() <= JOMOLD_KEYS:
+        return {"state_dict": payload["model"], "classes": None}
     return {"state_dict": payload, "classes": None}
 
 
-def load_han(path: str | Path, classes: Sequence[str] | None = None,
-             device: torch.device | str = "cpu") -> tuple[HAN, list[str], dict[str, Any]]:
-    """Build HAN from a checkpoint (ours or official), in eval mode on `device`.
+def load_han(path: str | Path, classes: Sequence[str] | None = None, device: torch.device | str = "cpu",
+             options: Mapping[str, Any] | None = None) -> tuple[HAN, list[str], dict[str, Any]]:
+    """Build HAN from a checkpoint (ours or a released one), in eval mode on `device`.
 
-    `classes` is required for an official state dict and must agree with ours when both are given.
+    `classes` is required for a released file and must agree with ours when both are given.
+    `options` replace the model options the checkpoint stores (a released file stores none: HAN's
+    defaults), for a pass whose method fixes them.
     """
     payload = read_checkpoint(path)
     stored = payload.get("classes")
     if stored is None and classes is None:
-        raise ValueError(f"{path} holds no class list (official format): pass the data set's classes")
+        raise ValueError(f"{path} holds no class list (a released checkpoint): pass the data set's classes")
     if stored is not None and classes is not None and list(classes) != list(stored):
         raise ValueError(f"{path} was trained on classes {stored}, not {list(classes)}")
     names = list(stored if stored is not None else classes)
-    model = HAN(len(names), **payload.get("model_options", {}))
+    model = HAN(len(names), **{**payload.get("model_options", {}), **(options or {})})
     try:
         load_weights(model, payload["state_dict"])
     except ValueError as err:

@@ -1,10 +1,11 @@
 """HAN: the hybrid attention network with attentive MMIL pooling (Tian, Li, Xu, ECCV 2020).
 
 Module and parameter names follow the official checkpoint (`MMIL_Net.pt`), so its state dict loads
-as is. The class count comes from the data set's vocabulary, the input layers from the feature set
-(`avvp.extractors`): each kind has its own linear layer (the published kinds keep the official
-names `fc_a`, `fc_v`, `fc_st`); a modality fed by several kinds concatenates their outputs and
-fuses them with one more linear layer (`fc_fusion` for the visual stream, as published;
+as is, as do the weights of the released MA-MMIL and JoMoLD networks (their unused modules are
+dropped by name). The class count comes from the data set's vocabulary, the input layers from the
+feature set (`avvp.extractors`): each kind has its own linear layer (the published kinds keep the
+official names `fc_a`, `fc_v`, `fc_st`); a modality fed by several kinds concatenates their outputs
+and fuses them with one more linear layer (`fc_fusion` for the visual stream, as published;
 `fc_fusion_audio` for audio). With the published set this is exactly the paper's network.
 """
 from __future__ import annotations
@@ -21,14 +22,32 @@ from avvp.protocol import MODALITIES, SEGMENTS
 D_MODEL = 512
 FUSION_LAYERS = {"audio": "fc_fusion_audio", "visual": "fc_fusion"}
 
-# Modules present in the official checkpoint that its forward pass never uses.
-UNUSED_OFFICIAL_PREFIXES = (
-    "hat_encoder.norm1.",
-    "hat_encoder.norm2.",
-    "audio_encoder.",
-    "visual_encoder.",
-    "cmt_encoder.",
-)
+
+def _names(prefix: str, modules: Sequence[str], params: Sequence[str] = ("weight", "bias")) -> frozenset[str]:
+    """The parameter names `prefix + module + "." + param` of every module and parameter."""
+    return frozenset(f"{prefix}{module}.{param}" for module in modules for param in params)
+
+
+def _transformer_layer(prefix: str) -> frozenset[str]:
+    """The parameters of a one-head transformer layer (torch's TransformerEncoderLayer, HAN's CMTLayer)."""
+    attention = ("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias")
+    return _names(prefix, ("self_attn",), attention) | _names(prefix, ("linear1", "linear2", "norm1", "norm2"))
+
+
+def _two_input_attention(prefix: str) -> frozenset[str]:
+    """The parameters of MA-MMIL's MultiHeadAttention2 (its own LayerNorm names them gamma/beta)."""
+    return _names(prefix, ("w_qs", "w_ks", "w_vs", "fc")) | _names(prefix, ("layer_norm",), ("gamma", "beta"))
+
+
+# The released HAN network's modules that its forward pass never uses, by name (44 parameters). Each is
+# ignored on its own: JoMoLD's network keeps only hat_encoder.norm1/2 of them.
+UNUSED_OFFICIAL_KEYS = (_names("hat_encoder.", ("norm1", "norm2")) | _names("cmt_encoder.", ("norm1", "norm2"))
+                        | _transformer_layer("cmt_encoder.layers.0.") | _transformer_layer("audio_encoder.layers.0.")
+                        | _transformer_layer("visual_encoder.layers.0."))
+# All unused modules of MA-MMIL's network: HAN's and its own 24 (68 parameters). Its own are ignored only
+# when all of these are there (the layout of MA-MMIL's checkpoints), never as stray keys of another network.
+MA_MMIL_UNUSED_KEYS = (UNUSED_OFFICIAL_KEYS | _two_input_attention("t_att.") | _two_input_attention("t_att2.")
+                       | _names("", ("fc1", "fc2")))
 
 
 class HybridAttentionLayer(nn.Module):
@@ -170,14 +189,17 @@ class HAN(nn.Module):
 
 
 def official_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Drop the official checkpoint's unused modules (by name) and a DataParallel `module.` prefix."""
+    """Drop the unused modules of the released networks by name (HAN's; MA-MMIL's own only where its
+    whole layout is there) and a DataParallel `module.` prefix."""
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
-    return {k: v for k, v in state.items() if not k.startswith(UNUSED_OFFICIAL_PREFIXES)}
+    unused = MA_MMIL_UNUSED_KEYS if MA_MMIL_UNUSED_KEYS <= state.keys() else UNUSED_OFFICIAL_KEYS
+    return {k: v for k, v in state.items() if k not in unused}
 
 
 def load_weights(model: HAN, state: Mapping[str, Tensor]) -> None:
-    """Load a state dict in the official or our format; any other missing/unexpected key is an error."""
+    """Load a state dict in our format or a released network's (HAN, MA-MMIL, JoMoLD); any other
+    missing or unexpected key is an error naming it."""
     state = official_state_dict(state)
     expected = set(model.state_dict())
     missing = sorted(expected - set(state))

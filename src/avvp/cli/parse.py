@@ -12,10 +12,11 @@ HELP = "parse videos into audio, visual and audio-visual events with a trained m
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
-    p.add_argument("--checkpoint", type=Path, required=True, help="HAN checkpoint (ours or the official state dict)")
+    p.add_argument("--checkpoint", type=Path, required=True, help="HAN checkpoint (ours, or a released one: HAN's "
+                   "MMIL_Net.pt, MA-MMIL's or JoMoLD's)")
     p.add_argument("--out", type=Path, default=Path("parsed"),
                    help="folder for <stem>.json, <stem>.csv and <stem>.png (default: parsed)")
-    p.add_argument("--classes", type=Path, help="classes.txt (needed for an official state dict)")
+    p.add_argument("--classes", type=Path, help="classes.txt (needed for a released checkpoint)")
     p.add_argument("--weights", action="append", default=[], metavar="SPEC|KIND=SPEC",
                    help="feature extractor weights: pretrained, random or a state-dict path, for all "
                         "extractors or for one feature KIND (repeatable; default: random, which makes the "

@@ -1,4 +1,4 @@
-"""`avvp predict`: a checkpoint (ours or the official state dict) on a split -> predictions .npz
+"""`avvp predict`: a checkpoint (ours or a released one) on a split -> predictions .npz
 (global and per-segment probabilities of every class)."""
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ HELP = "write a model's global and segment probabilities on a split"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", type=Path, required=True, help="model.pt of a run, or the official MMIL_Net.pt")
+    parser.add_argument("--checkpoint", type=Path, required=True,
+                        help="model.pt of a run, or a released checkpoint (HAN's MMIL_Net.pt, MA-MMIL's or JoMoLD's)")
     add_features_args(parser)
     parser.add_argument("--split-csv", type=Path, required=True, help="the weak split file to predict")
     parser.add_argument("--pack", type=Path, help="an `avvp pack` folder to use instead of --features")

@@ -8,7 +8,7 @@ Denoised training then, on every batch, drops that fraction of each class's labe
 | stage | what it does | schedule | keeps |
 | --- | --- | --- | --- |
 | jomold_estimator | HAN without cross-modal attention + contrastive (both after) | 25 ep, Adam 5e-4, batch 128, step 6 x0.25 | best val event audio F |
-| jomold_ratios | per-class noise ratios from the frozen estimator | one pass | - |
+| jomold_ratios | per-class noise ratios from the frozen estimator, without cross-modal attention | one pass | - |
 | jomold_denoise | denoised training, visual dropout 0.5 | as the estimator | best val event audio F |
 
 The estimator also has the visual dropout 0.5: the released JoMoLD code builds one network class,
@@ -52,14 +52,15 @@ class NoiseRatios:
 
 def noise_ratios(a_prob: np.ndarray, v_prob: np.ndarray, labels: np.ndarray, classes: Sequence[str],
                  visual_smoothing: float = 0.1, audio_threshold: float = AUDIO_THRESHOLD,
-                 visual_threshold: float = VISUAL_THRESHOLD) -> NoiseRatios:
+                 visual_threshold: float = VISUAL_THRESHOLD,
+                 class_means: tuple[np.ndarray, np.ndarray] | None = None) -> NoiseRatios:
     """r_m[c] = noisy labelled (video, c) pairs / videos labelled c (0 for a class nobody has).
 
-    Class means run over all videos. The visual rule scales v_prob by the estimator's smoothed
-    target of a present class, (1 - s/2) = 0.95, as the released code does.
+    Class means run over all videos unless given (audio, visual). The visual rule scales v_prob by
+    the estimator's smoothed target of a present class, (1 - s/2) = 0.95, as the released code does.
     """
     present = np.asarray(labels) > 0
-    a_mean, v_mean = np.asarray(a_prob).mean(axis=0), np.asarray(v_prob).mean(axis=0)
+    a_mean, v_mean = class_means or (np.asarray(a_prob).mean(axis=0), np.asarray(v_prob).mean(axis=0))
     noisy_v = present & ((1 - visual_smoothing / 2) * v_prob < visual_threshold * v_mean)
     noisy_a = present & (a_prob < audio_threshold * a_mean)
     labelled = present.sum(axis=0)
@@ -68,13 +69,26 @@ def noise_ratios(a_prob: np.ndarray, v_prob: np.ndarray, labels: np.ndarray, cla
                        labelled, a_mean, v_mean)
 
 
+def batch_means(prob: np.ndarray, batch_size: int, seed: int) -> np.ndarray:
+    """(C,) the released ratio pass's class means: the mean of each batch's class means, every batch
+    weighing the same, over the batches of a loader shuffled with `seed` that keeps its last, partial
+    batch."""
+    prob = np.asarray(prob)
+    order = np.random.default_rng(seed).permutation(len(prob))
+    batches = [prob[order[start:start + batch_size]] for start in range(0, len(prob), batch_size)]
+    return np.mean([batch.mean(axis=0) for batch in batches], axis=0)
+
+
 def estimate_noise_ratios(model: HAN, packed: PackedSplit, device: torch.device, visual_smoothing: float = 0.1,
-                          batch_size: int = 128) -> NoiseRatios:
-    """One eval-mode pass of the noise estimator over the packed training split."""
+                          batch_size: int = 128, shuffle_seed: int | None = None) -> NoiseRatios:
+    """One eval-mode pass of the noise estimator over the packed training split; with `shuffle_seed`,
+    the class means of the released pass (`batch_means`) instead of those of the whole split."""
     from avvp.methods.passes import modality_probabilities
 
     a_prob, v_prob = modality_probabilities(model, packed, device, batch_size)["original"]
-    return noise_ratios(a_prob, v_prob, np.asarray(packed.labels), packed.classes, visual_smoothing)
+    means = None if shuffle_seed is None else (batch_means(a_prob, batch_size, shuffle_seed),
+                                               batch_means(v_prob, batch_size, shuffle_seed))
+    return noise_ratios(a_prob, v_prob, np.asarray(packed.labels), packed.classes, visual_smoothing, class_means=means)
 
 
 def write_noise_ratios(path: str | Path, ratios: NoiseRatios, **provenance: Any) -> None:
@@ -115,26 +129,33 @@ def read_noise_ratios(path: str | Path, classes: Sequence[str]) -> NoiseRatios:
 # ----------------------------------------------------------------------------- stages
 
 RATIOS_FILE = "ratios.json"
+RELEASED_SMOOTHING = 0.1  # JoMoLD's visual smoothing (a released checkpoint records none): positives weigh 0.95
 
 
 @dataclass(frozen=True)
 class RatioSettings:
     """The noise-ratio pass."""
 
-    batch_size: int = setting(128, "videos per forward pass", minimum=1)
+    batch_size: int = setting(128, "videos per forward pass (faithful: per batch of the class means)", minimum=1)
     visual_smoothing: float | None = setting(None, "the estimator's visual label smoothing (null: the one its "
-                                             "checkpoint was trained with)", minimum=0)
+                                             "checkpoint was trained with; faithful: 0.1, as the released pass)",
+                                             minimum=0)
+    faithful: bool = setting(False, "the released pass: class means of shuffled batches (the run's seed) averaged "
+                             "with equal weights, visual smoothing 0.1")
 
 
 def _ratios(job: PassJob) -> str:
     model, packed, device, payload = job.frozen_model()
     checkpoint = job.inputs["checkpoint"]
-    smoothing = job.settings.visual_smoothing
-    if smoothing is None:
-        smoothing = payload.get("config", {}).get("visual_smoothing", 0.1)
-    ratios = estimate_noise_ratios(model, packed, device, smoothing, job.settings.batch_size)
+    settings = job.settings
+    smoothing = settings.visual_smoothing
+    if smoothing is None:  # the released pass's data have the loader's default, whatever the estimator had
+        trained = payload.get("config", {}).get("visual_smoothing", RELEASED_SMOOTHING)
+        smoothing = RELEASED_SMOOTHING if settings.faithful else trained
+    seed = job.seed if settings.faithful else None
+    ratios = estimate_noise_ratios(model, packed, device, smoothing, settings.batch_size, seed)
     write_noise_ratios(job.out_dir / RATIOS_FILE, ratios, checkpoint=str(checkpoint), n_videos=len(packed),
-                       visual_smoothing=smoothing)
+                       visual_smoothing=smoothing, faithful=settings.faithful, shuffle_seed=seed)
     return f"noise ratios of {len(packed.classes)} classes -> {job.out_dir / RATIOS_FILE}"
 
 
@@ -160,8 +181,9 @@ register_stage(TrainingStage(
     defaults=replace(_SCHEDULE, cross_modal=False),
     objective=_estimator_objective,
 ))
-register_stage(Pass("jomold_ratios", "JoMoLD: per-class audio and visual noise ratios from the frozen estimator",
-                    RatioSettings(), _ratios, model_of="jomold_estimator"))
+register_stage(Pass("jomold_ratios", "JoMoLD: per-class audio and visual noise ratios from the frozen estimator, "
+                    "run without cross-modal attention (faithful: the released per-batch class means)",
+                    RatioSettings(), _ratios, model_of="jomold_estimator", model_options={"cross_modal": False}))
 register_stage(TrainingStage(
     id="jomold_denoise",
     description="JoMoLD's denoised training: labels dropped per batch at the noise ratios (faithful: the "

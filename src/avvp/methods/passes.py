@@ -44,6 +44,7 @@ def modality_probabilities(model: HAN, packed: PackedSplit, device: torch.device
 
 
 def run_pass(spec: Pass, job: PassJob) -> str:
-    """Run a pass into a temporary folder that replaces `job.out_dir` only when the pass succeeds."""
+    """Run a pass, with the model options its spec fixes, into a temporary folder that replaces
+    `job.out_dir` only when the pass succeeds."""
     with atomic_folder(job.out_dir) as tmp:
-        return spec.run(dataclasses.replace(job, out_dir=tmp))
+        return spec.run(dataclasses.replace(job, out_dir=tmp, model_options=spec.model_options))

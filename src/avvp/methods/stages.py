@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,8 @@ class StageInput:
 @dataclass(frozen=True)
 class PassJob:
     """What a pass is given: its settings, its inputs by name, the packed training split, the folder
-    to fill, and the run's seed and device."""
+    to fill, the run's seed and device, and the model options its spec fixes (`Pass.model_options`,
+    set by `avvp.methods.passes.run_pass`)."""
 
     settings: Any
     inputs: Mapping[str, Path]
@@ -57,10 +58,12 @@ class PassJob:
     out_dir: Path
     seed: int
     device: str
+    model_options: Mapping[str, Any] = field(default_factory=dict)
 
     def frozen_model(self) -> tuple[Any, Any, Any, dict[str, Any]]:
         """(model, packed training split, device, checkpoint payload) of the `checkpoint` input, the
-        model in eval mode on the job's device."""
+        model built with the checkpoint's options and those the job fixes, in eval mode on the job's
+        device."""
         from avvp.checkpoint import load_han
         from avvp.device import resolve_device
         from avvp.features import load_packed
@@ -69,7 +72,7 @@ class PassJob:
         if len(packed) == 0:
             raise ValueError(f"{self.train_pack}: no videos")
         device = resolve_device(self.device)
-        model, _, payload = load_han(self.inputs["checkpoint"], packed.classes, device)
+        model, _, payload = load_han(self.inputs["checkpoint"], packed.classes, device, self.model_options)
         return model, packed, device, payload
 
 
@@ -96,13 +99,15 @@ class TrainingStage:
 class Pass:
     """A stage that trains nothing: `run(job)` runs the frozen model of the earlier training stage
     `model_of` (its model.pt is the input `checkpoint`), writes the stage's folder and returns a
-    summary line."""
+    summary line. `model_options` are the HAN options the method fixes for the pass, over those the
+    checkpoint stores (a released checkpoint stores none)."""
 
     id: str
     description: str
     defaults: Any
     run: Callable[[PassJob], str]
     model_of: str
+    model_options: Mapping[str, Any] = field(default_factory=dict)
 
     trains = False
 
