@@ -66,10 +66,13 @@ def test_a_shard_without_usable_clips_is_an_empty_result_to_the_metrics(tmp_path
     from avvp.demo import write_clip
 
     workdir = copy_workflow(tmp_path / "wf")
-    chosen = small_demo_dataset(workdir / "data/mini", {"train": 4, "val": 2, "test": 2})
+    chosen = small_demo_dataset(workdir / "data/mini", {"train": 4, "val": 3, "test": 3})
     shard = {name: shard_of(name[:11], 2) for name in chosen}
-    gone = [name for name, s in shard.items() if s == 1]
-    assert gone and len(gone) < len(chosen), shard
+    # The shard to lose: every split keeps a clip in the other one (training needs some).
+    empty = next(s for s in (0, 1) if all(any(shard[n] != s for n, c in chosen.items() if c.split == split)
+                                          for split in ("train", "val", "test")))
+    gone = [name for name, s in shard.items() if s == empty]
+    assert gone, shard
     for name, clip in chosen.items():
         if name not in gone:
             write_clip(clip, workdir / "clips" / f"{name}.mp4")
@@ -77,9 +80,10 @@ def test_a_shard_without_usable_clips_is_an_empty_result_to_the_metrics(tmp_path
                           "local_dir": "clips"}, "stages": {"han": {"epochs": 1}}}
     args = [f"--configfile={write_yaml(workdir / 'local.yaml', config)}"]
     run_snakemake(workdir, "--cores", "2", *args, "results/metrics.json", timeout=1800)
-    assert list((workdir / "results/audio/001").iterdir()) == []
-    assert {p.name for p in (workdir / "results/frames/001").iterdir()} == {"ffmpeg.json"}
-    assert list((workdir / "results/features/001/res152").glob("*.npy")) == []
+    label = f"{empty:03d}"
+    assert list((workdir / "results/audio" / label).iterdir()) == []
+    assert {p.name for p in (workdir / "results/frames" / label).iterdir()} == {"ffmpeg.json"}
+    assert list((workdir / "results/features" / label / "res152").glob("*.npy")) == []
     manifest = (workdir / "results/manifest.tsv").read_text().splitlines()[1:]
     assert {line.split("\t")[0] for line in manifest if line.split("\t")[2] == "unavailable"} == set(gone)
     metrics = json.loads((workdir / "results/metrics.json").read_text())

@@ -289,6 +289,7 @@ def write_clip(clip: DemoClip, path: str | Path) -> None:
     bit-exact flags make the bytes reproducible with a given ffmpeg build.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     frames = render_video(clip)
     with (tempfile.TemporaryDirectory(prefix=f".{path.stem}.", dir=path.parent) as scratch,
           atomic_path(path, ".mp4", keep_identical=True) as tmp_mp4):

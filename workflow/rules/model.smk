@@ -155,5 +155,6 @@ rule metrics:
         runs=[[m, s] for m in METHODS for s in SEEDS],
         final_stage={m: method(m).final_stage for m in METHODS},
         weights=weights_files(),
+        ffmpeg=[f"results/frames/{shard}/ffmpeg.json" for shard in SHARDS],
     script:
         "../scripts/metrics.py"
