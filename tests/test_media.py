@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import wave
 from pathlib import Path
 
@@ -207,14 +208,14 @@ def test_prepare_clips_records_every_outcome(clips: dict[str, Path], tmp_path: P
     assert out[names["full"]].status == "ok"
     assert out[names["noaudio"]].status == "no_audio" and "silence" in out[names["noaudio"]].reason
     expected_reasons = {
-        "short": "too short: 3.00 s decode, expected 10 s",
+        "short": r"too short: 3\.0\d s decode, expected 10 s",  # the last digit depends on the ffmpeg build
         "audioonly": "no video stream",
         "truncated": "truncated:",
         "zero": "empty file",
         "corrupt": "not a readable media file",
     }
     for kind, reason in expected_reasons.items():
-        assert out[names[kind]].status == "unavailable" and reason in out[names[kind]].reason, kind
+        assert out[names[kind]].status == "unavailable" and re.search(reason, out[names[kind]].reason), kind
     assert "no such file" in out["missingclip_0_10"].reason
     assert out["gonegonegon_0_10"] == records[-1]
     usable = {names["full"], names["noaudio"]}

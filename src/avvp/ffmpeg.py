@@ -142,11 +142,14 @@ def _parse_header(stderr: str) -> dict:
 _LOG_PREFIX = re.compile(r"^\[[^\]]+ @ 0x[0-9a-f]+\] ")
 
 
-def last_error(stderr: str) -> str:
-    """ffmpeg's most specific complaint: the last message that is not a generic `Error opening ...`."""
+def last_error(stderr: str, path: str | Path | None = None) -> str:
+    """ffmpeg's most specific complaint: the last message that is not a generic `Error opening ...`,
+    without the `file:PATH: ` some builds put before it (the caller names the file itself, and a
+    temporary path in a recorded reason would differ from run to run)."""
     lines = [_LOG_PREFIX.sub("", line).strip() for line in stderr.splitlines() if line.strip()]
     specific = [line for line in lines if not line.startswith("Error opening")]
-    return (specific or lines or ["ffmpeg gave no message"])[-1]
+    message = (specific or lines or ["ffmpeg gave no message"])[-1]
+    return message.removeprefix(f"{input_arg(path)}: ") if path is not None else message
 
 
 def probe(path: str | Path, decode: bool = True) -> MediaInfo:
@@ -169,13 +172,13 @@ def probe(path: str | Path, decode: bool = True) -> MediaInfo:
     proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     header = _parse_header(proc.stderr)
     if not header:
-        raise MediaError(f"{path}: not a readable media file ({last_error(proc.stderr)})")
+        raise MediaError(f"{path}: not a readable media file ({last_error(proc.stderr, path)})")
     if not (header["has_video"] or header["has_audio"]):
         raise MediaError(f"{path}: no video or audio stream")
     if not decode:  # ffmpeg exits 1 without an output: expected
         return MediaInfo(path=str(path), duration=header["container_duration"] or 0.0, **header)
     if proc.returncode != 0:
-        raise MediaError(f"{path}: decoding failed ({last_error(proc.stderr)})")
+        raise MediaError(f"{path}: decoding failed ({last_error(proc.stderr, path)})")
     times = _OUT_TIME.findall(proc.stdout)
     frames = _FRAME.findall(proc.stdout)
     duration = 0.0 if not times or times[-1][0] else _seconds(*times[-1][1:])

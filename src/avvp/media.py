@@ -135,7 +135,7 @@ def extract_frames(video: str | Path, out_dir: str | Path) -> int:
              .overwrite_output()
              .run(cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True))
         except ffmpeg.Error as err:
-            message = last_error(err.stderr.decode(errors="replace"))
+            message = last_error(err.stderr.decode(errors="replace"), video)
             raise MediaError(f"{video}: frame extraction failed ({message})") from None
         count = sum(1 for _ in tmp.glob("*.jpg"))
         if count == 0:
