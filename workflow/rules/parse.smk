@@ -24,8 +24,8 @@ rule parse:
     params:
         videos=lambda wildcards: parse_videos(),
         limit=None,
-        weights=extractor_weights(),
-        seed=extractor_seed(),
+        weights=lambda wildcards: extractor_weights(),
+        seed=lambda wildcards: extractor_seed(),
         settings={k: v for k, v in config["parse"].items() if k != "videos_dir"},
     script:
         "../scripts/parse.py"

@@ -85,8 +85,8 @@ if MODE != "features":
         params:
             videos=lambda wildcards: test_videos(),
             limit=config["report"]["timelines"],
-            weights=extractor_weights(),
-            seed=extractor_seed(),
+            weights=lambda wildcards: extractor_weights(),
+            seed=lambda wildcards: extractor_seed(),
             settings={
                 "device": config["predict"]["device"],
                 "frame_threshold": config["evaluate"]["frame_threshold"],
