@@ -39,7 +39,7 @@ def test_package_versions_and_missing_packages() -> None:
     import torch
 
     versions = package_versions(("torch", "no-such-package-avvp"))
-    assert versions["torch"] == torch.__version__.split("+")[0] or versions["torch"] == torch.__version__
+    assert torch.__version__.startswith(versions["torch"])
     assert versions["no-such-package-avvp"] is None and versions["python"].count(".") == 2
 
 
