@@ -151,7 +151,8 @@ def test_demo_to_metrics_on_slurm(cluster: SlurmCluster, tmp_path: Path) -> None
     assert done.returncode == 0, log[-6000:]
 
     metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
-    assert set(metrics["segment_level"]) == {"audio", "visual", "audio_visual", "type_at_av", "event_at_av"}
+    scores = metrics["methods"]["han"]["seeds"]["1"]
+    assert set(scores["segment_level"]) == {"audio", "visual", "audio_visual", "type_at_av", "event_at_av"}
 
     # Every job Snakemake ran outside its own process went through sbatch, one SLURM job each.
     remote_rules = re.findall(r"^rule (\w+):$", log, flags=re.MULTILINE)
