@@ -247,12 +247,21 @@ def random_network(seed: int) -> tuple[nn.Module, str]:
     return model.eval(), f"random: He-normal weights, zero biases, torch seed {seed} (VGGish has no batch norm)"
 
 
+def feature_network(model: nn.Module, device: torch.device) -> nn.Module:
+    return model.to(device=device, memory_format=torch.channels_last).eval()
+
+
+def prepare(examples: torch.Tensor) -> torch.Tensor:
+    """(N, 96, 64) examples -> (N, 1, 96, 64) network input."""
+    return examples.unsqueeze(1)
+
+
 EXTRACTOR = Extractor(
     build=VGGish,
     random=random_network,
-    features=lambda model, device: model.to(device=device, memory_format=torch.channels_last).eval(),
-    load=clip_examples,
-    prepare=lambda examples: examples.unsqueeze(1),
+    features=feature_network,
+    load=clip_examples,  # module-level functions: picklable for decoding worker processes
+    prepare=prepare,
     memory_format=lambda: torch.channels_last,
     postprocessor=pca_postprocessor,
 )
