@@ -103,7 +103,7 @@ def bench_kind(kind: str, inputs: list[Path], work: Path, device: torch.device, 
     best_decode = best_network = float("inf")
     pipelined: dict[int, float] = {}
     startup: dict[int, float] = {}
-    for _ in range(rounds):
+    for round_ in range(rounds):
         # decode: one core, one clip after the other
         decoded: list = []
         best_decode = min(best_decode, timed(lambda: decoded.extend(decode(network.load, p) for p in inputs)))
@@ -114,7 +114,7 @@ def bench_kind(kind: str, inputs: list[Path], work: Path, device: torch.device, 
                 lambda: list(_batched(((i, r) for i, r in enumerate(decoded)), forward, rows_per_batch))))
         del decoded
         # pipelined: extract_features itself; the steady state from the times its files appeared
-        for w in workers:
+        for w in workers[round_ % len(workers):] + workers[:round_ % len(workers)]:  # a new order each round
             out = work / f"{kind}-out"
             start = time.time_ns()
             extract_features(kind, inputs, out, weights=str(state), device=str(device), progress=False,
