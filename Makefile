@@ -19,9 +19,10 @@ media-deps:
 system-deps:
 	bash scripts/install_system_deps.sh slurm-wlm munge chromium
 
-$(STAMP): pyproject.toml
+# The tested versions (constraints.txt) within pyproject's ranges.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 demo: setup
