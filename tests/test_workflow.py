@@ -168,6 +168,15 @@ def test_workflow_lints_clean(tmp_path: Path) -> None:
     run_snakemake(workdir, "--lint", "--configfile=config/compare.yaml")
 
 
+def test_printed_commands_are_real_commands(tmp_path: Path) -> None:
+    """With the profile's printshellcmds, shell rules print their command and script rules print
+    nothing (Snakemake itself would print "Shell command: None" for each)."""
+    workdir = copy_workflow(tmp_path / "printed")
+    output = run_snakemake(workdir, "results/metrics.json", "-n", "-p", "--cores", "1").stdout
+    assert "Shell command: avvp evaluate" in output and "rule metrics:" in output
+    assert "Shell command: None" not in output
+
+
 @pytest.mark.slow
 def test_released_features_go_straight_to_training(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "released")
