@@ -115,10 +115,7 @@ class ContentModel:
 
     classes = CLASSES
 
-    def __call__(self, videos, work_dir):
-        return [self._video(v) for v in videos]
-
-    def _video(self, v):
+    def __call__(self, v, work_dir):
         frame_prob = np.zeros((v.n_windows, 10, 2, len(CLASSES)), np.float32)
         for w, (wav, folder) in enumerate(zip(v.audio, v.frames)):
             files = sorted(folder.glob("*.jpg"))
@@ -133,7 +130,7 @@ class ContentModel:
                 frame_prob[w, :, 1, c] = hue.reshape(10, 8).sum(1) >= 2
                 tone = spectrum[..., TONE_HZ[cls] // 10] > 0.1
                 frame_prob[w, :, 0, c] = tone.sum(1) >= 2
-        return frame_prob.max(axis=(1, 2)), frame_prob
+        return frame_prob.max(axis=(1, 2)), frame_prob, {}
 
     def describe(self):
         return {"model": "content reader (test)"}
@@ -278,7 +275,7 @@ def test_events_land_on_the_right_seconds(clips, truth, tmp_path):
             rows = list(csv.DictReader(fh))
         assert [(r["class"], r["modality"], float(r["onset"])) for r in rows] == \
                [(e.label, e.modality, e.onset) for e in result.events]
-        with Image.open(result.png_path) as png:
+        with Image.open(result.figures[0]) as png:
             assert png.format == "PNG" and png.width >= 600 and 200 <= png.height <= 2000
 
     # The padding was really there and really looked like the video's end (red frames repeated,
@@ -313,13 +310,14 @@ def test_weight_choices():
     from avvp.cli.parse import weight_choices
     from avvp.extractors import feature_kind, register, unregister
 
-    assert weight_choices([]) == dict.fromkeys(("vggish", "res152", "r2plus1d_18"), "random")
+    assert weight_choices([]) == {}  # the checkpoint's own
+    assert weight_choices(["vggish=random"]) == {"vggish": "random"}
     assert weight_choices(["pretrained", "vggish=my/vggish.pth"]) == {
         "vggish": "my/vggish.pth", "res152": "pretrained", "r2plus1d_18": "pretrained"}
     # Every registered kind gets a choice, not only the published three.
     register(dataclasses.replace(feature_kind("vggish"), name="test_audio", han_layer="fc_test_audio"))
     try:
-        assert weight_choices(["test_audio=my/t.pth"]) == {
+        assert weight_choices(["random", "test_audio=my/t.pth"]) == {
             "vggish": "random", "res152": "random", "r2plus1d_18": "random", "test_audio": "my/t.pth"}
     finally:
         unregister("test_audio")
@@ -353,7 +351,8 @@ def test_cli_with_the_real_model(clips, truth, random_checkpoint, tmp_path, caps
     out = tmp_path / "parsed"
     videos = [str(clips[p.name]) for p in REAL_MODEL_PLANS]
     code = main(["parse", *videos, "--checkpoint", str(random_checkpoint), "--out", str(out), "--audio-csv",
-                 str(truth[0]), "--visual-csv", str(truth[1]), "--no-progress", "--device", "cpu"])
+                 str(truth[0]), "--visual-csv", str(truth[1]), "--no-progress", "--device", "cpu",
+                 "--weights", "random", "--allow-weights-mismatch", "--format", "png,svg"])
     assert code == 0
     assert "RANDOM weights" in capsys.readouterr().err
     for plan in REAL_MODEL_PLANS:
@@ -364,6 +363,7 @@ def test_cli_with_the_real_model(clips, truth, random_checkpoint, tmp_path, caps
         assert 0 <= np.min(body["frame_prob"]) and np.max(body["frame_prob"]) <= 1
         assert "RANDOM" in body["warning"]
         assert {r["weights"] for r in body["model"]["feature_weights"].values()} == {"random"}
+        assert body["model"]["weights_mismatch"] == sorted(body["model"]["feature_weights"])  # it records none
         for e in body["events"]:
             assert e["modality"] in STREAMS and 0 <= e["onset"] < e["offset"] <= duration
             assert 0.25 <= e["score"] <= 1  # both factors are at least their threshold 0.5
@@ -371,6 +371,7 @@ def test_cli_with_the_real_model(clips, truth, random_checkpoint, tmp_path, caps
         assert (out / f"{plan.name}.csv").read_text().startswith("class,modality,onset,offset,score\n")
         with Image.open(out / f"{plan.name}.png") as png:
             assert png.format == "PNG" and png.width >= 600
+        assert (out / f"{plan.name}.svg").read_text().lstrip().startswith("<?xml")
 
 
 @pytest.mark.slow
@@ -385,7 +386,8 @@ def test_the_checkpoints_feature_set_decides_the_extractors(clips, tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "model.pt"
     save_checkpoint(path, HAN(len(CLASSES), features=("vggish", "r2plus1d_18")), CLASSES)
-    parsed = parse_with_checkpoint([clips["tenseconds1_0_10"]], path, tmp_path / "out", device="cpu")
+    parsed = parse_with_checkpoint([clips["tenseconds1_0_10"]], path, tmp_path / "out", dict.fromkeys(("vggish", "r2plus1d_18"),
+                                   "random"), device="cpu", allow_mismatch=True)
     body = json.loads(parsed[0].json_path.read_text())
     assert set(body["model"]["feature_weights"]) == {"vggish", "r2plus1d_18"}
     assert np.shape(body["frame_prob"]) == (10, 2, len(CLASSES)) and "RANDOM" in body["warning"]

@@ -1,12 +1,17 @@
 """`avvp extract`: WAV files or frames folders -> OUT_DIR/<kind>/<id>.npy in the released layout.
 
 One network load per call; inputs whose features exist are skipped, so an interrupted call can
-simply be run again. OUT_DIR/<kind>/weights.json records which weights made the features.
+simply be run again. OUT_DIR/<kind>/weights.json records which weights made the features. With
+`--checkpoint`, the weights default to those its training features were made with.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from avvp.feature_weights import WeightsChoice
 
 HELP = "features of clips (WAV files or frames folders) with one feature kind's network"
 
@@ -17,12 +22,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     kinds = feature_kinds()
     parser.add_argument("--kind", choices=tuple(kinds), required=True,
                         help="; ".join(f"{k.name}: {k.description}" for k in kinds.values()))
-    parser.add_argument("--weights", default="random",
-                        help="pretrained (cached download), random (seeded) or a state-dict file (default: random)")
+    parser.add_argument("--weights",
+                        help="pretrained (cached download), random (seeded) or a state-dict file (default: the "
+                             "--checkpoint's, else random)")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="a model these features are for: its training features' weights are the default, "
+                             "and other weights are refused unless --allow-weights-mismatch")
+    parser.add_argument("--allow-weights-mismatch", action="store_true",
+                        help="extract with other weights than the --checkpoint's")
     parser.add_argument("--out-dir", type=Path, required=True, help="features go to OUT_DIR/<kind>/<id>.npy")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--batch-size", type=int, help="network inputs per forward pass (default: by device)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of random weights (default: 0)")
+    parser.add_argument("--seed", type=int, help="seed of random weights (default: the --checkpoint's, else 0)")
     parser.add_argument("--postprocess", metavar="SPEC",
                         help="the kind's official post-processor (vggish: PCA parameters, pretrained or a file)")
     parser.add_argument("--inputs-from", type=Path, metavar="LIST",
@@ -40,6 +51,20 @@ def read_input_list(path: Path) -> list[Path]:
     return [Path(line) for line in lines if line and not line.startswith("#")]
 
 
+def weights_for(args: argparse.Namespace) -> WeightsChoice:
+    """--weights and --seed, defaulting to the --checkpoint's record of this kind (see avvp.feature_weights)."""
+    from avvp.feature_weights import WeightsChoice, resolve_weights
+
+    if args.checkpoint is None:
+        return WeightsChoice(args.weights or "random", args.seed or 0)
+    from avvp.checkpoint import read_checkpoint
+
+    trained = read_checkpoint(args.checkpoint).get("feature_weights")
+    chosen = {args.kind: args.weights} if args.weights else {}
+    choices, _ = resolve_weights([args.kind], trained, chosen, args.seed, args.allow_weights_mismatch, args.checkpoint)
+    return choices[args.kind]
+
+
 def run(args: argparse.Namespace) -> None:
     from avvp.extractors.extract import extract_features
 
@@ -48,8 +73,9 @@ def run(args: argparse.Namespace) -> None:
         raise ValueError("no inputs: give INPUT paths or --inputs-from LIST")
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    record = extract_features(args.kind, inputs, args.out_dir / args.kind, weights=args.weights,
-                              device=args.device, batch_size=args.batch_size, seed=args.seed,
+    choice = weights_for(args)
+    record = extract_features(args.kind, inputs, args.out_dir / args.kind, weights=choice.weights,
+                              device=args.device, batch_size=args.batch_size, seed=choice.seed,
                               progress=not args.no_progress, postprocess=args.postprocess)
     print(f"{args.kind} features of {len(inputs)} inputs in {args.out_dir / args.kind} "
           f"(weights {record['weights']}, sha256 {record['sha256'][:12]})")
