@@ -297,7 +297,7 @@ class HANWindowModel:
     its training features (`avvp.feature_weights`: pretrained for a released checkpoint), and a
     choice that differs from it is refused unless `allow_mismatch`. `features` are roots in the
     released layout (`<root>/<kind>/<id>.npy`, e.g. each shard folder of `results/features`): a
-    one-window video whose features are there is not decoded and no network runs for it; their
+    10-second video whose features are there is not decoded and no network runs for it; their
     `weights.json` must agree with the weights too. Random weights give meaningless events and are
     flagged in every output.
     """
@@ -335,8 +335,9 @@ class HANWindowModel:
         self.batch_size, self.progress = batch_size, progress
 
     def _found(self, kind: str, video: VideoWindows) -> Path | None:
-        """The already extracted features of a one-window video (a clip's features are its window's)."""
-        if video.n_windows != 1:
+        """The already extracted features of a 10-second video: only then are a clip's features
+        (`avvp extract` of the whole clip) exactly those of its one window (module rules)."""
+        if video.n_windows != 1 or segment_count(video.duration) != SEGMENTS:
             return None
         name = f"{feature_id(video.video)}.npy"
         return next((folder / name for folder in self.folders[kind] if (folder / name).is_file()), None)
@@ -403,8 +404,10 @@ class ParsedVideo:
 
 def output_paths(out_dir: Path, video: Path, formats: Sequence[str]) -> tuple[Path, Path, tuple[Path, ...]]:
     """A video's JSON, CSV and timeline figures in `out_dir` (named by its file stem)."""
-    stem = out_dir / video.stem
-    return stem.with_suffix(".json"), stem.with_suffix(".csv"), tuple(stem.with_suffix(f".{f}") for f in formats)
+    def path(ext: str) -> Path:
+        return out_dir / f"{video.stem}.{ext}"  # not with_suffix: a stem may hold dots (`x_0_6.5`)
+
+    return path("json"), path("csv"), tuple(path(f) for f in formats)
 
 
 def _events_csv(events: Sequence[Event]) -> str:
@@ -506,6 +509,8 @@ def parse_videos(
     description = model.describe()
     settings = {"model": description, "thresholds": {"frame": float(frame_threshold), "global": float(global_threshold)},
                 "formats": list(formats), "ground_truth": truth}
+    for stale in out.glob(".parse-work-*"):  # left by a run that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     warning = random_weights_warning(description)
     if warning:
         _log(f"WARNING: {warning}; pass --weights pretrained (or state-dict files) for real parsing")
