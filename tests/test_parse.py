@@ -574,3 +574,23 @@ def test_a_killed_parse_keeps_finished_videos_and_a_rerun_does_the_rest(trained,
     assert first.stat().st_mtime_ns == written
     assert all((out / f"{v.stem}.{ext}").is_file() for v in videos for ext in ("json", "csv", "png"))
     assert not list(out.glob(".parse-work-*"))  # the killed run's work folder was cleared
+
+
+def test_timeline_legend_is_drawn_like_the_bars(tmp_path):
+    """In the SVG, every colour a shape is filled with (bars and legend swatches) is a modality's:
+    no swatch in a colour no bar uses; the labels stay text, lane names at LANE_FONT points."""
+    import re
+
+    from avvp.events import Event
+    from avvp.timeline import COLOURS, LANE_FONT, draw_timeline
+
+    events = [Event("Red", m, 1.0, 4.0, 0.5) for m in STREAMS]
+    truth = [Event("Red", m, 2.0, 5.0) for m in STREAMS]
+    draw_timeline(tmp_path / "t.svg", 10.0, CLASSES, events, truth, title="t", format="svg")
+    svg = (tmp_path / "t.svg").read_text()
+    fills = {c.lower() for c in re.findall(r"<path [^>]*style=\"[^\"]*fill: (#[0-9a-fA-F]{6})", svg)}
+    assert fills - {"#ffffff"} == {c.lower() for c in COLOURS.values()}, fills
+    texts = re.findall(r"<text style=\"font-size: ([\d.]+)px[^>]*>([^<]*)<", svg)  # 1 px = 1 pt here
+    labels = {t for _, t in texts}
+    assert {"predicted (solid)", "ground truth (hatched)", "audio", "visual", "audio-visual", "Red"} <= labels
+    assert {float(size) for size, t in texts if t == "audio-visual"} == {LANE_FONT} and LANE_FONT >= 9

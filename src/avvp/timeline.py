@@ -56,6 +56,7 @@ def draw_timeline(
     format: str = "png",
 ) -> None:
     """Write the timeline of one video to `out` (a path or a binary file) as `format`: png, pdf or svg."""
+    from matplotlib import rc_context
     from matplotlib.figure import Figure
     from matplotlib.legend_handler import HandlerTuple
     from matplotlib.lines import Line2D
@@ -127,4 +128,6 @@ def draw_timeline(
         labels.append("10 s window edge")
     fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), frameon=False, fontsize=LANE_FONT,
                handler_map={tuple: HandlerTuple(ndivide=None, pad=0)}, handlelength=3)
-    fig.savefig(out, format=format, dpi=PNG_DPI if format == "png" else "figure")
+    # Vector text stays text (selectable, searchable): SVG <text>, PDF TrueType fonts.
+    with rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}):
+        fig.savefig(out, format=format, dpi=PNG_DPI if format == "png" else "figure")
