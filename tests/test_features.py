@@ -157,3 +157,21 @@ def test_a_full_disk_is_one_line_naming_the_path_and_leaves_nothing(tmp_path: Pa
     assert leftovers == []  # no temporary file left behind
     for done in (feats / "vggish").glob("*.npy"):
         assert np.load(done).shape == (10, 128)  # what is there is whole
+
+
+def test_pack_keeps_the_weights_record_and_refuses_mixed_weights(split, feats: Path, tmp_path: Path) -> None:
+    """Each kind's weights.json reaches the packed split (None where the folder has none, as the
+    released files); two folders of one kind with different weights cannot be packed together."""
+    record = {"kind": "vggish", "weights": "random", "sha256": "a" * 64, "seed": 3, "how": "test record"}
+    (feats / "vggish" / "weights.json").write_text(json.dumps(record))
+    packed = pack_split(split, released_source(feats), tmp_path / "pack")
+    assert packed.feature_weights == {"vggish": record, "res152": None, "r2plus1d_18": None}
+    assert load_packed(tmp_path / "pack").feature_weights == packed.feature_weights
+
+    other = tmp_path / "other" / "vggish"
+    other.mkdir(parents=True)
+    (feats / "vggish" / "b_b-b_b_b_b.npy").rename(other / "b_b-b_b_b_b.npy")
+    (other / "weights.json").write_text(json.dumps({**record, "seed": 4, "sha256": "b" * 64}))
+    source = {**released_source(feats), "vggish": [feats / "vggish", other]}
+    with pytest.raises(ValueError, match="vggish features come from different weights.*other/vggish: random"):
+        pack_split(split, source, tmp_path / "pack2")

@@ -12,11 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avvp.annotations import read_classes
 from avvp.checkpoint import load_han, read_checkpoint, save_checkpoint
 from avvp.model import HAN, load_weights
 from released_formats import FORMATS, han_state, jomold_checkpoint, ma_mmil_state, save_released, with_numpy1_names
 
 CLASSES = [f"c{i}" for i in range(25)]
+LLP_CLASSES = Path(__file__).resolve().parents[1] / "data" / "llp" / "classes.txt"
 
 
 def inputs(batch: int = 3, frames: int = 80, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -188,13 +190,17 @@ def test_another_networks_file_fails_naming_its_keys(tmp_path: Path, layout: str
         load_han(tmp_path / "other.pt", CLASSES)
 
 
-def test_official_checkpoint_needs_a_class_list(model: HAN, tmp_path: Path) -> None:
+def test_official_checkpoint_gets_llp_classes(model: HAN, tmp_path: Path) -> None:
+    """A released file (25 outputs, no class list) gets LLP's shipped classes; another size needs them."""
     path = tmp_path / "MMIL_Net.pt"
     torch.save(model.state_dict(), path)
-    with pytest.raises(ValueError, match="holds no class list"):
-        load_han(path)
+    _, classes, _ = load_han(path)
+    assert classes == list(read_classes(LLP_CLASSES).classes) and len(classes) == 25
     with pytest.raises(ValueError, match="state dict has 25 classes, the model 3"):
         load_han(path, ["a", "b", "c"])
+    torch.save(HAN(3).state_dict(), tmp_path / "small.pt")
+    with pytest.raises(ValueError, match="small.pt holds no class list and does not have LLP's 25 outputs"):
+        load_han(tmp_path / "small.pt")
 
 
 def test_our_checkpoint_round_trip(model: HAN, tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from avvp.parse import (
 from avvp.protocol import STREAMS
 
 CLASSES = ("Red", "Blue")
+LLP_CLASSES = Path(__file__).resolve().parents[1] / "data" / "llp" / "classes.txt"
 COLOUR = {"Red": "red", "Blue": "blue"}
 TONE_HZ = {"Red": 440, "Blue": 1500}
 
@@ -115,10 +116,7 @@ class ContentModel:
 
     classes = CLASSES
 
-    def __call__(self, videos, work_dir):
-        return [self._video(v) for v in videos]
-
-    def _video(self, v):
+    def __call__(self, v, work_dir):
         frame_prob = np.zeros((v.n_windows, 10, 2, len(CLASSES)), np.float32)
         for w, (wav, folder) in enumerate(zip(v.audio, v.frames)):
             files = sorted(folder.glob("*.jpg"))
@@ -133,7 +131,7 @@ class ContentModel:
                 frame_prob[w, :, 1, c] = hue.reshape(10, 8).sum(1) >= 2
                 tone = spectrum[..., TONE_HZ[cls] // 10] > 0.1
                 frame_prob[w, :, 0, c] = tone.sum(1) >= 2
-        return frame_prob.max(axis=(1, 2)), frame_prob
+        return frame_prob.max(axis=(1, 2)), frame_prob, {}
 
     def describe(self):
         return {"model": "content reader (test)"}
@@ -278,7 +276,7 @@ def test_events_land_on_the_right_seconds(clips, truth, tmp_path):
             rows = list(csv.DictReader(fh))
         assert [(r["class"], r["modality"], float(r["onset"])) for r in rows] == \
                [(e.label, e.modality, e.onset) for e in result.events]
-        with Image.open(result.png_path) as png:
+        with Image.open(result.figures[0]) as png:
             assert png.format == "PNG" and png.width >= 600 and 200 <= png.height <= 2000
 
     # The padding was really there and really looked like the video's end (red frames repeated,
@@ -313,13 +311,14 @@ def test_weight_choices():
     from avvp.cli.parse import weight_choices
     from avvp.extractors import feature_kind, register, unregister
 
-    assert weight_choices([]) == dict.fromkeys(("vggish", "res152", "r2plus1d_18"), "random")
+    assert weight_choices([]) == {}  # the checkpoint's own
+    assert weight_choices(["vggish=random"]) == {"vggish": "random"}
     assert weight_choices(["pretrained", "vggish=my/vggish.pth"]) == {
         "vggish": "my/vggish.pth", "res152": "pretrained", "r2plus1d_18": "pretrained"}
     # Every registered kind gets a choice, not only the published three.
     register(dataclasses.replace(feature_kind("vggish"), name="test_audio", han_layer="fc_test_audio"))
     try:
-        assert weight_choices(["test_audio=my/t.pth"]) == {
+        assert weight_choices(["random", "test_audio=my/t.pth"]) == {
             "vggish": "random", "res152": "random", "r2plus1d_18": "random", "test_audio": "my/t.pth"}
     finally:
         unregister("test_audio")
@@ -353,7 +352,8 @@ def test_cli_with_the_real_model(clips, truth, random_checkpoint, tmp_path, caps
     out = tmp_path / "parsed"
     videos = [str(clips[p.name]) for p in REAL_MODEL_PLANS]
     code = main(["parse", *videos, "--checkpoint", str(random_checkpoint), "--out", str(out), "--audio-csv",
-                 str(truth[0]), "--visual-csv", str(truth[1]), "--no-progress", "--device", "cpu"])
+                 str(truth[0]), "--visual-csv", str(truth[1]), "--no-progress", "--device", "cpu",
+                 "--weights", "random", "--allow-weights-mismatch", "--format", "png,svg"])
     assert code == 0
     assert "RANDOM weights" in capsys.readouterr().err
     for plan in REAL_MODEL_PLANS:
@@ -364,6 +364,7 @@ def test_cli_with_the_real_model(clips, truth, random_checkpoint, tmp_path, caps
         assert 0 <= np.min(body["frame_prob"]) and np.max(body["frame_prob"]) <= 1
         assert "RANDOM" in body["warning"]
         assert {r["weights"] for r in body["model"]["feature_weights"].values()} == {"random"}
+        assert body["model"]["weights_mismatch"] == sorted(body["model"]["feature_weights"])  # it records none
         for e in body["events"]:
             assert e["modality"] in STREAMS and 0 <= e["onset"] < e["offset"] <= duration
             assert 0.25 <= e["score"] <= 1  # both factors are at least their threshold 0.5
@@ -371,6 +372,7 @@ def test_cli_with_the_real_model(clips, truth, random_checkpoint, tmp_path, caps
         assert (out / f"{plan.name}.csv").read_text().startswith("class,modality,onset,offset,score\n")
         with Image.open(out / f"{plan.name}.png") as png:
             assert png.format == "PNG" and png.width >= 600
+        assert (out / f"{plan.name}.svg").read_text().lstrip().startswith("<?xml")
 
 
 @pytest.mark.slow
@@ -385,7 +387,8 @@ def test_the_checkpoints_feature_set_decides_the_extractors(clips, tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "model.pt"
     save_checkpoint(path, HAN(len(CLASSES), features=("vggish", "r2plus1d_18")), CLASSES)
-    parsed = parse_with_checkpoint([clips["tenseconds1_0_10"]], path, tmp_path / "out", device="cpu")
+    parsed = parse_with_checkpoint([clips["tenseconds1_0_10"]], path, tmp_path / "out", dict.fromkeys(("vggish", "r2plus1d_18"),
+                                   "random"), device="cpu", allow_mismatch=True)
     body = json.loads(parsed[0].json_path.read_text())
     assert set(body["model"]["feature_weights"]) == {"vggish", "r2plus1d_18"}
     assert np.shape(body["frame_prob"]) == (10, 2, len(CLASSES)) and "RANDOM" in body["warning"]
@@ -397,3 +400,197 @@ def test_cli_names_a_missing_video(random_checkpoint, tmp_path, capsys):
     assert main(["parse", str(tmp_path / "nope.mp4"), "--checkpoint", str(random_checkpoint),
                  "--out", str(tmp_path)]) == 1
     assert "nope.mp4" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- weights, streaming, reuse
+
+TRAINED_KINDS = ("vggish", "r2plus1d_18")  # the cheaper networks (ResNet-152 costs ~10 s of CPU a clip)
+FEATURE_SEED = 3
+
+
+@dataclass(frozen=True)
+class Trained:
+    checkpoint: Path
+    features: Path  # released layout: <kind>/<id>.npy and weights.json, made by avvp's extraction
+
+
+@pytest.fixture(scope="module")
+def trained(clips, truth, tmp_path_factory) -> Trained:
+    """HAN trained for one epoch on the clips' features, extracted with random weights (seed 3)
+    through the real media steps, extraction, packing and training."""
+    from avvp.annotations import ground_truth, read_weak
+    from avvp.extractors.extract import extract_features
+    from avvp.features import pack_split, released_source
+    from avvp.methods.settings import TrainSettings
+    from avvp.methods.training import train
+    from conftest import write_weak_csv
+
+    root = tmp_path_factory.mktemp("trained")
+    wavs, frames = [], []
+    for name, video in clips.items():
+        extract_audio(video, root / "media" / f"{name}.wav")
+        extract_frames(video, root / "media" / name)
+        wavs.append(root / "media" / f"{name}.wav")
+        frames.append(root / "media" / name)
+    features = root / "features"
+    for kind, inputs in zip(TRAINED_KINDS, (wavs, frames)):
+        extract_features(kind, inputs, features / kind, "random", "cpu", seed=FEATURE_SEED, progress=False)
+    vocab = Vocabulary(CLASSES)
+    labels = np.array([[c in p.seen or c in p.heard for c in CLASSES] for p in PLANS], np.float32)
+    split = read_weak(write_weak_csv(root / "split.csv", [p.name for p in PLANS], labels, CLASSES), vocab)
+    packed = pack_split(split, released_source(features, TRAINED_KINDS), root / "packed", TRAINED_KINDS)
+    gt = ground_truth(split, read_dense(truth[0], vocab), read_dense(truth[1], vocab))
+    train(packed, packed, gt, root / "run", TrainSettings(epochs=1), device="cpu", progress=False,
+          features=TRAINED_KINDS)
+    return Trained(root / "run" / "model.pt", features)
+
+
+def parse_cli(*args: str | Path) -> int:
+    from avvp.cli import main
+
+    return main(["parse", *map(str, args), "--device", "cpu", "--no-progress"])
+
+
+@pytest.mark.slow
+def test_a_checkpoint_parses_with_the_weights_of_its_training_features(trained, clips, tmp_path, capsys):
+    from avvp.checkpoint import read_checkpoint
+
+    records = {k: json.loads((trained.features / k / "weights.json").read_text()) for k in TRAINED_KINDS}
+    assert {r["weights"] for r in records.values()} == {"random"}
+    assert read_checkpoint(trained.checkpoint)["feature_weights"] == records
+    videos = [clips["tenseconds1_0_10"], clips["fourseconds_0_4"]]
+
+    # Other weights than those of the training features are refused before anything runs.
+    refused = tmp_path / "refused"
+    for flags, wrong in ((["--weights", "pretrained"], "vggish: pretrained instead of random (seed 3)"),
+                         (["--weights-seed", "4"], "r2plus1d_18: random (seed 4) instead of random (seed 3)")):
+        assert parse_cli(*videos, "--checkpoint", trained.checkpoint, "--out", refused, *flags) == 1
+        err = capsys.readouterr().err
+        assert "was trained on features of other weights" in err and wrong in err, err
+        assert "--allow-weights-mismatch" in err and not refused.exists()
+
+    # No flag: the very weights of training (their checksums), and the run says so per video.
+    out = tmp_path / "parsed"
+    assert parse_cli(*videos, "--checkpoint", trained.checkpoint, "--out", out) == 0
+    err = capsys.readouterr().err
+    assert "[1/2]" in err and "[2/2]" in err and "features reused" not in err
+    bodies = {v.stem: json.loads((out / f"{v.stem}.json").read_text()) for v in videos}
+    for body in bodies.values():
+        assert body["model"]["feature_weights"] == {k: {"weights": "random", "seed": FEATURE_SEED}
+                                                    for k in TRAINED_KINDS}
+        assert body["model"]["weights_mismatch"] == [] and "RANDOM" in body["warning"]
+        assert {k: v["weights"]["sha256"] for k, v in body["features"].items()} == \
+               {k: r["sha256"] for k, r in records.items()}
+
+    # --features: the 10-second clip's features are reused (no decoding, no network: weights that
+    # cannot load would fail); the 4-second clip is extracted, as its window is padded unlike a clip.
+    again = tmp_path / "again"
+    assert parse_cli(videos[0], "--checkpoint", trained.checkpoint, "--out", again, "--features", trained.features,
+                     "--weights", str(tmp_path / "no-such-weights.pth"), "--allow-weights-mismatch") == 0
+    assert "features reused (r2plus1d_18, vggish)" in capsys.readouterr().err
+    reused = json.loads((again / "tenseconds1_0_10.json").read_text())
+    assert {k: v["reused"] for k, v in reused["features"].items()} == \
+           {k: str(trained.features / k / "tenseconds1.npy") for k in TRAINED_KINDS}
+    first = bodies["tenseconds1_0_10"]
+    np.testing.assert_allclose(reused["global_prob"], first["global_prob"], atol=1e-5)
+    np.testing.assert_allclose(reused["frame_prob"], first["frame_prob"], atol=1e-5)
+    assert [(e["class"], e["modality"], e["onset"]) for e in reused["events"]] == \
+           [(e["class"], e["modality"], e["onset"]) for e in first["events"]]
+
+
+def test_a_released_checkpoint_parses_with_llp_classes_and_reused_features(clips, tmp_path, capsys, monkeypatch):
+    """HAN's MMIL_Net.pt format (no class list, no weights record) with features in the released
+    layout (no weights.json): LLP's classes, pretrained weights by default, and since every network
+    would fail to load (offline, empty cache), a parse that succeeds ran none."""
+    import torch
+
+    from avvp.checkpoint import llp_classes
+    from avvp.extractors import PUBLISHED
+    from avvp.features import pool_segments
+    from avvp.model import HAN
+    from conftest import write_random_features
+    from released_formats import save_released
+
+    monkeypatch.setenv("AVVP_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
+    torch.manual_seed(0)
+    han = HAN(25).eval()
+    official = save_released(tmp_path / "MMIL_Net.pt", han, "han")
+    root = write_random_features(tmp_path / "released", ["tenseconds1"])
+    video, out = clips["tenseconds1_0_10"], tmp_path / "parsed"
+    assert parse_cli(video, "--checkpoint", official, "--features", root, "--out", out, "--format", "pdf,png") == 0
+    assert "features reused (r2plus1d_18, res152, vggish)" in capsys.readouterr().err
+    body = json.loads((out / "tenseconds1_0_10.json").read_text())
+    assert body["classes"] == llp_classes() == (LLP_CLASSES.read_text().split("\n"))[:25]
+    assert body["model"]["feature_weights"] == dict.fromkeys(PUBLISHED, {"weights": "pretrained", "seed": 0})
+    assert body["warning"] is None and body["model"]["trained_feature_weights"] is None
+    with torch.inference_mode():
+        global_prob = han(*(torch.from_numpy(pool_segments(np.load(root / k / "tenseconds1.npy")))[None]
+                            for k in PUBLISHED))[0]
+    np.testing.assert_allclose(body["global_prob"], global_prob.numpy(), atol=1e-6)
+    assert (out / "tenseconds1_0_10.pdf").read_bytes().startswith(b"%PDF")
+    # The 4-second clip needs its networks: the offline error names the file to fetch.
+    assert parse_cli(clips["fourseconds_0_4"], "--checkpoint", official, "--features", root, "--out", out) == 1
+    assert "AVVP_OFFLINE forbids downloads" in capsys.readouterr().err
+    # Random features for a checkpoint trained on the published ones: refused.
+    assert parse_cli(video, "--checkpoint", official, "--weights", "random", "--out", tmp_path / "x") == 1
+    assert "records no feature weights (a released checkpoint: pretrained)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_killed_parse_keeps_finished_videos_and_a_rerun_does_the_rest(trained, clips, tmp_path):
+    """A real `avvp parse` process, SIGKILLed once its first video is written."""
+    import os
+    import signal
+    import sys
+    import time
+
+    videos = [clips[n] for n in ("tenseconds1_0_10", "fourseconds_0_4", "portrait60f_0_6.5")]
+    out = tmp_path / "parsed"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-c", "import sys; from avvp.cli import main; sys.exit(main(sys.argv[1:]))", "parse", *map(str, videos), "--checkpoint", str(trained.checkpoint),
+               "--out", str(out), "--device", "cpu", "--no-progress"]
+    first = out / f"{videos[0].stem}.json"
+    with open(tmp_path / "killed.log", "w") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 300
+        while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    killed_log = (tmp_path / "killed.log").read_text()
+    assert proc.returncode == -signal.SIGKILL, killed_log  # killed, not finished
+    assert f"[1/3] {videos[0]}: " in killed_log and "[2/3]" not in killed_log, killed_log
+    kept = json.loads(first.read_text())  # complete (written atomically, last)
+    assert (out / f"{videos[0].stem}.png").is_file() and kept["events"] is not None
+    assert not any((out / f"{v.stem}.json").exists() for v in videos[1:])
+    written = first.stat().st_mtime_ns
+
+    rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"[1/3] {videos[0]}: done before, skipped" in rerun.stderr
+    assert f"[2/3] {videos[1]}: " in rerun.stderr and f"[3/3] {videos[2]}: " in rerun.stderr
+    assert first.stat().st_mtime_ns == written
+    assert all((out / f"{v.stem}.{ext}").is_file() for v in videos for ext in ("json", "csv", "png"))
+    assert not list(out.glob(".parse-work-*"))  # the killed run's work folder was cleared
+
+
+def test_timeline_legend_is_drawn_like_the_bars(tmp_path):
+    """In the SVG, every colour a shape is filled with (bars and legend swatches) is a modality's:
+    no swatch in a colour no bar uses; the labels stay text, lane names at LANE_FONT points."""
+    import re
+
+    from avvp.events import Event
+    from avvp.timeline import COLOURS, LANE_FONT, draw_timeline
+
+    events = [Event("Red", m, 1.0, 4.0, 0.5) for m in STREAMS]
+    truth = [Event("Red", m, 2.0, 5.0) for m in STREAMS]
+    draw_timeline(tmp_path / "t.svg", 10.0, CLASSES, events, truth, title="t", format="svg")
+    svg = (tmp_path / "t.svg").read_text()
+    fills = {c.lower() for c in re.findall(r"<path [^>]*style=\"[^\"]*fill: (#[0-9a-fA-F]{6})", svg)}
+    assert fills - {"#ffffff"} == {c.lower() for c in COLOURS.values()}, fills
+    texts = re.findall(r"<text style=\"font-size: ([\d.]+)px[^>]*>([^<]*)<", svg)  # 1 px = 1 pt here
+    labels = {t for _, t in texts}
+    assert {"predicted (solid)", "ground truth (hatched)", "audio", "visual", "audio-visual", "Red"} <= labels
+    assert {float(size) for size, t in texts if t == "audio-visual"} == {LANE_FONT} and LANE_FONT >= 9

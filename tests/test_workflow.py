@@ -315,9 +315,11 @@ def test_more_seeds_train_only_the_new_ones_and_give_mean_and_sd(three_seeds: Se
 
 @pytest.mark.slow
 def test_parse_target_parses_the_demo_test_clips(demo_run: DemoRun) -> None:
-    """`snakemake results/parsed`: every demo test clip as events (JSON, CSV) and a timeline, made
-    with the run's model, the demo's ground truth beside them."""
-    run_snakemake(demo_run.workdir, "--cores", "2", "results/parsed", timeout=DEMO_BUDGET_S)
+    """`snakemake results/parsed/videos.tsv`: every demo test clip as events (JSON, CSV) and a timeline,
+    made with the run's model and the weights it records, from the features extracted for training
+    (10-second clips), the demo's ground truth beside them."""
+    log = demo_run.workdir / "results/logs/parse.log"
+    run_snakemake(demo_run.workdir, "--cores", "2", "results/parsed/videos.tsv", timeout=DEMO_BUDGET_S)
     rows = (demo_run.workdir / "results/demo/test.csv").read_text(encoding="utf-8").splitlines()[1:]
     names = [row.split("\t")[0] for row in rows]
     out = demo_run.workdir / "results/parsed"
@@ -325,13 +327,15 @@ def test_parse_target_parses_the_demo_test_clips(demo_run: DemoRun) -> None:
     for name in names:
         body = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
         assert body["duration"] == pytest.approx(10, abs=0.1) and body["n_windows"] == 1
-        assert body["ground_truth"] and "RANDOM" in body["warning"]
+        assert body["ground_truth"] and "RANDOM" in body["warning"] and body["model"]["weights_mismatch"] == []
+        assert all("reused" in source for source in body["features"].values())
         for event in body["events"]:
             assert event["modality"] in ("audio", "visual", "audio_visual")
             assert 0 <= event["onset"] < event["offset"] <= 10
         assert (out / f"{name}.csv").is_file() and (out / f"{name}.png").stat().st_size > 10_000
     assert not list(out.glob(".parse-work-*"))  # no working files left behind
-    assert "Nothing to be done" in run_snakemake(demo_run.workdir, "--cores", "2", "results/parsed").stdout
+    assert log.read_text(encoding="utf-8").count("features reused") == len(names)
+    assert "Nothing to be done" in run_snakemake(demo_run.workdir, "--cores", "2", "results/parsed/videos.tsv").stdout
 
 
 def chromium(*args: str) -> str:

@@ -1,10 +1,13 @@
 """Checkpoint files: ours carry the class vocabulary, the model's options (its feature set among
-them) and the training settings beside the weights. The released ones carry weights only and need
-the vocabulary from elsewhere: HAN's `MMIL_Net.pt` and MA-MMIL's are plain state dicts, JoMoLD's a
-dict with the state dict under "model" beside its optimiser, scheduler and random-number states."""
+them), the training settings and the weights records of the training features
+(`avvp.feature_weights`) beside the weights. The released ones carry weights only: HAN's
+`MMIL_Net.pt` and MA-MMIL's are plain state dicts, JoMoLD's a dict with the state dict under "model"
+beside its optimiser, scheduler and random-number states. All were trained on LLP, so a released
+file with LLP's 25 outputs gets LLP's class list (shipped with the package) unless told otherwise."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -24,6 +27,14 @@ JOMOLD_KEYS = frozenset({"torch_rng", "cuda_rng", "random_rng", "numpy_rng", "mo
 _RECONSTRUCT = np._core.multiarray._reconstruct
 NUMPY_RNG_GLOBALS = [_RECONSTRUCT, (_RECONSTRUCT, "numpy.core.multiarray._reconstruct"), np.ndarray, np.dtype,
                      np.dtypes.UInt32DType]
+
+
+def llp_classes() -> list[str]:
+    """LLP's 25 classes in index order (the released checkpoints' outputs), as shipped with avvp."""
+    from avvp.annotations import read_classes
+
+    with resources.as_file(resources.files("avvp").joinpath("data/llp_classes.txt")) as path:
+        return list(read_classes(path).classes)
 
 
 def save_checkpoint(path: str | Path, model: HAN, classes: Sequence[str], **extra: Any) -> None:
@@ -56,14 +67,20 @@ def load_han(path: str | Path, classes: Sequence[str] | None = None, device: tor
              options: Mapping[str, Any] | None = None) -> tuple[HAN, list[str], dict[str, Any]]:
     """Build HAN from a checkpoint (ours or a released one), in eval mode on `device`.
 
-    `classes` is required for a released file and must agree with ours when both are given.
+    `classes` must agree with ours when both are given; a released file without them gets LLP's
+    classes when it has 25 outputs (they were all trained on LLP), else they are required.
     `options` replace the model options the checkpoint stores (a released file stores none: HAN's
     defaults), for a pass whose method fixes them.
     """
     payload = read_checkpoint(path)
     stored = payload.get("classes")
     if stored is None and classes is None:
-        raise ValueError(f"{path} holds no class list (a released checkpoint): pass the data set's classes")
+        outputs = payload["state_dict"].get("fc_prob.weight")
+        llp = llp_classes()
+        if outputs is None or outputs.shape[0] != len(llp):
+            raise ValueError(f"{path} holds no class list and does not have LLP's {len(llp)} outputs: pass the "
+                             "data set's classes")
+        classes = llp
     if stored is not None and classes is not None and list(classes) != list(stored):
         raise ValueError(f"{path} was trained on classes {stored}, not {list(classes)}")
     names = list(stored if stored is not None else classes)

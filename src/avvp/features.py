@@ -8,7 +8,7 @@ pooling first is exact. Shapes and names come from the feature kinds registry.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -17,6 +17,7 @@ import numpy as np
 from avvp.annotations import WeakSplit, video_id
 from avvp.atomic import atomic_folder
 from avvp.extractors import PUBLISHED, feature_kind
+from avvp.feature_weights import combined_record
 from avvp.protocol import SEGMENTS
 
 
@@ -78,6 +79,8 @@ class PackedSplit:
     arrays: dict[str, np.ndarray]  # feature kind -> (N, 10 or its rows, D), memory-mapped
     skipped: dict[str, str]  # filename -> reason
     pooled: bool
+    # kind -> the weights.json record of the folders its features came from (None: no record)
+    feature_weights: dict[str, dict | None] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.filenames)
@@ -98,6 +101,8 @@ def pack_split(
     `available` (filenames from the availability manifest) restricts the videos; a video outside
     it is skipped with its manifest reason. `on_missing="skip"` records a missing or bad feature
     file as a skip instead of failing. The folder appears under its final name only when complete.
+    Each kind's weights record (`weights.json` of the folders its files came from) is kept in the
+    index, so that training can record what made its features.
     """
     if on_missing not in ("error", "skip"):
         raise ValueError(f"on_missing must be 'error' or 'skip', not {on_missing!r}")
@@ -106,12 +111,14 @@ def pack_split(
     skipped: dict[str, str] = {}
     rows: dict[str, list[np.ndarray]] = {kind: [] for kind in kinds}
     kept: list[int] = []
+    folders: dict[str, set[Path]] = {kind: set() for kind in kinds}
     for i, name in enumerate(split.filenames):
         if available is not None and name not in available:
             skipped[name] = reasons.get(name, "not available")
             continue
         try:
-            loaded = {k: load_feature(find_feature(source, k, video_id(name)), k) for k in kinds}
+            files = {k: find_feature(source, k, video_id(name)) for k in kinds}
+            loaded = {k: load_feature(path, k) for k, path in files.items()}
         except FeatureError as err:
             if on_missing == "error":
                 raise
@@ -119,7 +126,9 @@ def pack_split(
             continue
         for kind, array in loaded.items():
             rows[kind].append(pool_segments(array) if pooled else array)
+            folders[kind].add(files[kind].parent)
         kept.append(i)
+    records = {kind: combined_record(kind, folders[kind]) for kind in kinds}
 
     with atomic_folder(out_dir) as tmp:
         for spec in specs:
@@ -133,6 +142,7 @@ def pack_split(
             "kinds": list(kinds),
             "skipped": skipped,
             "pooled": pooled,
+            "feature_weights": records,
         }
         (tmp / "index.json").write_text(json.dumps(index, indent=1), encoding="utf-8")
     return load_packed(out_dir)
@@ -159,4 +169,5 @@ def load_packed(root: str | Path) -> PackedSplit:
         arrays=arrays,
         skipped=dict(index["skipped"]),
         pooled=bool(index["pooled"]),
+        feature_weights=dict(index.get("feature_weights", {})),
     )

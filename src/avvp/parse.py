@@ -31,8 +31,11 @@ modality (for audio_visual the smaller of the audio and visual ones, whose thres
 and g the class's global probability in the segment's window. It lies in (0, 1] and is at least
 t_f x t_g.
 
-The model step is injectable: `parse_videos` takes any `WindowModel` (windows of media in,
-probabilities out); `HANWindowModel` is the real one (feature extractors, then HAN).
+Videos stream: each is decoded, run through the model and written before the next starts, with a
+line on stderr per video, into a resumable folder (see `parse_videos`). The model step is
+injectable: `parse_videos` takes any `WindowModel` (a video's windows in, probabilities out);
+`HANWindowModel` is the real one (feature extractors with the checkpoint's own weights, or
+features extracted before, then HAN).
 """
 from __future__ import annotations
 
@@ -42,10 +45,13 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
+import time
 import wave
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,7 +61,7 @@ from avvp.annotations import DenseEvents
 from avvp.events import PARSED_COLUMNS, Event, runs
 from avvp.evaluation import segment_decisions
 from avvp.extractors.frames import N_FRAMES, pick_frame_indices
-from avvp.ffmpeg import MediaError, probe
+from avvp.ffmpeg import MediaError, MediaInfo, probe
 from avvp.media import FRAME_RATE, extract_frames, write_audio
 from avvp.atomic import atomic_output
 from avvp.protocol import SEGMENTS, STREAMS
@@ -142,43 +148,47 @@ def write_window_frames(frames: Sequence[Path], picks: np.ndarray, out_dirs: Seq
                 shutil.copyfile(frames[index], out / f"{k:06d}.jpg")
 
 
-@dataclass(frozen=True)
 class VideoWindows:
-    """A video cut into windows: per window a 10 s WAV and a folder of 80 frames (module rules)."""
+    """A probed video and its windows: per window a 10 s WAV and a folder of 80 frames (module
+    rules), written under `work_dir` as `<key>w<NNNN>` files when first asked for. Audio and frames
+    are decoded separately, so a model that finds a video's features already extracted decodes
+    nothing."""
 
-    video: Path
-    duration: float
-    has_audio: bool
-    audio: tuple[Path, ...]
-    frames: tuple[Path, ...]
+    def __init__(self, info: MediaInfo, work_dir: Path, key: str) -> None:
+        self.video, self.duration, self.has_audio = Path(info.path), info.duration, info.has_audio
+        self.n_windows = window_count(info.duration)
+        self._info, self._work, self._names = info, work_dir, [f"{key}w{w:04d}" for w in range(self.n_windows)]
+        self._key = key
 
-    @property
-    def n_windows(self) -> int:
-        return len(self.audio)
+    @cached_property
+    def audio(self) -> tuple[Path, ...]:
+        full_wav = self._work / f"{self._key}.wav"
+        write_audio(self._info, full_wav)
+        wavs = tuple(self._work / "audio" / f"{n}.wav" for n in self._names)
+        wavs[0].parent.mkdir(parents=True, exist_ok=True)
+        write_window_audio(full_wav, wavs)
+        return wavs
+
+    @cached_property
+    def frames(self) -> tuple[Path, ...]:
+        full_frames = self._work / f"{self._key}_frames"
+        n_frames = extract_frames(self.video, full_frames)
+        folders = tuple(self._work / "frames" / n for n in self._names)
+        lead = leading_copies(n_frames, self.duration)
+        write_window_frames(sorted(full_frames.glob("*.jpg")), window_frame_indices(n_frames, self.n_windows, lead),
+                            folders)
+        return folders
 
 
 def prepare_windows(video: str | Path, work_dir: str | Path, key: str) -> VideoWindows:
-    """Decode `video` once and write its windows under `work_dir` as `<key>w<NNNN>` files.
+    """Probe `video`; its windows are decoded under `work_dir` on first use (`VideoWindows`).
 
     A file that cannot be decoded or has no video stream raises MediaError naming it.
     """
-    video, work = Path(video), Path(work_dir)
     info = probe(video)
     if not info.has_video:
         raise MediaError(f"{video}: no video stream (parsing needs pictures)")
-    n_windows = window_count(info.duration)
-    full_wav, full_frames = work / f"{key}.wav", work / f"{key}_frames"
-    write_audio(info, full_wav)
-    n_frames = extract_frames(video, full_frames)
-    names = [f"{key}w{w:04d}" for w in range(n_windows)]
-    wavs = tuple(work / "audio" / f"{n}.wav" for n in names)
-    folders = tuple(work / "frames" / n for n in names)
-    wavs[0].parent.mkdir(parents=True, exist_ok=True)
-    write_window_audio(full_wav, wavs)
-    frame_files = sorted(full_frames.glob("*.jpg"))
-    lead = leading_copies(n_frames, info.duration)
-    write_window_frames(frame_files, window_frame_indices(n_frames, n_windows, lead), folders)
-    return VideoWindows(video, info.duration, info.has_audio, wavs, folders)
+    return VideoWindows(info, Path(work_dir), key)
 
 
 # ----------------------------------------------------------------------------- events
@@ -259,69 +269,108 @@ def ground_truth_events(filename: str, classes: Sequence[str], audio: DenseEvent
 
 
 class WindowModel(Protocol):
-    """Windows of media -> probabilities, per video: global (W, C) and frame (W, 10, 2, C)."""
+    """The windows of one video -> probabilities: global (W, C) and frame (W, 10, 2, C), and per
+    feature kind where its features came from (written into the video's JSON)."""
 
     classes: Sequence[str]
 
-    def __call__(self, videos: Sequence[VideoWindows], work_dir: Path) -> list[tuple[np.ndarray, np.ndarray]]: ...
+    def __call__(self, video: VideoWindows, work_dir: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]: ...
 
     def describe(self) -> dict[str, Any]:
-        """What produced the probabilities (written into each video's JSON)."""
+        """What produces the probabilities, known before the first video (written into each video's
+        JSON; a folder's outputs made by another description are parsed again)."""
         ...
+
+
+def feature_id(video: Path) -> str:
+    """The name `avvp extract` gives the features of a clip: its YouTube id for an LLP filename."""
+    from avvp.extractors.extract import output_id
+
+    return output_id(video.with_suffix(".wav"))
 
 
 class HANWindowModel:
     """The real model: the features of every window (the checkpoint's feature set), then HAN.
 
-    Each extractor is loaded once per call for all windows of all videos. `weights` maps a feature
-    kind to `pretrained`, `random` (seeded by `seed`) or a state-dict path; kinds not named get
-    `random`. Random weights give meaningless events and are flagged in every output.
+    `weights` maps a feature kind to `pretrained`, `random` or a state-dict path, `seed` is the seed
+    of random weights; kinds not named, and a seed not given, come from the checkpoint's record of
+    its training features (`avvp.feature_weights`: pretrained for a released checkpoint), and a
+    choice that differs from it is refused unless `allow_mismatch`. `features` are roots in the
+    released layout (`<root>/<kind>/<id>.npy`, e.g. each shard folder of `results/features`): a
+    10-second video whose features are there is not decoded and no network runs for it; their
+    `weights.json` must agree with the weights too. Random weights give meaningless events and are
+    flagged in every output.
     """
 
     def __init__(self, checkpoint: str | Path, classes: Sequence[str] | None = None,
-                 weights: Mapping[str, str] | None = None, seed: int = 0, device: str = "auto",
-                 batch_size: int | None = None, progress: bool = False) -> None:
+                 weights: Mapping[str, str] | None = None, seed: int | None = None, device: str = "auto",
+                 batch_size: int | None = None, progress: bool = False, features: Sequence[str | Path] = (),
+                 allow_mismatch: bool = False) -> None:
         from avvp.checkpoint import load_han
         from avvp.device import resolve_device
         from avvp.extractors import feature_kind
+        from avvp.extractors.weights import file_sha256
+        from avvp.feature_weights import WeightsMismatch, agrees, read_record, resolve_weights
 
         for kind in weights or {}:
             feature_kind(kind)
         self.device = resolve_device(device)
         self.checkpoint = Path(checkpoint)
-        self.han, self.classes, _ = load_han(checkpoint, classes, self.device)
-        self.weights = {kind: (weights or {}).get(kind, "random") for kind in self.han.features}
-        self.seed, self.batch_size, self.progress = seed, batch_size, progress
-        self.records: dict[str, dict] = {}
+        self.han, self.classes, payload = load_han(checkpoint, classes, self.device)
+        self.trained = payload.get("feature_weights")
+        self.weights, mismatched = resolve_weights(self.han.features, self.trained, weights or {}, seed,
+                                                   allow_mismatch, checkpoint)
+        self.folders = {kind: [Path(root) / kind for root in features if (Path(root) / kind).is_dir()]
+                        for kind in self.weights}
+        for kind, folders in self.folders.items():
+            for folder in folders:
+                if not agrees(self.weights[kind], record := read_record(folder)) and not allow_mismatch:
+                    raise WeightsMismatch(f"{folder} holds {kind} features of weights "
+                                          f"{record.get('weights') if record else 'pretrained (no weights.json)'}, "
+                                          f"not {self.weights[kind]}; pass --allow-weights-mismatch to use them")
+                if not agrees(self.weights[kind], record):
+                    mismatched.append(kind)
+        self.mismatched = sorted(set(mismatched))
+        self.sha256 = file_sha256(self.checkpoint)
+        self.batch_size, self.progress = batch_size, progress
 
-    def __call__(self, videos: Sequence[VideoWindows], work_dir: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _found(self, kind: str, video: VideoWindows) -> Path | None:
+        """The already extracted features of a 10-second video: only then are a clip's features
+        (`avvp extract` of the whole clip) exactly those of its one window (module rules)."""
+        if video.n_windows != 1 or segment_count(video.duration) != SEGMENTS:
+            return None
+        name = f"{feature_id(video.video)}.npy"
+        return next((folder / name for folder in self.folders[kind] if (folder / name).is_file()), None)
+
+    def __call__(self, video: VideoWindows, work_dir: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         import torch
 
         from avvp.extractors import AUDIO, feature_kind
         from avvp.extractors.extract import extract_features, output_id
-        from avvp.features import pool_segments
+        from avvp.feature_weights import read_record
+        from avvp.features import load_feature, pool_segments
 
-        arrays: dict[str, list[np.ndarray]] = {}
-        for kind, spec in self.weights.items():
-            audio = feature_kind(kind).medium == AUDIO
-            inputs = [p for v in videos for p in (v.audio if audio else v.frames)]
+        arrays, sources = [], {}
+        for kind, choice in self.weights.items():
+            found = self._found(kind, video)
+            if found is not None:  # rows pooled to 10 segments at once (exact for HAN, less memory)
+                arrays.append(pool_segments(load_feature(found, kind))[None])
+                sources[kind] = {"reused": str(found), "weights": read_record(found.parent)}
+                continue
+            inputs = video.audio if feature_kind(kind).medium == AUDIO else video.frames
             out = Path(work_dir) / "features" / kind
-            self.records[kind] = extract_features(kind, inputs, out, spec, str(self.device), self.batch_size,
-                                                  self.seed, self.progress, strict=True)
-            # Rows pooled to 10 segments at once (exact for HAN, less memory).
-            arrays[kind] = [pool_segments(np.load(out / f"{output_id(p)}.npy")) for p in inputs]
-        results, first = [], 0
+            record = extract_features(kind, inputs, out, choice.weights, str(self.device), self.batch_size,
+                                      choice.seed, self.progress, strict=True)
+            arrays.append(np.stack([pool_segments(np.load(out / f"{output_id(p)}.npy")) for p in inputs]))
+            sources[kind] = {"extracted": True, "weights": record}
         with torch.inference_mode():
-            for v in videos:
-                window = slice(first, first + v.n_windows)
-                inputs = [torch.from_numpy(np.stack(arrays[k][window])).to(self.device) for k in self.weights]
-                global_prob, _, _, frame_prob = self.han(*inputs)
-                results.append((global_prob.float().cpu().numpy(), frame_prob.float().cpu().numpy()))
-                first += v.n_windows
-        return results
+            global_prob, _, _, frame_prob = self.han(*(torch.from_numpy(a).to(self.device) for a in arrays))
+        return global_prob.float().cpu().numpy(), frame_prob.float().cpu().numpy(), sources
 
     def describe(self) -> dict[str, Any]:
-        return {"model": "HAN", "checkpoint": str(self.checkpoint), "feature_weights": dict(self.records)}
+        return {"model": "HAN", "checkpoint": str(self.checkpoint), "checkpoint_sha256": self.sha256,
+                "feature_weights": {kind: choice.as_dict() for kind, choice in self.weights.items()},
+                "trained_feature_weights": self.trained, "weights_mismatch": self.mismatched}
 
 
 def random_weights_warning(description: Mapping[str, Any]) -> str | None:
@@ -331,6 +380,8 @@ def random_weights_warning(description: Mapping[str, Any]) -> str | None:
 
 
 # ----------------------------------------------------------------------------- outputs
+
+FIGURE_FORMATS = ("png", "pdf", "svg")
 
 
 @dataclass(frozen=True)
@@ -348,7 +399,15 @@ class ParsedVideo:
     warning: str | None  # set when the features came from random weights
     json_path: Path
     csv_path: Path
-    png_path: Path
+    figures: tuple[Path, ...]  # the timeline in each format asked for
+
+
+def output_paths(out_dir: Path, video: Path, formats: Sequence[str]) -> tuple[Path, Path, tuple[Path, ...]]:
+    """A video's JSON, CSV and timeline figures in `out_dir` (named by its file stem)."""
+    def path(ext: str) -> Path:
+        return out_dir / f"{video.stem}.{ext}"  # not with_suffix: a stem may hold dots (`x_0_6.5`)
+
+    return path("json"), path("csv"), tuple(path(f) for f in formats)
 
 
 def _events_csv(events: Sequence[Event]) -> str:
@@ -360,10 +419,17 @@ def _events_csv(events: Sequence[Event]) -> str:
     return buffer.getvalue()
 
 
-def _write_outputs(parsed: ParsedVideo, classes: Sequence[str], description: Mapping[str, Any],
-                   thresholds: Mapping[str, float]) -> None:
+def _write_outputs(parsed: ParsedVideo, classes: Sequence[str], settings: Mapping[str, Any],
+                   features: Mapping[str, Any]) -> None:
+    """The CSV and figures first, the JSON last: a video whose JSON exists is complete."""
     from avvp.timeline import draw_timeline
 
+    with atomic_output(parsed.csv_path, "w") as fh:
+        fh.write(_events_csv(parsed.events))
+    for path in parsed.figures:
+        with atomic_output(path, "wb") as fh:
+            draw_timeline(fh, parsed.duration, classes, parsed.events, parsed.ground_truth, title=parsed.video.name,
+                          n_windows=parsed.n_windows, warning=parsed.warning, format=path.suffix[1:])
     n_segments = segment_count(parsed.duration)
     body = {
         "video": str(parsed.video),
@@ -372,9 +438,11 @@ def _write_outputs(parsed: ParsedVideo, classes: Sequence[str], description: Map
         "n_windows": parsed.n_windows,
         "n_segments": n_segments,
         "classes": list(classes),
-        "thresholds": dict(thresholds),
+        "thresholds": settings["thresholds"],
         "warning": parsed.warning,
-        "model": dict(description),
+        "model": settings["model"],
+        "features": dict(features),  # per kind: reused from a file, or extracted (with the weights record)
+        "settings": dict(settings),  # a rerun into the same folder skips this video when they are equal
         "events": [e.as_dict() for e in parsed.events],
         "ground_truth": None if parsed.ground_truth is None else [e.as_dict() for e in parsed.ground_truth],
         # Per-window global and per-second frame probabilities (padding cut), to re-threshold later.
@@ -386,11 +454,20 @@ def _write_outputs(parsed: ParsedVideo, classes: Sequence[str], description: Map
     with atomic_output(parsed.json_path, "w") as fh:
         json.dump(body, fh, indent=1)
         fh.write("\n")
-    with atomic_output(parsed.csv_path, "w") as fh:
-        fh.write(_events_csv(parsed.events))
-    with atomic_output(parsed.png_path, "wb") as fh:
-        draw_timeline(fh, parsed.duration, classes, parsed.events, parsed.ground_truth,
-                      title=parsed.video.name, n_windows=parsed.n_windows, warning=parsed.warning)
+
+
+def is_complete(json_path: Path, figures: Sequence[Path], settings: Mapping[str, Any]) -> bool:
+    """Whether a video's outputs were all written by a run with these settings."""
+    if not json_path.is_file() or not all(f.is_file() for f in figures):
+        return False
+    try:
+        return json.loads(json_path.read_text(encoding="utf-8")).get("settings") == json.loads(json.dumps(settings))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def parse_videos(
@@ -401,15 +478,24 @@ def parse_videos(
     global_threshold: float = 0.5,
     audio_truth: DenseEvents | None = None,
     visual_truth: DenseEvents | None = None,
+    formats: Sequence[str] = ("png",),
 ) -> list[ParsedVideo]:
-    """Parse each video into `<out_dir>/<stem>.json`, `.csv` and `.png` (module rules).
+    """Parse each video into `<out_dir>/<stem>.json`, `.csv` and a timeline per format, one video
+    after the other (decode, features, outputs), saying so on stderr one line per video.
 
-    Ground truth (dense LLP tables) is matched to a video by its file stem. Work files (WAVs,
-    frames, features) live in a temporary folder inside `out_dir` and are removed at the end.
+    The folder is resumable: every file is written atomically, the JSON last, and a video whose
+    JSON was written with the same settings (model, thresholds, formats, ground truth or not) and
+    whose figures exist is skipped, so a run killed partway loses only the video it was on.
+    Returns the videos parsed by this call. Ground truth (dense LLP tables) is matched to a video
+    by its file stem. Work files (WAVs, frames, features) live in a temporary folder per video
+    inside `out_dir` and are removed when it is done.
     """
     paths = [Path(v) for v in videos]
     if not paths:
         raise ValueError("no videos to parse")
+    unknown = sorted(set(formats) - set(FIGURE_FORMATS))
+    if unknown or not formats:
+        raise ValueError(f"figure formats are {', '.join(FIGURE_FORMATS)}; got {', '.join(formats) or 'none'}")
     stems: dict[str, Path] = {}
     for path in paths:
         if not path.is_file():
@@ -419,31 +505,44 @@ def parse_videos(
         stems[path.stem] = path
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    thresholds = {"frame": float(frame_threshold), "global": float(global_threshold)}
-    work = Path(tempfile.mkdtemp(prefix=".parse-work-", dir=out))
-    try:
-        windows = [prepare_windows(path, work, f"v{i:05d}") for i, path in enumerate(paths)]
-        outputs = model(windows, work)
-        description = model.describe()
-        warning = random_weights_warning(description)
-        parsed = []
-        for w, (global_prob, frame_prob) in zip(windows, outputs):
-            try:
-                events = parse_windows(global_prob, frame_prob, w.duration, model.classes,
-                                       frame_threshold, global_threshold)
-            except ValueError as err:
-                raise ValueError(f"{w.video}: {err}") from None
-            truth = (ground_truth_events(w.video.stem, model.classes, audio_truth, visual_truth)
-                     if audio_truth is not None or visual_truth is not None else None)
-            result = ParsedVideo(w.video, w.duration, w.has_audio, w.n_windows, events, truth,
-                                 np.asarray(global_prob), np.asarray(frame_prob), warning,
-                                 out / f"{w.video.stem}.json", out / f"{w.video.stem}.csv",
-                                 out / f"{w.video.stem}.png")
-            _write_outputs(result, model.classes, description, thresholds)
-            parsed.append(result)
-        return parsed
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    truth = audio_truth is not None or visual_truth is not None
+    description = model.describe()
+    settings = {"model": description, "thresholds": {"frame": float(frame_threshold), "global": float(global_threshold)},
+                "formats": list(formats), "ground_truth": truth}
+    for stale in out.glob(".parse-work-*"):  # left by a run that was killed
+        shutil.rmtree(stale, ignore_errors=True)
+    warning = random_weights_warning(description)
+    if warning:
+        _log(f"WARNING: {warning}; pass --weights pretrained (or state-dict files) for real parsing")
+    parsed = []
+    for number, path in enumerate(paths, start=1):
+        json_path, csv_path, figures = output_paths(out, path, formats)
+        head = f"[{number}/{len(paths)}] {path}"
+        if is_complete(json_path, figures, settings):
+            _log(f"{head}: done before, skipped ({json_path})")
+            continue
+        started = time.monotonic()
+        work = Path(tempfile.mkdtemp(prefix=".parse-work-", dir=out))
+        try:
+            windows = prepare_windows(path, work, "v")
+            global_prob, frame_prob, sources = model(windows, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        try:
+            events = parse_windows(global_prob, frame_prob, windows.duration, model.classes, frame_threshold,
+                                   global_threshold)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+        result = ParsedVideo(path, windows.duration, windows.has_audio, windows.n_windows, events,
+                             ground_truth_events(path.stem, model.classes, audio_truth, visual_truth) if truth else None,
+                             np.asarray(global_prob), np.asarray(frame_prob), warning, json_path, csv_path, figures)
+        _write_outputs(result, model.classes, settings, sources)
+        reused = sorted(k for k, v in sources.items() if "reused" in v)
+        _log(f"{head}: {windows.duration:.2f} s, {windows.n_windows} window(s), {len(events)} events, "
+             f"{time.monotonic() - started:.1f} s" + (f", features reused ({', '.join(reused)})" if reused else "")
+             + f" -> {json_path}")
+        parsed.append(result)
+    return parsed
 
 
 def parse_with_checkpoint(
@@ -451,7 +550,7 @@ def parse_with_checkpoint(
     checkpoint: str | Path,
     out_dir: str | Path,
     weights: Mapping[str, str] | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     device: str = "auto",
     batch_size: int | None = None,
     frame_threshold: float = 0.5,
@@ -460,20 +559,27 @@ def parse_with_checkpoint(
     visual_csv: str | Path | None = None,
     classes: Sequence[str] | None = None,
     progress: bool = False,
+    features: Sequence[str | Path] = (),
+    formats: Sequence[str] = ("png",),
+    allow_mismatch: bool = False,
 ) -> list[ParsedVideo]:
-    """`parse_videos` with the real model of a checkpoint (`HANWindowModel`), drawing the dense
-    annotations of `audio_csv`/`visual_csv` (LLP format) beside the prediction where given."""
+    """`parse_videos` with the real model of a checkpoint (`HANWindowModel`: weights default to the
+    checkpoint's, `features` roots are reused), drawing the dense annotations of
+    `audio_csv`/`visual_csv` (LLP format) beside the prediction where given. Each extractor is
+    loaded once for all videos."""
     from avvp.annotations import Vocabulary, read_dense
+    from avvp.extractors.weights import reused_networks
 
     for name, value in (("frame threshold", frame_threshold), ("global threshold", global_threshold)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"the {name} must be in [0, 1], got {value}")
     model = HANWindowModel(checkpoint, classes, weights, seed=seed, device=device, batch_size=batch_size,
-                           progress=progress)
+                           progress=progress, features=features, allow_mismatch=allow_mismatch)
     vocab = Vocabulary(tuple(model.classes))
     audio = read_dense(audio_csv, vocab) if audio_csv else None
     visual = read_dense(visual_csv, vocab) if visual_csv else None
-    return parse_videos(videos, model, out_dir, frame_threshold, global_threshold, audio, visual)
+    with reused_networks():
+        return parse_videos(videos, model, out_dir, frame_threshold, global_threshold, audio, visual, formats)
 
 
 def available_videos(videos: Mapping[str, str | Path], manifest: str | Path, limit: int | None = None) -> list[Path]:

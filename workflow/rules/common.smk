@@ -285,21 +285,11 @@ def is_llp() -> bool:
     return MODE != "demo" and llp.is_file() and ours.is_file() and read_classes(ours) == read_classes(llp)
 
 
-def extractor_weights() -> dict[str, str]:
-    """Kind -> the weights of its features in training (config `features`), for parsing videos."""
-    return {kind: config["features"][kind]["weights"] for kind in KINDS}
-
-
-def extractor_seed() -> int:
-    """The one seed of the random extractors (parsing takes one, so they must share it)."""
-    features = config["features"]
-    seeds = {features[k]["seed"] for k in KINDS if features[k]["weights"] == "random"}
-    if len(seeds) > 1:
-        raise ValueError(
-            f"features: random extractors use seeds {sorted(seeds)}; parsing takes one, "
-            "so give them the same seed to parse videos"
-        )
-    return seeds.pop() if seeds else 0
+def feature_roots() -> list[str]:
+    """The released-layout roots of the features (parse and timelines reuse those of 10-second clips)."""
+    if MODE == "features":
+        return [DATASET["features_dir"]]
+    return [f"results/features/{shard}" for shard in SHARDS]
 
 
 def test_videos() -> dict[str, str]:

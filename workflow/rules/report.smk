@@ -71,6 +71,7 @@ if MODE != "features":
             videos=expand("results/videos/{shard}", shard=SHARDS),
             audio_csv=ANNOTATIONS["eval_audio"],
             visual_csv=ANNOTATIONS["eval_visual"],
+            features=feature_dirs(),
         output:
             report(
                 directory(f"{REPORT}/timelines"),
@@ -85,8 +86,8 @@ if MODE != "features":
         params:
             videos=lambda wildcards: test_videos(),
             limit=config["report"]["timelines"],
-            weights=lambda wildcards: extractor_weights(),
-            seed=lambda wildcards: extractor_seed(),
+            out_dir=f"{REPORT}/timelines",
+            features=feature_roots(),
             settings={
                 "device": config["predict"]["device"],
                 "frame_threshold": config["evaluate"]["frame_threshold"],

@@ -1,12 +1,19 @@
-"""Rules parse and timelines: videos through a run's model (events as JSON and CSV, a timeline each)."""
+"""Rules parse and timelines: videos through a run's model (events as JSON and CSV, a timeline each),
+one after the other into params.out_dir, reusing the features under params.features; rule parse
+also lists the videos and their outputs (its output, written when all are done)."""
 
 import sys
+from pathlib import Path
 
+from avvp.atomic import atomic_output
 from avvp.parse import available_videos, parse_with_checkpoint
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 
 inp, params = snakemake.input, snakemake.params
 videos = available_videos(params.videos, inp.manifest, params.limit) if "manifest" in inp.keys() else params.videos
-parse_with_checkpoint(videos, inp.checkpoint, snakemake.output[0], params.weights, params.seed, **params.settings,
+parse_with_checkpoint(videos, inp.checkpoint, params.out_dir, **params.settings, features=params.features,
                       audio_csv=inp.get("audio_csv"), visual_csv=inp.get("visual_csv"))
+if "videos" in snakemake.output.keys():
+    with atomic_output(snakemake.output.videos, "w") as fh:
+        fh.write("video\tjson\n" + "".join(f"{v}\t{params.out_dir}/{Path(v).stem}.json\n" for v in videos))

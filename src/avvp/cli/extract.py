@@ -4,12 +4,17 @@ One network load per call; inputs whose features exist are skipped, so an interr
 simply be run again. OUT_DIR/<kind>/weights.json records which weights made the features. Inputs
 that cannot be decoded are listed in OUT_DIR/<kind>/failed.tsv with the reason and the others are
 extracted (exit status 0; the count is printed). Decoding runs in `--workers` processes beside the
-network (default: from `--threads` and the device, `avvp.extractors.extract.default_workers`).
+network (default: from `--threads` and the device, `avvp.extractors.extract.default_workers`). With
+`--checkpoint`, the weights default to those its training features were made with.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from avvp.feature_weights import WeightsChoice
 
 HELP = "features of clips (WAV files or frames folders) with one feature kind's network"
 
@@ -20,12 +25,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     kinds = feature_kinds()
     parser.add_argument("--kind", choices=tuple(kinds), required=True,
                         help="; ".join(f"{k.name}: {k.description}" for k in kinds.values()))
-    parser.add_argument("--weights", default="random",
-                        help="pretrained (cached download), random (seeded) or a state-dict file (default: random)")
+    parser.add_argument("--weights",
+                        help="pretrained (cached download), random (seeded) or a state-dict file (default: the "
+                             "--checkpoint's, else random)")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="a model these features are for: its training features' weights are the default, "
+                             "and other weights are refused unless --allow-weights-mismatch")
+    parser.add_argument("--allow-weights-mismatch", action="store_true",
+                        help="extract with other weights than the --checkpoint's")
     parser.add_argument("--out-dir", type=Path, required=True, help="features go to OUT_DIR/<kind>/<id>.npy")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     parser.add_argument("--batch-size", type=int, help="network inputs per forward pass (default: by device)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of random weights (default: 0)")
+    parser.add_argument("--seed", type=int, help="seed of random weights (default: the --checkpoint's, else 0)")
     parser.add_argument("--postprocess", metavar="SPEC",
                         help="the kind's official post-processor (vggish: PCA parameters, pretrained or a file)")
     parser.add_argument("--inputs-from", type=Path, metavar="LIST",
@@ -48,6 +59,20 @@ def read_input_list(path: Path) -> list[Path]:
     return [Path(line) for line in lines if line and not line.startswith("#")]
 
 
+def weights_for(args: argparse.Namespace) -> WeightsChoice:
+    """--weights and --seed, defaulting to the --checkpoint's record of this kind (see avvp.feature_weights)."""
+    from avvp.feature_weights import WeightsChoice, resolve_weights
+
+    if args.checkpoint is None:
+        return WeightsChoice(args.weights or "random", args.seed or 0)
+    from avvp.checkpoint import read_checkpoint
+
+    trained = read_checkpoint(args.checkpoint).get("feature_weights")
+    chosen = {args.kind: args.weights} if args.weights else {}
+    choices, _ = resolve_weights([args.kind], trained, chosen, args.seed, args.allow_weights_mismatch, args.checkpoint)
+    return choices[args.kind]
+
+
 def run(args: argparse.Namespace) -> None:
     import sys
 
@@ -58,9 +83,10 @@ def run(args: argparse.Namespace) -> None:
         raise ValueError("no inputs: give INPUT paths or --inputs-from LIST")
     if args.batch_size is not None and args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    choice = weights_for(args)
     out = args.out_dir / args.kind
-    record = extract_features(args.kind, inputs, out, weights=args.weights,
-                              device=args.device, batch_size=args.batch_size, seed=args.seed,
+    record = extract_features(args.kind, inputs, out, weights=choice.weights,
+                              device=args.device, batch_size=args.batch_size, seed=choice.seed,
                               progress=not args.no_progress, postprocess=args.postprocess,
                               workers=args.workers, threads=args.threads)
     failures = read_failures(out)

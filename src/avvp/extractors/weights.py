@@ -8,14 +8,21 @@
 - `random`: the kind's seeded initialisation, made usable without training (see
   `avvp.extractors.calibration`).
 
+Within `reused_networks()` each network is built (and a random one calibrated) once and handed out
+as copies, for callers that extract input by input (`avvp parse`, one video at a time).
+
 The record written next to the features (`weights.json`) says which weights, their sha256 (of the
 file for `pretrained` and PATH, of the tensors for `random`), the seed and how they were made.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -27,6 +34,7 @@ from avvp.extractors import FeatureKind
 from avvp.provenance import file_sha256
 
 OFFLINE_ENV = "AVVP_OFFLINE"
+_REUSED: ContextVar[dict | None] = ContextVar("avvp_reused_networks", default=None)
 
 
 @dataclass(frozen=True)
@@ -93,8 +101,30 @@ def load_state_file(kind: str, model: nn.Module, path: Path) -> None:
         raise ValueError(f"{path} is not a {kind} state dict: {err}") from err
 
 
+@contextmanager
+def reused_networks() -> Iterator[None]:
+    """Within the block `load_network` builds each (kind, weights, seed) once and returns copies
+    (a caller may change the network it gets, e.g. drop its classifier)."""
+    token = _REUSED.set({})
+    try:
+        yield
+    finally:
+        _REUSED.reset(token)
+
+
 def load_network(kind: FeatureKind, weights: str = "random", seed: int = 0) -> tuple[nn.Module, WeightsRecord]:
     """The full network of `kind` on the CPU in eval mode with the chosen weights, and its record."""
+    cache = _REUSED.get()
+    if cache is None:
+        return _load_network(kind, weights, seed)
+    key = (kind.name, weights, seed)
+    if key not in cache:
+        cache[key] = _load_network(kind, weights, seed)
+    model, record = cache[key]
+    return copy.deepcopy(model), record
+
+
+def _load_network(kind: FeatureKind, weights: str, seed: int) -> tuple[nn.Module, WeightsRecord]:
     network = kind.network()
     if weights == "random":
         model, how = network.random(seed)

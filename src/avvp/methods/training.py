@@ -124,11 +124,26 @@ def _label_tensors(train_split: PackedSplit, targets: ModalityTargets | None) ->
     return tuple(out)
 
 
+def trained_feature_weights(train_split: PackedSplit, val_split: PackedSplit,
+                            features: Sequence[str]) -> dict[str, dict | None]:
+    """Kind -> the weights record of the training features, which every checkpoint carries (parsing
+    defaults to it); validation features from other weights are refused."""
+    records = {kind: train_split.feature_weights.get(kind) for kind in features}
+    for kind, record in records.items():
+        other = val_split.feature_weights.get(kind)
+        if record is not None and other is not None and record.get("sha256") != other.get("sha256"):
+            raise ValueError(f"{kind} features of {train_split.root} and {val_split.root} come from different "
+                             f"weights ({record.get('weights')} and {other.get('weights')})")
+    return records
+
+
 def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth, out_dir: str | Path,
           settings: TrainSettings = TrainSettings(), *, seed: int = 1, device: str = "auto", progress: bool = True,
           features: Sequence[str] = PUBLISHED, resume: bool | str = False, objective: Objective | None = None,
           targets: ModalityTargets | None = None) -> dict[str, Any]:
     """Train, writing out_dir/model.pt (the kept epoch), last.pt (resumable), log.csv and summary.json.
+
+    Both checkpoints record the weights that made the training features (`feature_weights`).
 
     `objective` defaults to HAN's loss; `targets` replace the weak labels in the audio and visual
     terms; `features` is the model's feature set (the packed splits must hold it). With `resume`,
@@ -155,7 +170,8 @@ def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth,
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=settings.step_size, gamma=settings.gamma)
     shuffle = torch.Generator().manual_seed(seed)
     extra = {"config": {**dataclasses.asdict(settings), "seed": seed}, "objective": objective.describe(),
-             "targets_sha256": targets.fingerprint() if targets else None}
+             "targets_sha256": targets.fingerprint() if targets else None,
+             "feature_weights": trained_feature_weights(train_split, val_split, features)}
     state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "log": []}
     last_path = out_dir / "last.pt"
     saved = _resumable(last_path, {**extra, "model_options": model.options()}, resume, settings.epochs,
