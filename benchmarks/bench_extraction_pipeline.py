@@ -11,7 +11,7 @@ What is measured, per kind (seconds per clip):
   clip, one after the other in this process, one thread: the CPU seconds one core spends per clip.
 - network: the same clips' rows, decoded beforehand, through the shipped batching (`_batched`) and
   forward (`batch_forward`: to the device, `prepare`, the network, back), after one warm-up batch.
-- pipelined, for each `--workers` value: `extract_features` itself (decoding threads for 0,
+- pipelined, for each `--workers` value: `extract_features` itself (decoding in line for 0 on the CPU,
   worker processes otherwise; writing the `.npy` files included) on the N clips into a fresh
   folder; seconds per clip = (time the last `.npy` appeared - time the first appeared) / (N - 1)
   (the files' modification times), the steady state without the job's start-up (network load,

@@ -22,7 +22,7 @@ from avvp.cli import main
 from avvp.demo import plan_clips, write_clip
 from avvp.extractors import PUBLISHED, feature_kind, weights
 from avvp.extractors.extract import (FAILED_NAME, RECORD_NAME, Decoder, DecodeFailure, default_workers,
-                                     extract_features, output_id, read_failures)
+                                     extract_features, loader_threads, output_id, read_failures)
 from avvp.media import extract_audio, extract_frames
 from extractor_helpers import make_frames
 from media_helpers import make_clip
@@ -170,10 +170,10 @@ def rows_of(path: Path) -> np.ndarray:
     return np.full((int(path.name[-1]) + 1, 2), int(path.name[-1]), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_decoder_keeps_the_input_order_and_reports_failures(workers):
+@pytest.mark.parametrize(("workers", "threads"), [(0, 0), (0, 2), (2, 0)])
+def test_decoder_keeps_the_input_order_and_reports_failures(workers, threads):
     items = [Path(f"in{i}") for i in range(7)] + [Path("bad8")] + [Path("last9")]
-    with Decoder(rows_of, items, workers=workers, threads=2) as decoder:
+    with Decoder(rows_of, items, workers=workers, threads=threads) as decoder:
         got = list(decoder)
     assert [path for path, _ in got] == items
     for path, rows in got[:7]:
@@ -192,6 +192,7 @@ def test_builtin_loads_pickle_for_worker_processes():
 def test_default_workers_and_bad_settings(tmp_path):
     assert default_workers("cpu", 2) == default_workers("cpu", 16) == 0
     assert default_workers("cuda", 16) == 15 and default_workers("cuda", 1) == 1
+    assert loader_threads("cpu", 16) == 0 and loader_threads("cuda", 16) == 8 and loader_threads("cuda", 1) == 1
     wav = tmp_path / "x.wav"
     wav.write_bytes(b"")
     with pytest.raises(ValueError, match="workers"):

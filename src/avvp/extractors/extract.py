@@ -5,7 +5,8 @@ load per call. Extraction is a pipeline of three stages that overlap:
 
 1. **Decoding.** The kind's `load` turns each input (a frames folder or a WAV) into its network rows
    (uint8 frames, float32 log-mel examples), in input order. With `workers=0` this happens in this
-   process, in background threads (PIL and numpy release the GIL); with `workers=N` in N worker
+   process: in background threads on a GPU (PIL and numpy release the GIL), in line between
+   forward passes on the CPU (`loader_threads`); with `workers=N` in N worker
    processes of a torch `DataLoader` (one torch thread each, at most 2 x N inputs decoded ahead, so
    memory stays bounded), which start before the network is loaded. On CUDA the rows arrive in
    pinned memory and are copied to the device with `non_blocking`.
@@ -20,9 +21,9 @@ load per call. Extraction is a pipeline of three stages that overlap:
 
 How many workers: `default_workers` (the `threads` CPUs of the job, by default those this process
 may run on). On CUDA every CPU but the one that feeds the GPU decodes; on the CPU the network is
-the bottleneck by far (decoding is a few percent of a clip's time) and worker processes only take
-cores from it, so decoding stays in-process (measured: docs/BENCHMARKS.md, "Extraction as a
-pipeline"). Worker processes use the platform's start method (fork on Linux); with spawn or
+the bottleneck by far (decoding is a few percent of a clip's time) and worker processes or threads
+only take cores from it, so decoding stays in line, as before the pipeline (measured:
+docs/BENCHMARKS.md, "Extraction as a pipeline"). Worker processes use the platform's start method (fork on Linux); with spawn or
 forkserver a kind's `load` must be picklable (a module-level function, as the built-in kinds' are).
 
 Bad inputs: an input that cannot be decoded (an unreadable JPEG or WAV: `load` raises `ValueError`
@@ -86,6 +87,14 @@ def default_workers(device_type: str, threads: int) -> int:
     return max(1, threads - 1) if device_type == "cuda" else 0
 
 
+def loader_threads(device_type: str, threads: int) -> int:
+    """In-process decoding threads when there are no worker processes: on the CPU none (each input
+    is decoded in line, between forward passes: a decoding thread beside torch's threads stalls
+    every parallel operation of the network for longer than the decoding takes); otherwise up to
+    MAX_LOADER_THREADS, leaving one CPU to the network."""
+    return 0 if device_type == "cpu" else max(1, min(MAX_LOADER_THREADS, threads - 1))
+
+
 def output_id(path: str | Path) -> str:
     """The feature file's name: the YouTube id when the stem is an LLP filename, else the stem."""
     stem = Path(path).stem if Path(path).suffix.lower() == ".wav" else Path(path).name
@@ -138,7 +147,8 @@ def _as_is(item: T) -> T:
 class Decoder:
     """Decoded inputs in input order, as (path, rows or DecodeFailure); decoding starts at creation.
 
-    workers=0: `threads` background threads of this process, up to 2 x threads inputs ahead.
+    workers=0, threads=0: each input decoded in line, when the caller asks for it (no overlap).
+    workers=0, threads=N: N background threads of this process, up to 2 x N inputs ahead.
     workers=N: N DataLoader worker processes, up to 2 x N inputs ahead, rows pinned when `pin`.
     Use as a context manager (or call close()) so that threads or processes stop on errors.
     """
@@ -153,9 +163,9 @@ class Decoder:
                                 num_workers=min(workers, len(self.items)), collate_fn=_as_is,
                                 pin_memory=pin, worker_init_fn=_one_thread, prefetch_factor=2)
             self._batches = iter(loader)  # the workers start and decode from here on
-        else:
-            self._pool = ThreadPoolExecutor(max_workers=max(1, threads))
-            ahead = islice(self.items, 2 * max(1, threads))
+        elif threads > 0:
+            self._pool = ThreadPoolExecutor(max_workers=threads)
+            ahead = islice(self.items, 2 * threads)
             self._ahead = deque(self._pool.submit(decode, load, item) for item in ahead)
             self._next = len(self._ahead)
 
@@ -164,7 +174,10 @@ class Decoder:
             for i, rows in self._batches:
                 yield self.items[i], rows
             return
-        assert self._pool is not None
+        if self._pool is None:
+            for item in self.items:
+                yield item, decode(self._load, item)
+            return
         for item in self.items:
             future = self._ahead.popleft()
             if self._next < len(self.items):
@@ -377,7 +390,7 @@ def extract_features(
     cpus = threads or available_cpus()
     n_workers = default_workers(torch_device.type, cpus) if workers is None else workers
     key_of = {path: key for key, path in todo}
-    decoder = Decoder(network.load, list(key_of), n_workers, threads=max(1, min(MAX_LOADER_THREADS, cpus - 1)),
+    decoder = Decoder(network.load, list(key_of), n_workers, threads=loader_threads(torch_device.type, cpus),
                       pin=torch_device.type == "cuda")
     with decoder, _torch_threads(threads):  # decoding runs while the network loads
         model, record = load_network(spec, weights, seed)
