@@ -150,7 +150,9 @@ class HAN(nn.Module):
         parts: dict[str, list[Tensor]] = {m: [] for m in MODALITIES}
         for kind, x in zip(self.kinds, inputs):
             batch, rows, dim = x.shape
-            if rows != SEGMENTS:
+            if kind.pooling and rows != SEGMENTS:
+                x = torch.einsum("sr,brd->bsd", torch.from_numpy(kind.segment_weights()).to(x), x)
+            elif rows != SEGMENTS:
                 x = x.reshape(batch, SEGMENTS, rows // SEGMENTS, dim).mean(dim=2)
             parts[kind.modality].append(getattr(self, kind.han_layer)(x))
         streams = []

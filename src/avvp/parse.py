@@ -309,7 +309,7 @@ class HANWindowModel:
             self.records[kind] = extract_features(kind, inputs, out, spec, str(self.device), self.batch_size,
                                                   self.seed, self.progress)
             # Rows pooled to 10 segments at once (exact for HAN, less memory).
-            arrays[kind] = [pool_segments(np.load(out / f"{output_id(p)}.npy")) for p in inputs]
+            arrays[kind] = [pool_segments(np.load(out / f"{output_id(p)}.npy"), kind) for p in inputs]
         results, first = [], 0
         with torch.inference_mode():
             for v in videos:

@@ -199,6 +199,7 @@ def extract_features(
         for path, features in _batched(loaded, forward, rows):
             if finish is not None:
                 features = finish(features)
+            features = features.reshape(-1, features.shape[-1])  # a network row may give several (CLAP's maps)
             if features.shape != spec.shape:
                 raise RuntimeError(f"{path}: {kind} features came out {features.shape}, expected {spec.shape}")
             with atomic_output(out / f"{key_of[path]}.npy") as fh:
