@@ -167,7 +167,7 @@ def zero_shot_logits(model: nn.Module, weights: str, audio_embeds: np.ndarray, p
     """(..., C) = logit_scale_a.exp() x audio @ text.T, VALOR's audio logits (prompts padded to 77 tokens)."""
     tokens = tokenizer_for("clap", weights, RANDOM_TOKENS, padding="max_length", max_length=77)(prompts)
     text = model.get_text_features(**tokens).pooler_output
-    audio = torch.from_numpy(np.asarray(audio_embeds, np.float32))
+    audio = torch.tensor(np.asarray(audio_embeds, np.float32))
     return (model.logit_scale_a.exp() * audio @ text.T).numpy()
 
 

@@ -98,7 +98,7 @@ def zero_shot_logits(model: nn.Module, weights: str, image_embeds: np.ndarray, p
     tokens = tokenizer_for("clip", weights, RANDOM_TOKENS, padding=True)(prompts)
     text = model.get_text_features(**tokens).pooler_output
     text = text / text.norm(p=2, dim=-1, keepdim=True)
-    images = torch.from_numpy(np.asarray(image_embeds, np.float32))
+    images = torch.tensor(np.asarray(image_embeds, np.float32))
     images = images / images.norm(p=2, dim=-1, keepdim=True)
     return (model.logit_scale.exp() * images @ text.T).numpy()
 

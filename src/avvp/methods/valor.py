@@ -1,0 +1,134 @@
+"""VALOR (Lai, Chen, Wang, NeurIPS 2023): zero-shot segment-level pseudo labels from CLIP and CLAP.
+
+The pass `valor_labels` asks CLIP (image-text) which classes each one-second segment shows and
+CLAP (audio-text) which it sounds: logits as VALOR computes them (CLIP: logit_scale x cosine of the
+`clip` embeddings with the class prompts; CLAP: logit_scale_a x `clap_windows` @ prompts), a class
+kept in a segment when its logit is strictly above the class's threshold and it is a label of the
+video. Prompts and thresholds are data, per class vocabulary: VALOR's for LLP in `valor_llp.json`
+(typos included), a user file of the same form for another one. With random CLIP/CLAP weights
+(the demo) the labels carry no meaning; the pass says so in its summary.
+
+Outputs: `audio_labels.tsv` and `visual_labels.tsv` (segment label tables, `label_tables`) and
+`labels.json` (where the prompts and weights came from, how many labels each modality got).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+import numpy as np
+
+from avvp.methods.settings import setting
+from avvp.methods.stages import Pass, PassJob, register_stage
+
+LLP_PROMPTS = "valor_llp.json"
+EMBEDDINGS = {"visual": "clip", "audio": "clap_windows"}  # the kind each modality's logits come from
+WEIGHTS_OF = {"clip": "clip", "clap_windows": "clap"}  # the network (kind) whose weights made them
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """Per class of a vocabulary: the text prompt and threshold of each modality."""
+
+    classes: tuple[str, ...]
+    prompts: Mapping[str, tuple[str, ...]]  # modality -> one prompt per class
+    thresholds: Mapping[str, np.ndarray]  # modality -> (C,) float
+
+    def for_classes(self, classes: Sequence[str], where: str) -> Prompts:
+        """The same, in the order of `classes`; a class without a prompt is an error naming the file."""
+        missing = [c for c in classes if c not in self.classes]
+        if missing:
+            raise ValueError(f"{where}: no prompts for class(es) {missing}")
+        order = [self.classes.index(c) for c in classes]
+        return Prompts(tuple(classes), {m: tuple(p[i] for i in order) for m, p in self.prompts.items()},
+                       {m: t[order] for m, t in self.thresholds.items()})
+
+
+def read_prompts(path: str | Path | None = None) -> tuple[Prompts, str]:
+    """A prompts file (`{"classes": {name: {visual_prompt, visual_threshold, audio_prompt,
+    audio_threshold}}}`), by default VALOR's for LLP; and where it came from."""
+    if path:
+        where = str(path)
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: not a readable prompts file ({err})") from err
+    else:
+        where = f"avvp/methods/{LLP_PROMPTS} (VALOR's, LLP)"
+        doc = json.loads(resources.files("avvp.methods").joinpath(LLP_PROMPTS).read_text("utf-8"))
+    entries = doc.get("classes") if isinstance(doc, dict) else None
+    if not isinstance(entries, dict) or not entries:
+        raise ValueError(f"{where}: expected an object with a non-empty 'classes' object")
+    prompts, thresholds = {}, {}
+    for modality in EMBEDDINGS:
+        try:
+            prompts[modality] = tuple(str(e[f"{modality}_prompt"]) for e in entries.values())
+            thresholds[modality] = np.array([float(e[f"{modality}_threshold"]) for e in entries.values()])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{where}: every class needs {modality}_prompt and a numeric {modality}_threshold "
+                             f"({err!r})") from err
+    return Prompts(tuple(entries), prompts, thresholds), where
+
+
+def pseudo_labels(logits: np.ndarray, thresholds: np.ndarray, video_labels: np.ndarray) -> np.ndarray:
+    """(N, 10, C) 0/1: logit strictly above its class's threshold, and the class a label of the video."""
+    return ((logits > thresholds) & (np.asarray(video_labels)[:, None, :] > 0)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    """Where the prompts come from and which CLIP/CLAP weights made the packed embeddings."""
+
+    prompts: str = setting("", "JSON file of prompts and thresholds per class; empty: VALOR's for LLP")
+    clip_weights: str = setting("random", "weights of the clip features: pretrained, random or a model folder")
+    clap_weights: str = setting("random", "weights of the clap_windows features: pretrained, random or a model folder")
+    weights_seed: int = setting(0, "seed of random CLIP/CLAP weights (the features' seed)", minimum=0)
+
+
+def modality_logits(kind: str, weights: str, seed: int, embeds: np.ndarray, prompts: Sequence[str]) -> np.ndarray:
+    """VALOR's logits of packed embeddings (N, 10, D) against the prompts, by the network that made them."""
+    from avvp.extractors import clap, clip, feature_kind
+    from avvp.extractors.weights import load_network
+
+    network = WEIGHTS_OF[kind]
+    model, _ = load_network(feature_kind(network), weights, seed)
+    logits = (clip if network == "clip" else clap).zero_shot_logits(model, weights, embeds, prompts)
+    return np.asarray(logits, np.float32)
+
+
+def _labels(job: PassJob) -> str:
+    from avvp.features import load_packed
+    from avvp.methods.label_tables import write_segment_table
+
+    settings: LabelSettings = job.settings
+    packed = load_packed(job.train_pack)
+    missing = [k for k in EMBEDDINGS.values() if k not in packed.arrays]
+    if missing:
+        raise ValueError(f"{job.train_pack}: the training pack has no {', '.join(missing)} features, which VALOR's "
+                         f"pseudo labels need (pack them alongside the model's features)")
+    prompts, where = read_prompts(settings.prompts or None)
+    prompts = prompts.for_classes(packed.classes, where)
+    weights = {"clip": settings.clip_weights, "clap_windows": settings.clap_weights}
+    counts = {}
+    for modality, kind in EMBEDDINGS.items():
+        logits = modality_logits(kind, weights[kind], settings.weights_seed, np.asarray(packed.arrays[kind]),
+                                 prompts.prompts[modality])
+        labels = pseudo_labels(logits, prompts.thresholds[modality], packed.labels)
+        write_segment_table(job.out_dir / f"{modality}_labels.tsv", packed.filenames, labels, packed.classes)
+        counts[modality] = int(labels.sum())
+    random = [k for k, w in weights.items() if w == "random"]
+    summary = {"prompts": where, "weights": weights, "weights_seed": settings.weights_seed,
+               "segment_labels": counts, "n_videos": len(packed),
+               "meaningful": not random,
+               "note": (f"random {' and '.join(random)} weights: these zero-shot labels carry no meaning"
+                        if random else "zero-shot labels from pretrained or given weights")}
+    (job.out_dir / "labels.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    return f"segment pseudo labels of {len(packed)} videos: {counts}"
+
+
+register_stage(Pass("valor_labels", "VALOR: zero-shot segment pseudo labels per modality from CLIP and CLAP "
+                    "(class prompts and thresholds from a file), masked by the video labels",
+                    LabelSettings(), _labels, kinds=tuple(EMBEDDINGS.values())))
+
