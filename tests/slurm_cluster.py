@@ -21,7 +21,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scancel")
+PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "sinfo", "scancel")
 
 
 def slurm_missing_reason() -> str | None:
@@ -47,8 +47,10 @@ class Job:
 
     job_id: str
     name: str
+    comment: str
+    partition: str
     state: str
-    gres: str
+    tres: str
     cpus: str
     min_memory: str
     time_limit: str
@@ -64,8 +66,10 @@ class SlurmCluster:
 
     @property
     def env(self) -> dict[str, str]:
-        """The caller's environment with SLURM_CONF pointing at this cluster."""
-        return {**os.environ, "SLURM_CONF": str(self.conf)}
+        """The caller's environment with SLURM_CONF pointing at this cluster and its client
+        folder first on PATH (see `_write_clients`)."""
+        path = f"{self.root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+        return {**os.environ, "SLURM_CONF": str(self.conf), "PATH": path}
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a SLURM client command against this cluster."""
@@ -75,7 +79,8 @@ class SlurmCluster:
 
     def jobs(self) -> list[Job]:
         """Every job the controller knows, finished ones included."""
-        out = self.run("squeue", "--noheader", "--states=all", "--format=%i|%j|%T|%b|%C|%m|%l").stdout
+        fields = "JobID,Name,Comment,Partition,State,tres-per-job,NumCPUs,MinMemory,TimeLimit"
+        out = self.run("squeue", "--noheader", "--states=all", f"--Format={fields.replace(',', ':300|,')}:300").stdout
         rows = [line.split("|") for line in out.splitlines() if line.strip()]
         return [Job(*(field.strip() for field in row)) for row in rows]
 
@@ -159,6 +164,21 @@ def write_config(root: Path, node: str, gpus: int = 0) -> Path:
     return conf
 
 
+def _write_clients(root: Path, conf: Path) -> None:
+    """`srun` under root/bin that names this cluster's config.
+
+    A real cluster's clients find /etc/slurm/slurm.conf; this one's config lives under root and
+    is named by SLURM_CONF, which the SLURM plugin's job step removes (with every SLURM_*
+    variable) before it calls srun inside a job. The job's PATH (exported from the submitting
+    environment) leads srun to this wrapper instead.
+    """
+    real = _find("srun") or "srun"
+    (root / "bin").mkdir(exist_ok=True)
+    wrapper = root / "bin" / "srun"
+    wrapper.write_text(f'#!/bin/sh\nSLURM_CONF="{conf}" exec "{real}" "$@"\n')
+    wrapper.chmod(0o755)
+
+
 def _start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start a daemon in the foreground as our child, its output going to log."""
     with open(log, "wb") as out:
@@ -212,6 +232,7 @@ def single_node_slurm(root: Path, gpus: int = 0, timeout: float = 60.0) -> Itera
 
     node = socket.gethostname().split(".")[0]
     cluster = SlurmCluster(root=root, conf=write_config(root, node, gpus), node=node)
+    _write_clients(root, cluster.conf)
     log = root / "log"
     with ExitStack() as stack:
         munged = _start(

@@ -1,4 +1,5 @@
-"""metrics.json's aggregation over seeds (avvp.aggregate), checked against hand computations."""
+"""metrics.json's aggregation over seeds (avvp.aggregate), checked against hand computations, and its
+layout against the shipped schema."""
 from __future__ import annotations
 
 import json
@@ -7,15 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from avvp.aggregate import aggregate, build_metrics, mean_sd, per_method, random_kinds, split_coverage, weights_used
+from avvp.aggregate import (aggregate, build_metrics, mean_sd, per_method, random_kinds, split_coverage,
+                            validate_metrics, weights_used)
+from avvp.provenance import provenance_block
+
+CHECKS = {"rows_outside_split": {"audio": 4, "visual": 4}, "orphan_rows": {"audio": 0, "visual": 0},
+          "orphan_filenames": {"audio": [], "visual": []}, "zero_length_rows": {"audio": 0, "visual": 0},
+          "off_label_rows": {"audio": 0, "visual": 0}, "videos_without_rows": {"audio": 0, "visual": 0}}
 
 
 def body(audio: float, per_class_a: float | None, n: int = 8) -> dict:
-    """An evaluation body whose numbers all derive from `audio`."""
+    """An evaluation body (as `avvp evaluate` writes it) whose numbers all derive from `audio`."""
     level = {"audio": audio, "visual": audio + 1, "audio_visual": audio + 2, "type_at_av": audio + 3,
              "event_at_av": audio + 4}
+    per_class = {"audio": {"a": per_class_a, "b": 50.0}}
     return {"segment_level": level, "event_level": {k: v / 2 for k, v in level.items()}, "n_videos": n,
-            "per_class": {"segment_level": {"audio": {"a": per_class_a, "b": 50.0}}}, "unscored": []}
+            "per_class": {"segment_level": per_class, "event_level": per_class}, "unscored": [],
+            "annotation_warnings": CHECKS, "thresholds": {"frame": 0.5, "global": 0.5}}
 
 
 def test_mean_and_sample_sd_skip_missing_values() -> None:
@@ -30,15 +39,18 @@ def test_aggregate_walks_levels_and_per_class() -> None:
     assert mean["event_level"]["type_at_av"] == pytest.approx(statistics.mean([6.5, 11.5, 16.5]))
     assert mean["per_class"]["segment_level"]["audio"]["a"] == 30.0  # the undefined seed is left out
     assert sd["per_class"]["segment_level"]["audio"]["b"] == 0.0
-    assert mean["n_videos"] == 8
+    assert set(mean) == {"segment_level", "event_level", "per_class"}
 
 
-def test_per_method_groups_runs_and_records_the_final_stage() -> None:
+def test_per_method_gives_mean_and_sd_only_with_several_seeds() -> None:
     runs = [("han", 1), ("han", 2), ("jomold", 1)]
-    out = per_method(runs, [body(10, 1.0), body(30, 3.0), body(50, 5.0)], {"han": "han", "jomold": "jomold_denoise"})
+    out = per_method(runs, [body(10, 1.0), body(30, 3.0), body(50, 5.0)], {"han": "han", "jomold": "jomold_denoise"},
+                     {"han": "HAN", "jomold": "JoMoLD"})
     assert list(out["han"]["seeds"]) == ["1", "2"] and out["han"]["n_seeds"] == 2
-    assert out["han"]["mean"]["segment_level"]["audio"] == 20
-    assert out["jomold"]["final_stage"] == "jomold_denoise" and out["jomold"]["sd"]["segment_level"]["audio"] is None
+    assert out["han"]["mean"]["segment_level"]["audio"] == 20 and out["han"]["label"] == "HAN"
+    assert out["jomold"]["final_stage"] == "jomold_denoise" and out["jomold"]["n_seeds"] == 1
+    assert not {"mean", "sd", "sd_of"} & set(out["jomold"])
+    assert set(out["jomold"]["seeds"]["1"]) == {"segment_level", "event_level", "per_class"}
 
 
 def write(path: Path, data: dict) -> Path:
@@ -47,25 +59,64 @@ def write(path: Path, data: dict) -> Path:
     return path
 
 
-def test_build_metrics_reports_coverage_weights_and_the_first_method_on_top(tmp_path: Path) -> None:
+def provenance(tmp_path: Path, weights: dict) -> dict:
+    """A real provenance block over small files written here."""
+    config = {"stages": {"han": {"epochs": 2, "lr": None}}, "train": {"seeds": [1, 2]}}
+    model = write(tmp_path / "model.pt", {"weights": "not really"})
+    classes = write(tmp_path / "classes.txt", {})
+    return provenance_block(config, {"han": {"han": {"epochs": 2}}}, [model], [classes], weights, [])
+
+
+def build(tmp_path: Path, weights: dict | None = None) -> dict:
     scores = [write(tmp_path / f"s{i}.json", {**body(10 * (i + 1), 1.0, n=3), "unscored": ["gone_0_10"]})
               for i in range(2)]
     packs = []
     for split, skipped in (("train", {}), ("val", {}), ("test", {"gone_0_10": "unavailable: 404"})):
         packs.append(tmp_path / split)
         write(tmp_path / split / "index.json", {"filenames": ["a", "b", "c"], "skipped": skipped})
-    weights = {"vggish": [write(tmp_path / "w0.json", {"kind": "vggish", "weights": "random"}),
-                          write(tmp_path / "w1.json", {"kind": "vggish", "weights": "random"})],
-               "res152": [write(tmp_path / "w2.json", {"kind": "res152", "weights": "pretrained"})],
-               "r2plus1d_18": [tmp_path / "missing.json"]}
-    metrics = build_metrics(scores, [("han", 1), ("han", 2)], {"han": "han"}, packs, weights,
-                            {"name": "x", "mode": "demo"})
-    assert metrics["segment_level"]["audio"] == 15 and metrics["summary_of"] == "han: mean over its 2 seed(s)"
+    weights = weights or {"vggish": {"kind": "vggish", "weights": "pretrained", "sha256": "0" * 64}}
+    return build_metrics(scores, [("han", 1), ("han", 2)], {"han": "han"}, {"han": "HAN"}, packs,
+                         {"name": "x", "mode": "demo"}, provenance(tmp_path, weights))
+
+
+def test_build_metrics_states_coverage_once_and_validates(tmp_path: Path) -> None:
+    metrics = build(tmp_path)
     assert metrics["coverage"]["test"] == {"total": 4, "used": 3, "not_used": {"gone_0_10": "unavailable: 404"},
                                            "scored": 3, "not_scored": {"gone_0_10": "unavailable: 404"}}
-    assert metrics["weights"]["vggish"] == {"kind": "vggish", "weights": "random"}
-    assert metrics["weights"]["r2plus1d_18"]["weights"] == "unknown"
+    assert metrics["methods"]["han"]["mean"]["segment_level"]["audio"] == 15
+    assert metrics["evaluation"]["annotation_checks"] == CHECKS
+    assert metrics["random_weights"] == [] and "weights_note" not in metrics
+    # nothing is said twice: the scores live under methods only, the counts under coverage only
+    assert not {"segment_level", "event_level", "per_class", "n_videos", "runs"} & set(metrics)
+    prov = metrics["provenance"]
+    assert prov["checkpoints"] == {str(tmp_path / "model.pt"): prov["checkpoints"][str(tmp_path / "model.pt")]}
+    assert prov["config"]["train"]["seeds"] == [1, 2] and prov["stages"] == {"han": {"han": {"epochs": 2}}}
+    validate_metrics(json.loads(json.dumps(metrics)))  # as written to disk
+
+
+def test_random_weights_are_named_with_a_note(tmp_path: Path) -> None:
+    metrics = build(tmp_path, {"vggish": {"kind": "vggish", "weights": "random", "seed": 0}})
     assert metrics["random_weights"] == ["vggish"] and "RANDOM" in metrics["weights_note"]
+
+
+def test_schema_refuses_a_single_seed_sd_and_a_missing_provenance(tmp_path: Path) -> None:
+    metrics = build(tmp_path)
+    han = metrics["methods"]["han"]
+    one_seed = {**metrics, "methods": {"han": {**han, "n_seeds": 1}}}
+    with pytest.raises(ValueError, match="methods/han"):
+        validate_metrics(one_seed)
+    with pytest.raises(ValueError, match="provenance"):
+        validate_metrics({k: v for k, v in metrics.items() if k != "provenance"})
+
+
+def test_runs_scored_on_different_files_are_refused(tmp_path: Path) -> None:
+    build(tmp_path)
+    other = {**body(10, 1.0, n=3), "unscored": ["gone_0_10"], "thresholds": {"frame": 0.4, "global": 0.5}}
+    write(tmp_path / "s1.json", other)
+    with pytest.raises(ValueError, match=r"s1\.json: thresholds differ"):
+        build_metrics([tmp_path / "s0.json", tmp_path / "s1.json"], [("han", 1), ("han", 2)], {"han": "han"},
+                      {"han": "HAN"}, [tmp_path / s for s in ("train", "val", "test")], {"name": "x", "mode": "demo"},
+                      provenance(tmp_path, {}))
 
 
 def test_mixed_weights_are_listed_and_count_as_random(tmp_path: Path) -> None:
@@ -74,6 +125,7 @@ def test_mixed_weights_are_listed_and_count_as_random(tmp_path: Path) -> None:
     used = weights_used(files)
     assert used["res152"]["weights"] == "mixed" and len(used["res152"]["records"]) == 2
     assert random_kinds(used) == ["res152"]
+    assert weights_used({"vggish": [tmp_path / "missing.json"]})["vggish"]["weights"] == "unknown"
 
 
 def test_split_coverage_counts_used_and_skipped(tmp_path: Path) -> None:

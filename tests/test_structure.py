@@ -101,3 +101,17 @@ def test_seed_format_checkpoints_give_identical_predictions(tmp_path: Path) -> N
     assert classes == ["a", "b", "c", "d"] and loaded.features == ("vggish", "res152", "r2plus1d_18")
     assert loaded.options() == {"features": ["vggish", "res152", "r2plus1d_18"], "dropout": 0.1,
                                 "cross_modal": False, "visual_dropout": 0.5}
+
+
+@pytest.mark.parametrize("command", __import__("avvp.cli", fromlist=["COMMANDS"]).COMMANDS)
+def test_every_command_and_option_says_what_it_is_for(command: str) -> None:
+    """`avvp COMMAND --help` is a user's manual: a description and a help text for every option."""
+    from avvp.cli import build_parser
+
+    parser = build_parser(command)
+    (sub,) = [a for a in parser._actions if a.dest == "command"]
+    command_parser = sub.choices[command]
+    assert (command_parser.description or "").strip(), f"avvp {command} has no description"
+    silent = [a.option_strings[0] if a.option_strings else a.dest
+              for a in command_parser._actions if not (a.help or "").strip()]
+    assert not silent, f"avvp {command}: no help for {silent}"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DEMO_BUDGET_S, DemoRun
+from conftest import DEMO_BUDGET_S, REPO, DemoRun
 from workflow_helpers import (
     Job,
     annotations,
@@ -53,29 +53,41 @@ def override(workdir: Path, name: str, data: dict) -> list[str]:
 
 @pytest.mark.slow
 def test_demo_writes_metrics_with_coverage_and_weights(demo_run: DemoRun) -> None:
-    metrics = demo_run.read_json("results/metrics.json")
-    for level in ("segment_level", "event_level"):
-        assert set(TEN_KEYS) <= set(metrics[level])
-        assert all(0 <= metrics[level][k] <= 100 for k in TEN_KEYS)
-    demo = load_config(demo_run.workdir)["dataset"]["demo"]
-    coverage = metrics["coverage"]
-    assert sum(coverage[s]["total"] for s in SPLITS) == demo["n_videos"]
-    assert coverage["test"]["scored"] == metrics["n_videos"] == coverage["test"]["total"]
-    assert coverage["test"]["not_scored"] == {}
-    assert metrics["random_weights"] == sorted(KINDS)
-    assert "RANDOM" in metrics["weights_note"]
+    """metrics.json matches its shipped schema; one seed: its scores, no mean or sd; coverage once;
+    provenance names the commit of the code and the config as resolved."""
+    from avvp.aggregate import validate_metrics
     from avvp.ffmpeg import ffmpeg_record
 
-    assert metrics["ffmpeg"] == [ffmpeg_record()]  # the ffmpeg that made the frames
+    metrics = demo_run.read_json("results/metrics.json")
+    validate_metrics(metrics)
+    han = metrics["methods"]["han"]
+    assert list(han["seeds"]) == ["1"] and not {"mean", "sd"} & set(han)
+    for level in ("segment_level", "event_level"):
+        assert all(0 <= han["seeds"]["1"][level][k] <= 100 for k in TEN_KEYS)
+    config = load_config(demo_run.workdir)
+    coverage = metrics["coverage"]
+    assert sum(coverage[s]["total"] for s in SPLITS) == config["dataset"]["demo"]["n_videos"]
+    assert coverage["test"]["scored"] == coverage["test"]["total"] and coverage["test"]["not_scored"] == {}
+    assert metrics["random_weights"] == sorted(KINDS) and "RANDOM" in metrics["weights_note"]
+    provenance = metrics["provenance"]
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert provenance["code"]["commit"] == (head.stdout.strip() if head.returncode == 0 else None)
+    assert provenance["config"]["dataset"]["demo"] == config["dataset"]["demo"]
+    assert provenance["config"]["stages"]["han"]["batch_size"] == config["stages"]["han"]["batch_size"]
+    assert provenance["stages"]["han"]["han"]["batch_size"] == config["stages"]["han"]["batch_size"]
+    assert set(provenance["checkpoints"]) == {"results/runs/han/seed1/han/model.pt"}
+    assert len(provenance["annotations"]) == 6 and provenance["packages"]["torch"]
+    assert provenance["ffmpeg"] == [ffmpeg_record()]  # the ffmpeg that made the frames
     for kind in KINDS:
-        assert metrics["weights"][kind]["weights"] == "random"
-        assert metrics["weights"][kind]["kind"] == kind
+        assert provenance["feature_weights"][kind]["weights"] == "random"
+        assert provenance["feature_weights"][kind]["kind"] == kind
 
 
 @pytest.mark.slow
 def test_demo_learns_time_aligned_events(demo_run: DemoRun) -> None:
     """Random backbones keep global colour and pitch; HAN must still place events in time."""
-    assert demo_run.read_json("results/metrics.json")["segment_level"]["type_at_av"] >= 50
+    scores = demo_run.read_json("results/metrics.json")["methods"]["han"]["seeds"]["1"]
+    assert scores["segment_level"]["type_at_av"] >= 50
 
 
 @pytest.mark.slow
@@ -170,11 +182,12 @@ def test_released_features_go_straight_to_training(tmp_path: Path) -> None:
     assert planned == AFTER_PACK
     run_snakemake(workdir, "--cores", "2", *args, "results/metrics.json")
     metrics = json.loads((workdir / "results/metrics.json").read_text())
-    assert metrics["n_videos"] == 3
+    assert metrics["coverage"]["test"]["scored"] == 3
     assert list(metrics["coverage"]["test"]["not_scored"]) == [missing]
     reason = metrics["coverage"]["test"]["not_scored"][missing]
     assert "features" in reason and missing[:11] in reason
-    assert metrics["weights"]["vggish"]["weights"] == "unknown" and metrics["random_weights"] == []
+    assert metrics["provenance"]["feature_weights"]["vggish"]["weights"] == "unknown"
+    assert metrics["random_weights"] == []
 
 
 # --- missing clips and a killed run --------------------------------------------------------------
@@ -231,7 +244,7 @@ def test_missing_clips_are_recorded_and_a_killed_run_redoes_no_finished_shard(tm
     metrics = json.loads((workdir / "results/metrics.json").read_text())
     assert metrics["coverage"]["train"]["not_used"] == {gone: manifest[gone][1]}
     assert metrics["coverage"]["test"]["not_scored"] == {broken: manifest[broken][1]}
-    assert metrics["n_videos"] == 1
+    assert metrics["coverage"]["test"]["scored"] == 1
 
 
 def snapshot(workdir: Path, job: Job) -> dict[str, int]:
@@ -281,14 +294,14 @@ def test_more_seeds_train_only_the_new_ones_and_give_mean_and_sd(three_seeds: Se
     assert trained == ["2", "3"]
     assert not {"demo_videos", "extract", "pack"} & set(rule_counts(three_seeds.planned))
     metrics = json.loads((three_seeds.workdir / "results/metrics.json").read_text())
-    han = metrics["runs"]["han"]
+    han = metrics["methods"]["han"]
     assert list(han["seeds"]) == [str(s) for s in SEEDS] and han["n_seeds"] == 3
     for level in ("segment_level", "event_level"):
         for key in TEN_KEYS:
             values = [han["seeds"][str(s)][level][key] for s in SEEDS]
             assert han["mean"][level][key] == pytest.approx(statistics.mean(values))
             assert han["sd"][level][key] == pytest.approx(statistics.stdev(values))
-        assert metrics[level] == han["mean"][level]  # the top level: the first method's mean
+    assert len(metrics["provenance"]["checkpoints"]) == 3
 
 
 @pytest.mark.slow
@@ -319,30 +332,115 @@ def chromium(*args: str) -> str:
     return proc.stdout
 
 
-@pytest.mark.slow
-def test_report_opens_in_chromium_with_table_and_figures(three_seeds: SeedsRun, tmp_path: Path) -> None:
-    """`snakemake --report results/report.html`: one self-contained page whose front page shows the
-    random-weights warning, the metrics table and every figure (inline PNGs)."""
-    workdir = three_seeds.workdir
-    run_snakemake(workdir, "--report", "results/report.html", *three_seeds.args)
+@pytest.fixture(scope="module")
+def report_page(three_seeds: SeedsRun) -> Path:
+    """`snakemake --report results/report.html` of the three-seed demo."""
+    run_snakemake(three_seeds.workdir, "--report", "results/report.html", *three_seeds.args)
     if CHROMIUM is None:
         pytest.skip("no chromium binary on PATH (Debian package `chromium`) to open the report")
-    page = (workdir / "results/report.html").as_uri()
-    dom = chromium("--dump-dom", page)
+    return three_seeds.workdir / "results/report.html"
+
+
+@pytest.mark.slow
+def test_report_opens_in_chromium_with_table_and_figures(three_seeds: SeedsRun, report_page: Path) -> None:
+    """One self-contained page whose front page shows the random-weights warning, the metrics table
+    and every figure (inline PNGs)."""
+    dom = chromium("--dump-dom", report_page.as_uri())
     assert dom.count('<table class="metrics">') == 1
     assert "seed 3" in dom and "mean ± sd (3 runs)" in dom
-    assert "RANDOM weights" in dom
-    timelines = sorted((workdir / "results/report/timelines").glob("*.png"))
-    assert len(timelines) == load_config(workdir)["report"]["timelines"]
+    assert "RANDOM backbone weights" in dom
+    timelines = sorted((three_seeds.workdir / "results/report/timelines").glob("*.png"))
+    assert len(timelines) == load_config(three_seeds.workdir)["report"]["timelines"]
     assert len(FIGURE.findall(dom)) == 2 + len(timelines)  # curves, per-class bars, the timelines
-    shot = tmp_path / "report.png"
-    chromium(f"--screenshot={shot}", "--window-size=1400,2000", page)
-    assert shot.stat().st_size > 10_000
+
+
+WINDOW = (1400, 900)
+# Measured in the page once the report's app has drawn it: the viewport, the front page's first
+# heading or paragraph (its top), the metrics table's header cells and first row, what lies at the title's
+# centre, and each inline figure's natural and drawn width beside the width it has room for.
+LAYOUT_JS = """
+(async () => {
+  for (let i = 0; i < 100 && !document.querySelector('#app .prose table.metrics'); i++)
+    await new Promise(r => setTimeout(r, 100));
+  const box = el => { if (!el) return null; const r = el.getBoundingClientRect();
+    return {top: r.top, bottom: r.bottom, left: r.left, right: r.right}; };
+  const front = document.querySelector('#app .prose');
+  const first = front && front.querySelector('h1, h2, h3, p');  // its first heading or paragraph
+  const table = document.querySelector('#app .prose table.metrics');
+  const b = box(first);
+  const hit = b && document.elementFromPoint((b.left + Math.min(b.right, innerWidth)) / 2, (b.top + b.bottom) / 2);
+  return {
+    viewport: [innerWidth, innerHeight],
+    title: b, titleText: first ? first.textContent.trim() : null, titleOnTop: !!(hit && first.contains(hit)),
+    columns: table ? [...table.querySelectorAll('thead tr:last-child th')].map(box) : [],
+    firstRow: box(table && table.querySelector('tbody tr')),
+    figures: [...document.querySelectorAll('#app .prose img.figure')].map(img => ({
+      natural: img.naturalWidth, drawn: img.getBoundingClientRect().width,
+      room: img.closest('figure').parentElement.getBoundingClientRect().width})),
+  };
+})()
+"""
+
+
+def inside(box: dict | None, width: int, height: int) -> bool:
+    return box is not None and box["top"] >= 0 and box["left"] >= 0 and box["bottom"] <= height \
+        and box["right"] <= width
+
+
+def front_page_problems(layout: dict, shot: Path) -> list[str]:
+    """What a person at a 1400x900 window would miss on the report's front page (empty: nothing)."""
+    from PIL import Image
+
+    width, height = WINDOW
+    problems = []
+    if layout["viewport"] != list(WINDOW):
+        problems.append(f"viewport {layout['viewport']}, not {WINDOW}")
+    if not inside(layout["title"], width, height) or not layout["titleOnTop"]:
+        problems.append(f"the front page's top ({layout['titleText']!r:.60}) is not in view: {layout['title']}")
+    if len(layout["columns"]) != 10 or not all(inside(c, width, height) for c in layout["columns"]):
+        problems.append(f"not all ten metric columns are in view: {layout['columns']}")
+    if not inside(layout["firstRow"], width, height):
+        problems.append(f"the metrics table's first row is not in view: {layout['firstRow']}")
+    for fig in layout["figures"]:
+        if fig["drawn"] < min(fig["natural"], fig["room"]) - 1:
+            problems.append(f"a figure {fig['natural']} px wide is drawn at {fig['drawn']:.0f} px")
+    with Image.open(shot) as image:
+        if image.size != WINDOW:
+            problems.append(f"screenshot is {image.size}, not {WINDOW}")
+        grey = image.convert("L")
+        for name in ("title", "firstRow"):  # text there: dark pixels in the screenshot
+            box = layout[name]
+            if inside(box, width, height):
+                region = grey.crop((int(box["left"]), int(box["top"]), int(box["right"]), int(box["bottom"])))
+                if sum(region.histogram()[:100]) < 50:
+                    problems.append(f"the screenshot shows no text where the {name} is: {box}")
+    return problems
+
+
+def front_page_at_window(page: Path, shot: Path) -> list[str]:
+    """Open the report in headless Chromium with a 1400x900 viewport, measure, screenshot, judge."""
+    from browser import Chromium
+
+    with Chromium(CHROMIUM, *WINDOW) as browser:
+        browser.open(page.as_uri())
+        layout = browser.evaluate(LAYOUT_JS)
+        browser.screenshot(shot)
+    return front_page_problems(layout, shot)
+
+
+@pytest.mark.slow
+def test_report_front_page_shows_its_top_at_1400x900(three_seeds: SeedsRun, report_page: Path,
+                                                     tmp_path: Path) -> None:
+    """What a person sees in a 1400x900 window: the title and the first table row in view, all ten
+    columns, figures at their own size; checked on a screenshot and the page's drawn layout."""
+    shot = tmp_path / "front.png"
+    assert front_page_at_window(report_page, shot) == []
     keep = os.environ.get("AVVP_REPORT_SHOTS")  # a folder to keep the screenshot and a timeline in
     if keep:
+        timeline = sorted((three_seeds.workdir / "results/report/timelines").glob("*.png"))[0]
         Path(keep).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(keep) / "report.png")
-        shutil.copy(timelines[0], Path(keep) / f"timeline_{timelines[0].name}")
+        shutil.copy(timeline, Path(keep) / f"timeline_{timeline.name}")
 
 
 # --- a training killed mid-way continues where it stopped --------------------------------------
@@ -375,5 +473,4 @@ def test_a_killed_training_continues_from_its_last_epoch(demo_run: DemoRun, tmp_
     match = re.search(r"resuming from \S+last\.pt after epoch (\d+)", train_log)
     assert match and 3 <= int(match[1]) < 12, train_log[-2000:]
     ours, theirs = (json.loads((runs[n] / "results/metrics.json").read_text()) for n in ("killed", "straight"))
-    for key in ("segment_level", "event_level", "per_class"):
-        assert ours[key] == theirs[key]
+    assert ours["methods"] == theirs["methods"]

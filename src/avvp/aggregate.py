@@ -1,24 +1,32 @@
-"""metrics.json: every run's test-split scores, each method's mean and standard deviation over
-seeds, how many clips of each split were used (and why not the others), and which backbone weights
-made the features; random weights are labelled.
+"""results/metrics.json: per method and seed the ten test-split numbers and per-class F-scores, each
+method's mean and sample sd where it has several seeds, how many clips of each split were used and
+scored (once), what the evaluation checked in the annotation files, and a `provenance` block saying
+what produced the numbers.
 
-The top-level ten numbers, n_videos and per_class are the first listed method's mean over seeds, so
-readers of a one-run metrics.json keep working.
+The layout is the JSON schema `avvp/schemas/metrics.schema.json` (explained in docs/METRICS.md);
+`build_metrics` validates what it builds against it.
 """
 from __future__ import annotations
 
 import json
 import statistics
 from collections.abc import Mapping, Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import jsonschema
 
 from avvp.atomic import atomic_output
 from avvp.protocol import LEVELS
 
+FORMAT = "avvp-metrics/2"
 RANDOM_NOTE = ("features made with RANDOM backbone weights: these numbers show that the pipeline "
                "works end to end; they are not comparable with published results")
-SD_OF = "sample standard deviation over seeds (n - 1 denominator); null with one seed"
+SD_OF = "sample standard deviation over seeds (n - 1 denominator)"
+SCORE_KEYS = (*LEVELS, "per_class")
+# What every run's evaluation must agree on: all score the same test split with the same files.
+SHARED_KEYS = ("n_videos", "unscored", "annotation_warnings", "thresholds")
 
 
 def read_json(path: str | Path) -> Any:
@@ -29,6 +37,11 @@ def read_json(path: str | Path) -> Any:
         raise ValueError(f"{path}: not a JSON file ({err})") from None
 
 
+def metrics_schema() -> dict:
+    """The JSON schema of metrics.json, shipped with the package."""
+    return json.loads(resources.files("avvp").joinpath("schemas/metrics.schema.json").read_text(encoding="utf-8"))
+
+
 def mean_sd(values: Sequence[float | None]) -> tuple[float | None, float | None]:
     """Mean and sample sd of the values that exist (a per-class F is None where it is undefined)."""
     known = [v for v in values if v is not None]
@@ -37,8 +50,8 @@ def mean_sd(values: Sequence[float | None]) -> tuple[float | None, float | None]
     return statistics.mean(known), statistics.stdev(known) if len(known) > 1 else None
 
 
-def aggregate(bodies: Sequence[Mapping[str, Any]]) -> tuple[dict, dict]:
-    """Mean and sd, key by key, of the runs' segment_level, event_level and per_class."""
+def aggregate(scores: Sequence[Mapping[str, Any]]) -> tuple[dict, dict]:
+    """Mean and sd, key by key, of several runs' segment_level, event_level and per_class."""
     mean: dict = {}
     sd: dict = {}
 
@@ -50,23 +63,42 @@ def aggregate(bodies: Sequence[Mapping[str, Any]]) -> tuple[dict, dict]:
             else:
                 m[key], d[key] = mean_sd(column)
 
-    walk([{k: b[k] for k in (*LEVELS, "per_class")} for b in bodies], mean, sd)
-    mean["n_videos"] = bodies[0]["n_videos"]
+    walk([{k: s[k] for k in SCORE_KEYS} for s in scores], mean, sd)
     return mean, sd
 
 
 def per_method(runs: Sequence[tuple[str, int]], bodies: Sequence[Mapping[str, Any]],
-               final_stage: Mapping[str, str]) -> dict:
-    """method -> {final_stage, seeds: {seed: ten numbers, n_videos, per_class}, mean, sd, n_seeds, sd_of}."""
-    out: dict = {}
+               final_stage: Mapping[str, str], labels: Mapping[str, str]) -> dict:
+    """method -> {label, final_stage, n_seeds, seeds: {seed: scores}}, plus mean, sd and sd_of when
+    the method has several seeds."""
+    grouped: dict[str, dict[str, dict]] = {}
     for (method, seed), body in zip(runs, bodies):
-        entry = out.setdefault(method, {"final_stage": final_stage[method], "seeds": {}})
-        entry["seeds"][str(seed)] = {k: body[k] for k in (*LEVELS, "n_videos", "per_class")}
-    for entry in out.values():
-        seeds = list(entry["seeds"].values())
-        entry["mean"], entry["sd"] = aggregate(seeds)
-        entry.update(n_seeds=len(seeds), sd_of=SD_OF)
+        grouped.setdefault(method, {})[str(seed)] = {k: body[k] for k in SCORE_KEYS}
+    out = {}
+    for method, seeds in grouped.items():
+        entry = {"label": labels[method], "final_stage": final_stage[method], "n_seeds": len(seeds), "seeds": seeds}
+        if len(seeds) > 1:
+            entry["mean"], entry["sd"] = aggregate(list(seeds.values()))
+            entry["sd_of"] = SD_OF
+        out[method] = entry
     return out
+
+
+def central_scores(entry: Mapping[str, Any]) -> Mapping[str, Any]:
+    """What a figure draws for one method of metrics.json: its mean over seeds, or its one seed's scores."""
+    return entry["mean"] if "mean" in entry else next(iter(entry["seeds"].values()))
+
+
+def shared_evaluation(scores: Sequence[str | Path], bodies: Sequence[Mapping[str, Any]]) -> dict:
+    """What all runs' evaluations agree on (scored clips, annotation checks, thresholds); a run that
+    differs was scored on other files or settings, which is an error."""
+    first = {k: bodies[0][k] for k in SHARED_KEYS}
+    for path, body in zip(scores[1:], bodies[1:]):
+        differs = [k for k in SHARED_KEYS if body[k] != first[k]]
+        if differs:
+            raise ValueError(f"{path}: {', '.join(differs)} differ from {scores[0]}'s; every run must be "
+                             "scored on the same test split, annotation files and thresholds")
+    return first
 
 
 def split_coverage(pack_dir: str | Path) -> dict:
@@ -74,6 +106,15 @@ def split_coverage(pack_dir: str | Path) -> dict:
     index = read_json(Path(pack_dir) / "index.json")
     used, skipped = index["filenames"], index["skipped"]
     return {"total": len(used) + len(skipped), "used": len(used), "not_used": skipped}
+
+
+def coverage(packs: Sequence[str | Path], evaluation: Mapping[str, Any]) -> dict:
+    """split -> total, used (packed), not_used; the test split also scored and not_scored."""
+    out = {Path(p).name: split_coverage(p) for p in packs}
+    test = out["test"]
+    test.update(scored=evaluation["n_videos"], not_scored={
+        name: test["not_used"].get(name, "no prediction") for name in evaluation["unscored"]})
+    return out
 
 
 def weights_used(files: Mapping[str, Sequence[str | Path]]) -> dict:
@@ -101,33 +142,35 @@ def random_kinds(weights: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 
 def build_metrics(scores: Sequence[str | Path], runs: Sequence[tuple[str, int]], final_stage: Mapping[str, str],
-                  packs: Sequence[str | Path], weights_files: Mapping[str, Sequence[str | Path]],
-                  dataset: Mapping[str, Any], ffmpeg_files: Sequence[str | Path] = ()) -> dict:
-    """The metrics.json body from each run's evaluation file (in `runs` order), the split packs, the
-    feature folders' weights records and the frames folders' ffmpeg records."""
+                  labels: Mapping[str, str], packs: Sequence[str | Path], dataset: Mapping[str, Any],
+                  provenance: Mapping[str, Any]) -> dict:
+    """The metrics.json body from each run's evaluation file (in `runs` order) and the split packs;
+    `provenance` (avvp.provenance) holds the feature weights records among the rest."""
     bodies = [read_json(path) for path in scores]
-    by_method = per_method(runs, bodies, final_stage)
-    first_method = runs[0][0]
-    top = {**bodies[0], **by_method[first_method]["mean"]}
-    coverage = {Path(p).name: split_coverage(p) for p in packs}
-    test = coverage["test"]
-    test.update(scored=top["n_videos"], not_scored={
-        name: test["not_used"].get(name, "no prediction") for name in top["unscored"]})
-    weights = weights_used(weights_files)
-    random = random_kinds(weights)
+    evaluation = shared_evaluation(scores, bodies)
+    random = random_kinds(provenance["feature_weights"])
     metrics = {
-        **top,
+        "format": FORMAT,
         "dataset": dict(dataset),
-        "coverage": coverage,
-        "weights": weights,
+        "split": "test",
         "random_weights": random,
-        "ffmpeg": distinct(ffmpeg_files),
-        "summary_of": f"{first_method}: mean over its {by_method[first_method]['n_seeds']} seed(s)",
-        "runs": by_method,
+        **({"weights_note": f"{', '.join(random)}: {RANDOM_NOTE}"} if random else {}),
+        "coverage": coverage(packs, evaluation),
+        "evaluation": {"thresholds": evaluation["thresholds"], "annotation_checks": evaluation["annotation_warnings"]},
+        "methods": per_method(runs, bodies, final_stage, labels),
+        "provenance": dict(provenance),
     }
-    if random:
-        metrics["weights_note"] = f"{', '.join(random)}: {RANDOM_NOTE}"
+    validate_metrics(metrics)
     return metrics
+
+
+def validate_metrics(metrics: Mapping[str, Any], where: str = "metrics.json") -> None:
+    """Check `metrics` against the shipped schema; the error names the first place that differs."""
+    try:
+        jsonschema.validate(metrics, metrics_schema())
+    except jsonschema.ValidationError as err:
+        at = "/".join(str(p) for p in err.absolute_path) or "(top)"
+        raise ValueError(f"{where}: does not match avvp's metrics schema at {at}: {err.message}") from None
 
 
 def write_metrics(path: str | Path, metrics: Mapping[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import statistics
+import textwrap
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,22 @@ from avvp.protocol import LEVELS, SCORES
 HEADERS = {"audio": "Audio", "visual": "Visual", "audio_visual": "Audio-Visual",
            "type_at_av": "Type@AV", "event_at_av": "Event@AV"}
 CURVE_SCORE = "segment_type_at_av"  # the validation score drawn per epoch
+
+
+# ----------------------------------------------------------------------------- random-weights banner
+
+
+def random_weights_banner(kinds: Sequence[str]) -> str | None:
+    """The red line on every figure whose numbers come from features of RANDOM backbone weights."""
+    if not kinds:
+        return None
+    return (f"features from RANDOM weights ({', '.join(kinds)}): "
+            "these scores are not comparable with published results")
+
+
+def _banner(fig: Any, warning: str | None) -> None:
+    if warning:
+        fig.suptitle(textwrap.fill(warning, 90), color="#c00000", fontweight="bold", fontsize=11)
 
 
 # ----------------------------------------------------------------------------- training curves
@@ -36,13 +53,13 @@ def _labelled(folders: str | Path | Sequence[str | Path] | Mapping[str, str | Pa
 
 
 def training_curves(stages: str | Path | Sequence[str | Path] | Mapping[str, str | Path],
-                    out: str | Path | IO[bytes]) -> dict[str, tuple[float, float]]:
+                    out: str | Path | IO[bytes], warning: str | None = None) -> dict[str, tuple[float, float]]:
     """Loss and validation segment-level Type@AV per epoch of training stages (folders holding
     `log.csv` and `summary.json`), one line per stage (e.g. per seed).
 
     Each run's kept epoch (the one in its model.pt, as training recorded it) is marked; it is the
-    best Type@AV epoch only where the stage keeps that one. Returns the marked (epoch, Type@AV)
-    per label.
+    best Type@AV epoch only where the stage keeps that one. `warning` (e.g. `random_weights_banner`)
+    is drawn in red above the plots. Returns the marked (epoch, Type@AV) per label.
     """
     from matplotlib.figure import Figure
 
@@ -65,6 +82,7 @@ def training_curves(stages: str | Path | Sequence[str | Path] | Mapping[str, str
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.legend(handles=loss_ax.get_lines(), loc="outside lower center", ncols=min(len(runs), 6), frameon=False,
                fontsize=9)
+    _banner(fig, warning)
     fig.savefig(out, format="png")
     return marked
 
@@ -85,9 +103,9 @@ def _metrics(metrics: str | Path | Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def per_class_bars(metrics: str | Path | Mapping[str, Any], out: str | Path | IO[bytes],
-                   level: str = "segment_level") -> None:
-    """Audio and visual F per class (metrics.json `per_class`), horizontal bars; `n/a` where a class
-    has neither predictions nor ground truth in that modality."""
+                   level: str = "segment_level", warning: str | None = None) -> None:
+    """Audio and visual F per class (an evaluation's `per_class`), horizontal bars; `n/a` where a
+    class has neither predictions nor ground truth in that modality; `warning` in red on top."""
     from matplotlib.figure import Figure
 
     body = _metrics(metrics)
@@ -115,6 +133,7 @@ def per_class_bars(metrics: str | Path | Mapping[str, Any], out: str | Path | IO
     ax.grid(axis="x", color="0.9")
     ax.set_axisbelow(True)
     fig.legend(loc="outside lower center", ncols=2, frameon=False)
+    _banner(fig, warning)
     fig.savefig(out, format="png")
 
 

@@ -307,7 +307,7 @@ class HANWindowModel:
             inputs = [p for v in videos for p in (v.audio if audio else v.frames)]
             out = Path(work_dir) / "features" / kind
             self.records[kind] = extract_features(kind, inputs, out, spec, str(self.device), self.batch_size,
-                                                  self.seed, self.progress)
+                                                  self.seed, self.progress, strict=True)
             # Rows pooled to 10 segments at once (exact for HAN, less memory).
             arrays[kind] = [pool_segments(np.load(out / f"{output_id(p)}.npy"), kind) for p in inputs]
         results, first = [], 0

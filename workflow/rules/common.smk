@@ -134,6 +134,17 @@ def evaluations() -> list[str]:
     return [f"results/runs/{m}/seed{s}/evaluation/test.json" for m in METHODS for s in SEEDS]
 
 
+def checkpoints() -> list[str]:
+    """The model of every training stage of every run (metrics.json records their checksums)."""
+    return [
+        f"{stage_dir(m, s, sid)}/model.pt"
+        for m in METHODS
+        for s in SEEDS
+        for sid in method(m).stages
+        if stage(sid).trains
+    ]
+
+
 def stage_inputs(wildcards) -> dict[str, str]:
     """What a stage reads from earlier stages of its run (its spec's inputs), by name."""
     return {

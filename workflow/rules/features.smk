@@ -14,7 +14,7 @@ rule extract:
         "results/benchmarks/extract/{shard}_{kind}.tsv"
     conda:
         "../../envs/features.yaml"
-    threads: 2
+    threads: config["resources"]["extract_threads"]
     resources:
         mem_mb=8000,
         runtime=240,
@@ -25,7 +25,7 @@ rule extract:
     shell:
         # A shard whose clips are all unavailable has nothing to extract: an empty folder.
         "(if [ -s {input.inputs} ]; then avvp extract --kind {wildcards.kind} {params.flags}"
-        " --out-dir {params.root} --inputs-from {input.inputs} --no-progress;"
+        " --out-dir {params.root} --inputs-from {input.inputs} --threads {threads} --no-progress;"
         " else mkdir -p {output}; fi) > {log} 2>&1"
 
 

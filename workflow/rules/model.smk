@@ -138,10 +138,13 @@ rule evaluate:
 
 rule metrics:
     """metrics.json: every run's scores with each method's mean and sd over seeds, how many clips of
-    each split were used, which weights made the features."""
+    each split were used and scored, and what produced them (provenance: config, stage settings, code
+    and package versions, checksums of checkpoints, annotation files and feature weights)."""
     input:
         scores=evaluations(),
         packs=expand("results/packed/{split}", split=SPLITS),
+        checkpoints=checkpoints(),
+        annotations=list(ANNOTATIONS.values()),
         manifest=manifest_input(),
         features=feature_dirs(),
     output:
@@ -154,6 +157,7 @@ rule metrics:
         dataset={"name": DATASET["name"], "mode": MODE},
         runs=[[m, s] for m in METHODS for s in SEEDS],
         final_stage={m: method(m).final_stage for m in METHODS},
+        labels={m: method(m).label for m in METHODS},
         weights=weights_files(),
         ffmpeg=[f"results/frames/{shard}/ffmpeg.json" for shard in SHARDS],
     script:

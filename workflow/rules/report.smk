@@ -22,6 +22,7 @@ rule curves:
     params:
         labels=[f"seed {s}" for s in SEEDS],
         stages=lambda wildcards: [final_dir(wildcards.method, s) for s in SEEDS],
+        weights=weights_files(),
     script:
         "../scripts/curves.py"
 
@@ -56,7 +57,6 @@ rule metrics_table:
     conda:
         "../../envs/report.yaml"
     params:
-        labels={m: method(m).label for m in METHODS},
         published=is_llp(),
     script:
         "../scripts/metrics_table.py"

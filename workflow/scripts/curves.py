@@ -2,10 +2,13 @@
 
 import sys
 
+from avvp.aggregate import random_kinds, weights_used
 from avvp.atomic import atomic_output
-from avvp.figures import training_curves
+from avvp.figures import random_weights_banner, training_curves
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 
+params = snakemake.params
+warning = random_weights_banner(random_kinds(weights_used(params.weights)))
 with atomic_output(snakemake.output[0], "wb") as fh:
-    training_curves(dict(zip(snakemake.params.labels, snakemake.params.stages)), fh)
+    training_curves(dict(zip(params.labels, params.stages)), fh, warning=warning)

@@ -1,11 +1,14 @@
-"""Rule metrics: every run's scores, each method's mean and sd over seeds, coverage and weights."""
+"""Rule metrics: every run's scores, each method's mean and sd over seeds, coverage and provenance."""
 
 import sys
 
-from avvp.aggregate import build_metrics, write_metrics
+from avvp.aggregate import build_metrics, distinct, weights_used, write_metrics
+from avvp.provenance import provenance_block, stage_settings
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 
-params = snakemake.params
-write_metrics(snakemake.output[0], build_metrics(snakemake.input.scores, params.runs, params.final_stage,
-                                                 snakemake.input.packs, params.weights, params.dataset, params.ffmpeg))
+inp, params, config = snakemake.input, snakemake.params, snakemake.config
+provenance = provenance_block(config, stage_settings(params.labels, config["stages"]), inp.checkpoints,
+                              inp.annotations, weights_used(params.weights), distinct(params.ffmpeg))
+write_metrics(snakemake.output[0], build_metrics(inp.scores, params.runs, params.final_stage, params.labels,
+                                                 inp.packs, params.dataset, provenance))

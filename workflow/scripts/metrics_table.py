@@ -11,4 +11,4 @@ sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 
 published = published_results("all") if snakemake.params.published else []
 with atomic_output(snakemake.output[0], "w") as fh:
-    fh.write(metrics_tables_html(read_json(snakemake.input[0]), snakemake.params.labels, published))
+    fh.write(metrics_tables_html(read_json(snakemake.input[0]), published))

@@ -1,13 +1,15 @@
-"""Rule per_class: one method's audio and visual F per class, the mean over its seeds."""
+"""Rule per_class: one method's audio and visual F per class (the mean over its seeds, if several)."""
 
 import sys
 
-from avvp.aggregate import read_json
+from avvp.aggregate import central_scores, read_json
 from avvp.atomic import atomic_output
-from avvp.figures import per_class_bars
+from avvp.figures import per_class_bars, random_weights_banner
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 
-run = read_json(snakemake.input[0])["runs"][snakemake.wildcards.method]
+metrics = read_json(snakemake.input[0])
+scores = {**central_scores(metrics["methods"][snakemake.wildcards.method]),
+          "n_videos": metrics["coverage"]["test"]["scored"]}
 with atomic_output(snakemake.output[0], "wb") as fh:
-    per_class_bars(run["mean"], fh)
+    per_class_bars(scores, fh, warning=random_weights_banner(metrics["random_weights"]))

@@ -13,8 +13,8 @@ HELP = "one video's audio as a 16 kHz WAV"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("video", type=Path)
-    parser.add_argument("out_wav", type=Path, metavar="OUT.wav")
+    parser.add_argument("video", type=Path, help="a video file (any container ffmpeg reads)")
+    parser.add_argument("out_wav", type=Path, metavar="OUT.wav", help="the WAV to write (mono, 16 kHz, 16-bit)")
     parser.add_argument("--min-seconds", type=float, default=10.0,
                         help="pad shorter audio with silence to this length (default: %(default)s)")
 

@@ -1,4 +1,4 @@
-"""Arguments and loaders shared by the model-side commands (pack, train, predict)."""
+"""Arguments and loaders shared by the model-side commands (pack, train, predict, evaluate, parse)."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +19,16 @@ def add_features_args(parser: argparse.ArgumentParser) -> None:
                         help="an extra folder of one kind's <id>.npy files (repeatable; searched after --features)")
     parser.add_argument("--on-missing", choices=("error", "skip"), default="error",
                         help="a missing or bad feature file fails (default) or is recorded as a skip")
+
+
+def add_threshold_args(parser: argparse.ArgumentParser) -> None:
+    """The two decision thresholds of PROTOCOL section 5, the same in evaluate and parse."""
+    parser.add_argument("--frame-threshold", type=float, default=0.5,
+                        help="a segment has an event when its per-segment, per-modality probability is at "
+                        "least this (default 0.5)")
+    parser.add_argument("--global-threshold", type=float, default=0.5,
+                        help="an event counts in a video at all only when its video-level probability is "
+                        "at least this (default 0.5)")
 
 
 def add_feature_set_arg(parser: argparse.ArgumentParser) -> None:

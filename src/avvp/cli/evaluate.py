@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from avvp.cli.common import add_threshold_args
 
 HELP = "score predictions: the ten LLP numbers, per-class F, annotation warnings"
 
@@ -18,8 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--audio-csv", required=True, type=Path, help="dense audio events")
     parser.add_argument("--visual-csv", required=True, type=Path, help="dense visual events")
     parser.add_argument("--out", required=True, type=Path, help="metrics .json to write")
-    parser.add_argument("--frame-threshold", type=float, default=0.5)
-    parser.add_argument("--global-threshold", type=float, default=0.5)
+    add_threshold_args(parser)
     parser.add_argument("--events-out", type=Path, help="also write the predicted events (.tsv)")
     parser.add_argument(
         "--known-csv", type=Path, nargs="+", action="extend", default=[], metavar="CSV",

@@ -9,8 +9,8 @@ HELP = "one video's frames at 8 fps as JPEG"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("video", type=Path)
-    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    parser.add_argument("video", type=Path, help="a video file (any container ffmpeg reads)")
+    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="folder for the frames (000001.jpg, ...)")
 
 
 def run(args: argparse.Namespace) -> None:

@@ -15,9 +15,9 @@ HELP = "audio + frames for the clips of a records TSV"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--records", required=True, type=Path, help="records TSV (from avvp download)")
-    parser.add_argument("--videos-dir", required=True, type=Path)
-    parser.add_argument("--audio-dir", required=True, type=Path)
-    parser.add_argument("--frames-dir", required=True, type=Path)
+    parser.add_argument("--videos-dir", required=True, type=Path, help="folder of the downloaded clips")
+    parser.add_argument("--audio-dir", required=True, type=Path, help="folder for the WAVs (<clip>.wav)")
+    parser.add_argument("--frames-dir", required=True, type=Path, help="folder for the frame folders (<clip>/000001.jpg, ...)")
     parser.add_argument("--out-records", required=True, type=Path, help="updated records TSV to write")
 
 

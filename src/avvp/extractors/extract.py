@@ -1,46 +1,89 @@
 """Batch feature extraction into the released layout: one `<id>.npy` per input, plus `weights.json`.
 
 Generic over feature kinds: what differs between kinds comes from their `Extractor`. One network
-load per call. Inputs are decoded in background threads (PIL and numpy release the
-GIL) while the network runs; the rows of consecutive inputs (frames, 8-frame clips or 0.96 s audio
-examples) are packed into forward batches of `batch_size`, so a batch may hold parts of several
-clips. In eval mode every row is computed on its own, so a clip's features do not depend on its
-neighbours. On CUDA, TF32 is switched off for the call: features must stay float32-exact.
+load per call. Extraction is a pipeline of three stages that overlap:
 
-Outputs are written to a temporary name and moved into place; an input whose output exists is
-skipped, so a rerun after an interruption only does what is missing. A folder's `weights.json`
-must agree with the weights of a later call into the same folder (features from different weights
-never mix silently).
+1. **Decoding.** The kind's `load` turns each input (a frames folder or a WAV) into its network rows
+   (uint8 frames, float32 log-mel examples), in input order. With `workers=0` this happens in this
+   process, in background threads (PIL and numpy release the GIL); with `workers=N` in N worker
+   processes of a torch `DataLoader` (one torch thread each, at most 2 x N inputs decoded ahead, so
+   memory stays bounded), which start before the network is loaded. On CUDA the rows arrive in
+   pinned memory and are copied to the device with `non_blocking`.
+2. **The network.** The rows of consecutive inputs (frames, 8-frame clips or 0.96 s audio
+   examples) are packed into forward batches of `batch_size`, so a batch may hold parts of several
+   clips. In eval mode every row is computed on its own, so a clip's features do not depend on its
+   neighbours, on the batch size or on the number of workers. Normalisation runs on the device
+   (`prepare`). On CUDA, TF32 is switched off for the call: features must stay float32-exact.
+3. **Writing.** Each input's features are written to a temporary name and moved into place
+   (`avvp.atomic`), so a killed extraction leaves no partial `.npy` under a final name; an input
+   whose output exists is skipped, so a rerun only does what is missing.
+
+How many workers: `default_workers` (the `threads` CPUs of the job, by default those this process
+may run on). On CUDA every CPU but the one that feeds the GPU decodes; on the CPU the network is
+the bottleneck by far (decoding is a few percent of a clip's time) and worker processes only take
+cores from it, so decoding stays in-process (measured: docs/BENCHMARKS.md, "Extraction as a
+pipeline"). Worker processes use the platform's start method (fork on Linux); with spawn or
+forkserver a kind's `load` must be picklable (a module-level function, as the built-in kinds' are).
+
+Bad inputs: an input that cannot be decoded (an unreadable JPEG or WAV: `load` raises `ValueError`
+or `OSError`) is recorded, never fatal: its reason goes to `<out_dir>/failed.tsv` (columns id,
+input, reason; rows of inputs that later succeed are dropped, the file is removed when none is
+left), it gets no `.npy`, and the other inputs are extracted (packing with `--on-missing skip`
+leaves it out). `strict=True` raises on the first such input instead. Inputs that are not there at
+all (a missing WAV or folder, a folder without JPEGs) and two inputs with one output name are
+errors of the input list, raised before the network is built.
+
+A folder's `weights.json` must agree with the weights of a later call into the same folder
+(features from different weights never mix silently).
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from avvp.annotations import video_id
 from avvp.atomic import atomic_output
 from avvp.device import resolve_device
-from avvp.extractors import AUDIO, FeatureKind, feature_kind
+from avvp.extractors import AUDIO, Extractor, FeatureKind, feature_kind
 from avvp.extractors.frames import frame_files
 from avvp.extractors.weights import WeightsRecord, load_network
 
 RECORD_NAME = "weights.json"
-# Decoding threads: on a GPU node, decoding JPEGs is the bottleneck; on a small CPU, leave the cores
-# to the network.
-LOADER_THREADS = max(1, min(8, (os.cpu_count() or 2) - 1))
+FAILED_NAME = "failed.tsv"
+FAILED_COLUMNS = ("id", "input", "reason")
+MAX_LOADER_THREADS = 8  # in-process decoding threads (workers=0)
 
 T = TypeVar("T")
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (a SLURM job's allocation, not the whole node)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_workers(device_type: str, threads: int) -> int:
+    """Decoding processes for a job of `threads` CPUs: on CUDA all but the one feeding the GPU (at
+    least 1); on the CPU none (decoding stays in-process, see the module's docstring)."""
+    return max(1, threads - 1) if device_type == "cuda" else 0
 
 
 def output_id(path: str | Path) -> str:
@@ -52,37 +95,125 @@ def output_id(path: str | Path) -> str:
         return stem
 
 
-def _prefetched(load: Callable[[Path], T], items: Sequence[Path], threads: int) -> Iterator[tuple[Path, T]]:
-    """(item, load(item)) in order, with up to 2 x threads items being loaded ahead."""
-    pool = ThreadPoolExecutor(max_workers=threads)
+# ----------------------------------------------------------------------------- decoding
+
+
+@dataclass(frozen=True)
+class DecodeFailure:
+    """Why one input could not be decoded (what its `load` raised)."""
+
+    reason: str
+
+
+def decode(load: Callable[[Path], Any], path: Path) -> torch.Tensor | DecodeFailure:
+    """One input's network rows as a tensor, or the reason it cannot be decoded."""
     try:
-        it = iter(items)
-        ahead = deque((item, pool.submit(load, item)) for item in islice(it, 2 * threads))
-        while ahead:
-            item, future = ahead.popleft()
-            for nxt in islice(it, 1):
-                ahead.append((nxt, pool.submit(load, nxt)))
+        return torch.as_tensor(np.ascontiguousarray(load(path)))
+    except (OSError, ValueError) as err:
+        return DecodeFailure(str(err) or type(err).__name__)
+
+
+class _Inputs(Dataset):
+    """Item i: (i, decoded input i); what a worker process runs (picklable when `load` is)."""
+
+    def __init__(self, load: Callable[[Path], Any], items: Sequence[Path]) -> None:
+        self.load, self.items = load, list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | DecodeFailure]:
+        return i, decode(self.load, self.items[i])
+
+
+def _one_thread(_: int) -> None:
+    """Worker start: one torch thread, so that N workers use N cores."""
+    torch.set_num_threads(1)
+
+
+def _as_is(item: T) -> T:
+    return item
+
+
+class Decoder:
+    """Decoded inputs in input order, as (path, rows or DecodeFailure); decoding starts at creation.
+
+    workers=0: `threads` background threads of this process, up to 2 x threads inputs ahead.
+    workers=N: N DataLoader worker processes, up to 2 x N inputs ahead, rows pinned when `pin`.
+    Use as a context manager (or call close()) so that threads or processes stop on errors.
+    """
+
+    def __init__(self, load: Callable[[Path], Any], items: Sequence[Path], workers: int = 0, threads: int = 1,
+                 pin: bool = False) -> None:
+        self.items, self._load = list(items), load
+        self._pool: ThreadPoolExecutor | None = None
+        self._batches: Iterator | None = None
+        if workers > 0 and self.items:
+            loader = DataLoader(_Inputs(load, self.items), batch_size=None, shuffle=False,
+                                num_workers=min(workers, len(self.items)), collate_fn=_as_is,
+                                pin_memory=pin, worker_init_fn=_one_thread, prefetch_factor=2)
+            self._batches = iter(loader)  # the workers start and decode from here on
+        else:
+            self._pool = ThreadPoolExecutor(max_workers=max(1, threads))
+            ahead = islice(self.items, 2 * max(1, threads))
+            self._ahead = deque(self._pool.submit(decode, load, item) for item in ahead)
+            self._next = len(self._ahead)
+
+    def __iter__(self) -> Iterator[tuple[Path, torch.Tensor | DecodeFailure]]:
+        if self._batches is not None:
+            for i, rows in self._batches:
+                yield self.items[i], rows
+            return
+        assert self._pool is not None
+        for item in self.items:
+            future = self._ahead.popleft()
+            if self._next < len(self.items):
+                self._ahead.append(self._pool.submit(decode, self._load, self.items[self._next]))
+                self._next += 1
             yield item, future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._batches is not None:
+            shutdown = getattr(self._batches, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+            self._batches = None
+
+    def __enter__(self) -> Decoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def _batched(items: Iterable[tuple[T, np.ndarray]], forward: Callable[[np.ndarray], np.ndarray],
+# ----------------------------------------------------------------------------- batching
+
+
+def _cat(parts: list) -> Any:
+    if len(parts) == 1:
+        return parts[0]
+    return torch.cat(parts) if isinstance(parts[0], torch.Tensor) else np.concatenate(parts)
+
+
+def _batched(items: Iterable[tuple[T, Any]], forward: Callable[[Any], np.ndarray],
              batch_size: int) -> Iterator[tuple[T, np.ndarray]]:
-    """Run `forward` on the rows of consecutive items, batch_size rows at a time; yield per item."""
+    """Run `forward` on the rows (arrays or tensors) of consecutive items, batch_size rows at a time;
+    yield each item's outputs as soon as they are all computed."""
     waiting: deque[tuple[T, int]] = deque()
-    inputs: list[np.ndarray] = []
+    inputs: list = []
     outputs: list[np.ndarray] = []
 
     def run(n: int) -> None:
-        rows = inputs[0] if len(inputs) == 1 else np.concatenate(inputs)
+        rows = _cat(inputs)
         outputs.append(forward(rows[:n]))
         inputs[:] = [rows[n:]] if n < len(rows) else []
 
     def finished() -> Iterator[tuple[T, np.ndarray]]:
         if not outputs:
             return
-        done = outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+        done = _cat(outputs)
         while waiting and waiting[0][1] <= len(done):
             key, n = waiting.popleft()
             yield key, done[:n]
@@ -100,6 +231,33 @@ def _batched(items: Iterable[tuple[T, np.ndarray]], forward: Callable[[np.ndarra
         yield from finished()
 
 
+def batch_forward(network: Extractor, model: torch.nn.Module,
+                  device: torch.device) -> Callable[[torch.Tensor], np.ndarray]:
+    """The kind's network on `device` as a function: a batch of rows (any device) -> features (numpy).
+    Call it under torch.inference_mode()."""
+    net = network.features(model, device)
+    layout = network.memory_format()
+
+    def forward(batch: torch.Tensor) -> np.ndarray:
+        x = network.prepare(batch.to(device, non_blocking=True))
+        x = x.contiguous(memory_format=layout) if layout is not None else x
+        return net(x).float().cpu().numpy()
+
+    return forward
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's CPU threads set to the job's CPUs (not the machine's) for a block, when given."""
+    saved = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
 @contextmanager
 def _exact_fp32() -> Iterator[None]:
     """No TF32 on CUDA while extracting: it rounds conv and matmul inputs to 10 mantissa bits."""
@@ -111,6 +269,9 @@ def _exact_fp32() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
+# ----------------------------------------------------------------------------- records
+
+
 def _read_record(path: Path) -> dict | None:
     if not path.is_file():
         return None
@@ -118,6 +279,35 @@ def _read_record(path: Path) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: unreadable weights record ({err})") from err
+
+
+def read_failures(out_dir: str | Path) -> dict[str, tuple[str, str]]:
+    """id -> (input, reason) of the inputs of a features folder that could not be decoded."""
+    path = Path(out_dir) / FAILED_NAME
+    if not path.is_file():
+        return {}
+    with open(path, encoding="utf-8", newline="") as fh:
+        return {row["id"]: (row["input"], row["reason"]) for row in csv.DictReader(fh, delimiter="\t")}
+
+
+def _write_failures(out: Path, tried: Iterable[str], failed: dict[str, tuple[str, str]]) -> None:
+    """Merge this call's outcomes into failed.tsv: ids tried now are replaced by their outcome,
+    ids whose features exist are dropped; no failure left, no file."""
+    tried = set(tried)
+    rows = {key: value for key, value in read_failures(out).items()
+            if key not in tried and not (out / f"{key}.npy").exists()}
+    rows.update(failed)
+    path = out / FAILED_NAME
+    if not rows:
+        path.unlink(missing_ok=True)
+        return
+    text = io.StringIO()
+    writer = csv.writer(text, delimiter="\t", lineterminator="\n")
+    writer.writerow(FAILED_COLUMNS)
+    for key in sorted(rows):
+        writer.writerow([key, *(re.sub(r"\s+", " ", field) for field in rows[key])])
+    with atomic_output(path, "w") as fh:
+        fh.write(text.getvalue())
 
 
 def _check_inputs(kind: FeatureKind, inputs: Sequence[Path]) -> list[str]:
@@ -136,6 +326,9 @@ def _check_inputs(kind: FeatureKind, inputs: Sequence[Path]) -> list[str]:
     return list(ids)
 
 
+# ----------------------------------------------------------------------------- extraction
+
+
 def extract_features(
     kind: str,
     inputs: Iterable[str | Path],
@@ -147,17 +340,28 @@ def extract_features(
     progress: bool = True,
     *,
     postprocess: str | None = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    strict: bool = False,
 ) -> dict:
     """Write `<out_dir>/<id>.npy` for each input (a WAV or a frames folder, by the kind's medium).
 
     Each file has the kind's shape, float32. Returns the weights record that is also written to
     `<out_dir>/weights.json`. `postprocess` applies the kind's official post-processor where it
-    has one (VGGish: `pretrained` or a PCA parameter file).
+    has one (VGGish: `pretrained` or a PCA parameter file). `threads`: the CPUs the call may use
+    (when given, also torch's threads during the call; default: those this process may run on);
+    `workers`: decoding processes (default `default_workers(device, threads)`; 0 decodes in this
+    process). Inputs that cannot be decoded are listed in `<out_dir>/failed.tsv`
+    (`read_failures`), or raise with `strict`.
     """
     spec = feature_kind(kind)
     network = spec.network()
     if postprocess is not None and network.postprocessor is None:
         raise ValueError(f"feature kind {kind} has no post-processor")
+    if workers is not None and workers < 0:
+        raise ValueError(f"workers must be 0 or more, got {workers}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
     paths = [Path(p) for p in inputs]
     ids = _check_inputs(spec, paths)
     out = Path(out_dir)
@@ -170,39 +374,58 @@ def extract_features(
         return existing
 
     torch_device = resolve_device(device)
-    model, record = load_network(spec, weights, seed)
-    finish = None
-    if postprocess is not None:
-        finish, how = network.postprocessor(postprocess)
-        record = WeightsRecord(**{**record.as_dict(), "how": f"{record.how}; {how}"})
-    if existing is not None and any(existing.get(k) != v for k, v in record.as_dict().items()
-                                    if k in ("kind", "sha256", "how")):
-        raise ValueError(f"{out} holds {existing.get('kind')} features made with weights "
-                         f"{existing.get('weights')!r} (sha256 {existing.get('sha256')}); these would be made with "
-                         f"{record.weights!r} (sha256 {record.sha256}); use another output folder")
-    with atomic_output(record_path, "w") as fh:
-        fh.write(json.dumps(record.as_dict(), indent=2) + "\n")
-
-    net = network.features(model, torch_device)
-    layout = network.memory_format()
-    rows = batch_size or spec.default_batch.get(torch_device.type, spec.default_batch["cpu"])
-
-    def forward(batch: np.ndarray) -> np.ndarray:
-        x = network.prepare(torch.from_numpy(batch).to(torch_device))
-        x = x.contiguous(memory_format=layout) if layout is not None else x
-        return net(x).float().cpu().numpy()
-
+    cpus = threads or available_cpus()
+    n_workers = default_workers(torch_device.type, cpus) if workers is None else workers
     key_of = {path: key for key, path in todo}
-    with _exact_fp32(), torch.inference_mode(), tqdm(total=len(todo), desc=f"{kind} features", unit="clip",
-                                                     disable=not progress) as bar:
-        loaded = _prefetched(network.load, list(key_of), LOADER_THREADS)
-        for path, features in _batched(loaded, forward, rows):
-            if finish is not None:
-                features = finish(features)
-            features = features.reshape(-1, features.shape[-1])  # a network row may give several (CLAP's maps)
-            if features.shape != spec.shape:
-                raise RuntimeError(f"{path}: {kind} features came out {features.shape}, expected {spec.shape}")
-            with atomic_output(out / f"{key_of[path]}.npy") as fh:
-                np.save(fh, np.ascontiguousarray(features, dtype=np.float32))
-            bar.update(1)
+    decoder = Decoder(network.load, list(key_of), n_workers, threads=max(1, min(MAX_LOADER_THREADS, cpus - 1)),
+                      pin=torch_device.type == "cuda")
+    with decoder, _torch_threads(threads):  # decoding runs while the network loads
+        model, record = load_network(spec, weights, seed)
+        finish = None
+        if postprocess is not None:
+            finish, how = network.postprocessor(postprocess)
+            record = WeightsRecord(**{**record.as_dict(), "how": f"{record.how}; {how}"})
+        if existing is not None and any(existing.get(k) != v for k, v in record.as_dict().items()
+                                        if k in ("kind", "sha256", "how")):
+            raise ValueError(f"{out} holds {existing.get('kind')} features made with weights "
+                             f"{existing.get('weights')!r} (sha256 {existing.get('sha256')}); these would be "
+                             f"made with {record.weights!r} (sha256 {record.sha256}); use another output folder")
+        with atomic_output(record_path, "w") as fh:
+            fh.write(json.dumps(record.as_dict(), indent=2) + "\n")
+
+        forward = batch_forward(network, model, torch_device)
+        rows = batch_size or spec.default_batch.get(torch_device.type, spec.default_batch["cpu"])
+        tried: list[str] = []
+        failed: dict[str, tuple[str, str]] = {}
+
+        def decoded() -> Iterator[tuple[Path, torch.Tensor]]:
+            for path, item in decoder:
+                if isinstance(item, DecodeFailure):
+                    if strict:
+                        raise ValueError(f"{path}: {item.reason}")
+                    tried.append(key_of[path])
+                    failed[key_of[path]] = (str(path), item.reason)
+                    bar.update(1)
+                    continue
+                # pinned rows on CUDA: the copy overlaps with the batch being computed
+                yield path, item.to(torch_device, non_blocking=True)
+
+        try:
+            with _exact_fp32(), torch.inference_mode(), tqdm(total=len(todo), desc=f"{kind} features",
+                                                             unit="clip", disable=not progress) as bar, \
+                    closing(decoded()) as usable:
+                for path, features in _batched(usable, forward, rows):
+                    if finish is not None:
+                        features = finish(features)
+                    features = features.reshape(-1, features.shape[-1])  # one row may give several (clap)
+                    if features.shape != spec.shape:
+                        raise RuntimeError(f"{path}: {kind} features came out {features.shape}, "
+                                           f"expected {spec.shape}")
+                    with atomic_output(out / f"{key_of[path]}.npy") as fh:
+                        np.save(fh, np.ascontiguousarray(features, dtype=np.float32))
+                    tried.append(key_of[path])
+                    bar.update(1)
+        finally:
+            if tried or (out / FAILED_NAME).exists():
+                _write_failures(out, tried, failed)
     return record.as_dict()

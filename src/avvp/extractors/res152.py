@@ -37,6 +37,11 @@ def res152_frame(path: Path) -> np.ndarray:
     return np.asarray(TF.center_crop(image, [224, 224]))
 
 
+def load_res152_frames(folder: Path) -> np.ndarray:
+    """(80, 224, 224, 3) uint8: the folder's picked frames, resized and cropped (runs in decoding workers)."""
+    return load_frames(folder, res152_frame)
+
+
 def prepare(frames: torch.Tensor) -> torch.Tensor:
     """(N, 224, 224, 3) uint8 -> normalised network input."""
     return normalise_frames(frames, IMAGENET_MEAN, IMAGENET_STD)
@@ -61,7 +66,7 @@ EXTRACTOR = Extractor(
     build=resnet152,
     random=random_residual(resnet152, calibration_images, f"{CALIBRATION_IMAGES} dead-leaves images of 224x224"),
     features=feature_network,
-    load=lambda folder: load_frames(folder, res152_frame),
+    load=load_res152_frames,
     prepare=prepare,
     memory_format=lambda: torch.channels_last,
 )

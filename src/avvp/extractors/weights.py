@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from avvp.extractors import FeatureKind
+from avvp.provenance import file_sha256
 
 OFFLINE_ENV = "AVVP_OFFLINE"
 
@@ -43,14 +44,6 @@ class WeightsRecord:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def state_dict_sha256(state: dict[str, torch.Tensor]) -> str:

@@ -1,0 +1,96 @@
+"""Headless Chromium driven over its DevTools pipe (`--remote-debugging-pipe`): open a page in a
+window of a given size, evaluate JavaScript in it, take a screenshot. Needs only the Chromium binary
+and the standard library (the protocol is JSON messages ending in NUL on file descriptors 3 and 4)."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+class Chromium:
+    """One headless browser with one page whose viewport is width x height; a context manager."""
+
+    def __init__(self, binary: str, width: int, height: int) -> None:
+        to_browser, self._out = os.pipe()
+        self._in, from_browser = os.pipe()
+
+        def wire() -> None:  # in the child: the pipe ends on the descriptors Chromium reads and writes
+            reads, writes = os.dup(to_browser), os.dup(from_browser)  # copies above 4, so dup2 never
+            os.dup2(reads, 3)  # meets its own descriptor (which would keep close-on-exec)
+            os.dup2(writes, 4)
+
+        self._profile = tempfile.TemporaryDirectory(prefix="avvp-chromium-", ignore_cleanup_errors=True)
+        self.proc = subprocess.Popen(
+            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+             f"--user-data-dir={self._profile.name}", f"--window-size={width},{height}",
+             "--remote-debugging-pipe", "about:blank"],
+            preexec_fn=wire, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_browser)
+        os.close(from_browser)
+        self._buffer = b""
+        self._next = 0
+        target = self.send("Target.createTarget", url="about:blank", width=width, height=height,
+                                   newWindow=True)["targetId"]
+        self._session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        # The page's viewport exactly width x height (a headless window's frame would take some).
+        self.page("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+
+    def send(self, method: str, session: str | None = None, **params: Any) -> dict:
+        """One DevTools command; its result (events that arrive meanwhile are skipped)."""
+        self._next += 1
+        message = {"id": self._next, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._out, json.dumps(message).encode() + b"\0")
+        while True:
+            while b"\0" not in self._buffer:
+                chunk = os.read(self._in, 1 << 16)
+                if not chunk:
+                    raise RuntimeError(f"Chromium closed its DevTools pipe during {method}")
+                self._buffer += chunk
+            part, self._buffer = self._buffer.split(b"\0", 1)
+            reply = json.loads(part)
+            if reply.get("id") == self._next:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+
+    def page(self, method: str, **params: Any) -> dict:
+        return self.send(method, session=self._session, **params)
+
+    def open(self, url: str) -> None:
+        self.page("Page.enable")
+        self.page("Page.navigate", url=url)
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression (a promise is awaited)."""
+        result = self.page("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"JavaScript failed: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def screenshot(self, path: Path) -> Path:
+        path.write_bytes(base64.b64decode(self.page("Page.captureScreenshot", format="png")["data"]))
+        return path
+
+    def __enter__(self) -> Chromium:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.send("Browser.close")
+        except RuntimeError:
+            pass
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._in)
+        os.close(self._out)
+        self._profile.cleanup()
