@@ -51,13 +51,14 @@ def read_label_table(path: str | Path, classes: Sequence[str]) -> dict[str, np.n
     return table
 
 
-def table_rows(table: dict[str, np.ndarray], filenames: Sequence[str], n_classes: int,
+def table_rows(table: dict[str, np.ndarray], filenames: Sequence[str], shape: tuple[int, ...],
                path: str | Path) -> np.ndarray:
-    """(N, C) labels of `filenames` in their order; a video without a row is an error."""
+    """(N, *shape) labels of `filenames` in their order (shape: (C,) for a label table, (10, C) for a
+    segment table); a video without a row is an error."""
     missing = [f for f in filenames if f not in table]
     if missing:
         raise ValueError(f"{path}: no row for {len(missing)} training video(s), e.g. {missing[0]!r}")
-    out = np.zeros((len(filenames), n_classes), np.float32)
+    out = np.zeros((len(filenames), *shape), np.float32)
     for i, name in enumerate(filenames):
         out[i] = table[name]
     return out

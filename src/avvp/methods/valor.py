@@ -1,4 +1,5 @@
-"""VALOR (Lai, Chen, Wang, NeurIPS 2023): zero-shot segment-level pseudo labels from CLIP and CLAP.
+"""VALOR (Lai, Chen, Wang, NeurIPS 2023): zero-shot segment-level pseudo labels from CLIP and CLAP,
+then HAN trained on them.
 
 The pass `valor_labels` asks CLIP (image-text) which classes each one-second segment shows and
 CLAP (audio-text) which it sounds: logits as VALOR computes them (CLIP: logit_scale x cosine of the
@@ -10,18 +11,37 @@ video. Prompts and thresholds are data, per class vocabulary: VALOR's for LLP in
 
 Outputs: `audio_labels.tsv` and `visual_labels.tsv` (segment label tables, `label_tables`) and
 `labels.json` (where the prompts and weights came from, how many labels each modality got).
+
+The training stage `valor_train` (method `valor` = valor_labels -> valor_train) trains HAN with
+VALOR's encoder (8 heads, feed-forward 1024, the visual stream attending to the updated audio) on
+VALOR's loss (`avvp.methods.objectives.ValorObjective`) and recipe: AdamW, a linear warm-up then a
+cosine decay per epoch, gradient clipping, batch 64, 60 epochs, keeping the first epoch with the
+best validation segment Type@AV. The feature set is the run's (`model.features`): VALOR's standard
+one, or VALOR++'s clap + clip + r2plus1d_18 with its settings (config/valor.yaml).
+
+| stage | what it does | schedule | keeps |
+| --- | --- | --- | --- |
+| valor_labels | segment pseudo labels from the packed clip / clap_windows embeddings | one pass | - |
+| valor_train | HAN (VALOR's encoder) on them | 60 ep, AdamW 1e-4, warm-up 10 + cosine to 1e-6, batch 64 | first best val segment Type@AV |
 """
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
-from avvp.methods.settings import setting
-from avvp.methods.stages import Pass, PassJob, register_stage
+from avvp.methods.settings import LoopSettings, setting
+from avvp.methods.stages import Method, Pass, PassJob, StageInput, TrainingStage, register_method, register_stage
+from avvp.protocol import SEGMENTS
+
+if TYPE_CHECKING:
+    from avvp.features import PackedSplit
 
 LLP_PROMPTS = "valor_llp.json"
 EMBEDDINGS = {"visual": "clip", "audio": "clap_windows"}  # the kind each modality's logits come from
@@ -132,3 +152,86 @@ register_stage(Pass("valor_labels", "VALOR: zero-shot segment pseudo labels per 
                     "(class prompts and thresholds from a file), masked by the video labels",
                     LabelSettings(), _labels, kinds=tuple(EMBEDDINGS.values())))
 
+
+# ----------------------------------------------------------------------------- training
+
+
+def warm_up_cosine(epoch: int, epochs: int, warm_up: int, lr_max: float, lr_min: float) -> float:
+    """VALOR's learning rate of `epoch` (1-based, set before it): linear warm-up to lr_max over
+    `warm_up` epochs, then a cosine decay that reaches lr_min at the last epoch."""
+    if epoch < warm_up:
+        return epoch / warm_up * lr_max
+    progress = (epoch - warm_up) / max(epochs - warm_up, 1)
+    return lr_min + 0.5 * (lr_max - lr_min) * (1 + math.cos(progress * math.pi))
+
+
+@dataclass(frozen=True)
+class ValorSettings(LoopSettings):
+    """VALOR's recipe (train_valor.sh): AdamW with the warm-up cosine schedule, gradient clipping and
+    its encoder. VALOR++ changes lr, lr_min, hidden and layers (config/valor.yaml)."""
+
+    lr_min: float = setting(1e-6, "learning rate of the last epoch (the cosine decay's floor)", minimum=0)
+    warm_up: int = setting(10, "epochs of linear learning-rate warm-up", minimum=1)
+    weight_decay: float = setting(1e-3, "AdamW weight decay", minimum=0)
+    beta1: float = setting(0.5, "AdamW beta1", minimum=0)
+    beta2: float = setting(0.999, "AdamW beta2", minimum=0)
+    eps: float = setting(1e-8, "AdamW epsilon", minimum=0)
+    grad_norm: float = setting(1.0, "clip the gradient norm of every step to this", minimum=0)
+    hidden: int = setting(512, "width of the attention encoder", minimum=1)
+    heads: int = setting(8, "attention heads", minimum=1)
+    ff: int = setting(1024, "feed-forward width of the attention layers", minimum=1)
+    layers: int = setting(1, "attention layers", minimum=1)
+    audio_first: bool = setting(True, "the visual stream attends to the audio the same layer has updated "
+                                "(VALOR's encoder; off: both attend to the layer's inputs, as HAN)")
+
+    def model_options(self) -> dict[str, Any]:
+        return {**super().model_options(), "hidden": self.hidden, "heads": self.heads, "ff": self.ff,
+                "layers": self.layers, "audio_first": self.audio_first}
+
+    def optimizer(self, params: Any) -> Any:
+        import torch
+
+        return torch.optim.AdamW(params, lr=self.lr, betas=(self.beta1, self.beta2), eps=self.eps,
+                                 weight_decay=self.weight_decay)
+
+    def scheduler(self, optimizer: Any) -> Any:
+        """The epoch's rate as a factor of lr (torch's step k: the rate of epoch k + 1)."""
+        import torch
+
+        def factor(step: int) -> float:
+            rate = warm_up_cosine(step + 1, self.epochs, self.warm_up, self.lr, self.lr_min)
+            return rate / self.lr if self.lr else 1.0
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    def max_grad_norm(self) -> float | None:
+        return self.grad_norm
+
+
+def _objective(settings: ValorSettings, inputs: Mapping[str, Path], classes: Sequence[str]) -> Any:
+    from avvp.methods.objectives import ValorObjective
+
+    return ValorObjective()
+
+
+def _segment_targets(inputs: Mapping[str, Path], packed: PackedSplit) -> Any:
+    from avvp.methods.label_tables import read_segment_table, table_rows
+    from avvp.methods.training import ModalityTargets
+
+    classes = packed.classes
+    tables = [Path(inputs["pseudo_labels"]) / f"{m}_labels.tsv" for m in ("audio", "visual")]
+    return ModalityTargets(*(table_rows(read_segment_table(path, classes), packed.filenames, (SEGMENTS, len(classes)),
+                                        path) for path in tables))
+
+
+register_stage(TrainingStage(
+    id="valor_train",
+    description="VALOR: HAN with VALOR's encoder trained on the segment pseudo labels (video BCE plus "
+                "per-modality segment BCE), AdamW with warm-up and cosine decay; keeps the first best "
+                "validation segment Type@AV",
+    defaults=ValorSettings(epochs=60, lr=1e-4, batch_size=64, keep="type_at_av_first"),
+    objective=_objective,
+    targets=_segment_targets,
+    inputs=(StageInput("pseudo_labels", "valor_labels", help="the valor_labels folder (segment label tables)"),),
+))
+register_method(Method("valor", "VALOR", ("valor_labels", "valor_train")))
