@@ -18,9 +18,12 @@ from typing import Any
 KEEP = ("type_at_av", "type_at_av_first", "event_audio", "final")
 
 
-def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, minimum: float | None = None) -> Any:
-    """A settings field with the help text (and constraints) that the CLI and the config schema show."""
-    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum})
+def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, minimum: float | None = None,
+            path: bool = False) -> Any:
+    """A settings field with the help text (and constraints) that the CLI and the config schema show;
+    `path`: the value names a file, which the workflow makes an input of the stage's jobs (so an
+    edit of the file reruns them)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum, "path": path})
 
 
 @dataclass(frozen=True)

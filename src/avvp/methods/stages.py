@@ -102,7 +102,9 @@ class Pass:
     training stage (its model.pt is the input `checkpoint`); `model_options` are the HAN options the
     method fixes for the pass, over those the checkpoint stores (a released checkpoint stores none).
     `kinds` are feature kinds the pass reads from the training pack besides the model's (VALOR's
-    zero-shot embeddings); the workflow extracts and packs them too."""
+    zero-shot embeddings); the workflow extracts and packs them too, and fills the settings of
+    `from_features` (setting -> (kind, key)) that its config leaves unset from `features.<kind>.<key>`,
+    so the pass knows which weights made them."""
 
     id: str
     description: str
@@ -111,6 +113,7 @@ class Pass:
     model_of: str | None = None
     model_options: Mapping[str, Any] = field(default_factory=dict)
     kinds: tuple[str, ...] = ()
+    from_features: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     trains = False
 

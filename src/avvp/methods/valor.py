@@ -99,12 +99,19 @@ def pseudo_labels(logits: np.ndarray, thresholds: np.ndarray, video_labels: np.n
 
 @dataclass(frozen=True)
 class LabelSettings:
-    """Where the prompts come from and which CLIP/CLAP weights made the packed embeddings."""
+    """Where the prompts come from and which CLIP/CLAP weights made the packed embeddings (the
+    workflow fills the weights and seeds in from its `features.clip` / `features.clap_windows`)."""
 
-    prompts: str = setting("", "JSON file of prompts and thresholds per class; empty: VALOR's for LLP")
+    prompts: str = setting("", "JSON file of prompts and thresholds per class; empty: VALOR's for LLP", path=True)
     clip_weights: str = setting("random", "weights of the clip features: pretrained, random or a model folder")
+    clip_seed: int = setting(0, "seed of random CLIP weights (the clip features' seed)", minimum=0)
     clap_weights: str = setting("random", "weights of the clap_windows features: pretrained, random or a model folder")
-    weights_seed: int = setting(0, "seed of random CLIP/CLAP weights (the features' seed)", minimum=0)
+    clap_seed: int = setting(0, "seed of random CLAP weights (the clap_windows features' seed)", minimum=0)
+
+
+# Settings the workflow takes from the config of the kinds the pass reads: setting -> (kind, key).
+FROM_FEATURES = {"clip_weights": ("clip", "weights"), "clip_seed": ("clip", "seed"),
+                 "clap_weights": ("clap_windows", "weights"), "clap_seed": ("clap_windows", "seed")}
 
 
 def modality_logits(kind: str, weights: str, seed: int, embeds: np.ndarray, prompts: Sequence[str]) -> np.ndarray:
@@ -131,15 +138,16 @@ def _labels(job: PassJob) -> str:
     prompts, where = read_prompts(settings.prompts or None)
     prompts = prompts.for_classes(packed.classes, where)
     weights = {"clip": settings.clip_weights, "clap_windows": settings.clap_weights}
+    seeds = {"clip": settings.clip_seed, "clap_windows": settings.clap_seed}
     counts = {}
     for modality, kind in EMBEDDINGS.items():
-        logits = modality_logits(kind, weights[kind], settings.weights_seed, np.asarray(packed.arrays[kind]),
+        logits = modality_logits(kind, weights[kind], seeds[kind], np.asarray(packed.arrays[kind]),
                                  prompts.prompts[modality])
         labels = pseudo_labels(logits, prompts.thresholds[modality], packed.labels)
         write_segment_table(job.out_dir / f"{modality}_labels.tsv", packed.filenames, labels, packed.classes)
         counts[modality] = int(labels.sum())
     random = [k for k, w in weights.items() if w == "random"]
-    summary = {"prompts": where, "weights": weights, "weights_seed": settings.weights_seed,
+    summary = {"prompts": where, "weights": weights, "seeds": seeds,
                "segment_labels": counts, "n_videos": len(packed),
                "meaningful": not random,
                "note": (f"random {' and '.join(random)} weights: these zero-shot labels carry no meaning"
@@ -150,7 +158,7 @@ def _labels(job: PassJob) -> str:
 
 register_stage(Pass("valor_labels", "VALOR: zero-shot segment pseudo labels per modality from CLIP and CLAP "
                     "(class prompts and thresholds from a file), masked by the video labels",
-                    LabelSettings(), _labels, kinds=tuple(EMBEDDINGS.values())))
+                    LabelSettings(), _labels, kinds=tuple(EMBEDDINGS.values()), from_features=FROM_FEATURES))
 
 
 # ----------------------------------------------------------------------------- training
