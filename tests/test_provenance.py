@@ -44,7 +44,7 @@ def test_package_versions_and_missing_packages() -> None:
 
 
 def test_stage_settings_lay_the_config_over_the_published_defaults() -> None:
-    settings = stage_settings(["han"], {"han": {"batch_size": 4, "lr": None}})
+    settings = stage_settings({"han": {"han": {"batch_size": 4, "lr": None}}})
     assert settings["han"]["han"]["batch_size"] == 4
     assert settings["han"]["han"]["lr"] == 3e-4 and settings["han"]["han"]["epochs"] == 40  # published
 

@@ -166,6 +166,7 @@ def test_workflow_lints_clean(tmp_path: Path) -> None:
     run_snakemake(workdir, "--lint")
     run_snakemake(workdir, "--lint", "--configfile=config/llp.yaml")
     run_snakemake(workdir, "--lint", "--configfile=config/compare.yaml")
+    run_snakemake(workdir, "--lint", "--configfile=config/valor.yaml")
 
 
 def test_printed_commands_are_real_commands(tmp_path: Path) -> None:

@@ -42,3 +42,18 @@ def check_dataset(dataset: Mapping[str, Any], kinds: Sequence[str]) -> None:
             if not folder.is_dir() or next(folder.glob("*.npy"), None) is None:
                 raise ConfigError(f"dataset.features_dir: {folder} holds no {kind} features (<video id>.npy); "
                                   f"model.features needs them")
+
+
+def check_variants(methods: Sequence[str], variants: Mapping[str, Any]) -> None:
+    """Every name under train.methods is a registered method or a variant, and no variant takes the
+    name of a registered method (its runs' folders would be that method's)."""
+    from avvp.methods.stages import methods as registered
+
+    known = registered()
+    for name in variants:
+        if name in known:
+            raise ConfigError(f"variants.{name}: a registered method has that name; give the variant another")
+    for name in methods:
+        if name not in known and name not in variants:
+            raise ConfigError(f"train.methods: {name!r} is neither a registered method ({', '.join(known)}) "
+                              f"nor a name under variants")

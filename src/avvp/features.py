@@ -3,7 +3,7 @@
 Training reads one memory-mapped array per split and feature kind. Kinds with more rows than
 segments (ResNet-152's 80 frames) are averaged to 10 segments at packing time: HAN applies a
 Linear to every row and then averages each segment's rows, and a mean commutes with a Linear, so
-pooling first is exact. Shapes and names come from the feature kinds registry.
+pooling first is exact (as for a kind's own weighted pooling: CLAP's token maps). Shapes and names come from the feature kinds registry.
 """
 from __future__ import annotations
 
@@ -60,9 +60,13 @@ def load_feature(path: Path, kind: str) -> np.ndarray:
     return array
 
 
-def pool_segments(rows: np.ndarray) -> np.ndarray:
-    """Average consecutive rows to one per segment: (..., 80, D) -> (..., 10, D); 10 rows stay."""
+def pool_segments(rows: np.ndarray, kind: str | None = None) -> np.ndarray:
+    """Rows to one per segment: (..., 80, D) -> (..., 10, D) by averaging consecutive rows, or by
+    the kind's own pooling where it names one (CLAP's 64 time-frequency tokens); 10 rows stay."""
     *lead, n, dim = rows.shape
+    spec = feature_kind(kind) if kind is not None else None
+    if spec is not None and spec.pooling:
+        return np.einsum("sr,...rd->...sd", spec.segment_weights(), rows).astype(np.float32)
     if n == SEGMENTS:
         return rows
     return rows.reshape(*lead, SEGMENTS, n // SEGMENTS, dim).mean(axis=-2, dtype=np.float32)
@@ -125,7 +129,7 @@ def pack_split(
             skipped[name] = str(err)
             continue
         for kind, array in loaded.items():
-            rows[kind].append(pool_segments(array) if pooled else array)
+            rows[kind].append(pool_segments(array, kind) if pooled else array)
             folders[kind].add(files[kind].parent)
         kept.append(i)
     records = {kind: combined_record(kind, folders[kind]) for kind in kinds}

@@ -20,6 +20,9 @@ from avvp.extractors import PUBLISHED, feature_set
 from avvp.protocol import MODALITIES, SEGMENTS
 
 D_MODEL = 512
+# HAN's published architecture; `HAN.options()` stores a value only where a model departs from it, so
+# checkpoints of the published network keep the options they always had.
+ARCHITECTURE = {"hidden": D_MODEL, "heads": 1, "ff": 512, "layers": 1, "audio_first": False}
 FUSION_LAYERS = {"audio": "fc_fusion_audio", "visual": "fc_fusion"}
 
 
@@ -84,15 +87,20 @@ class HybridAttentionLayer(nn.Module):
 
 
 class HybridAttentionEncoder(nn.Module):
-    """Stacked HAN layers; each layer is shared by both streams, both fed the layer's inputs."""
+    """Stacked HAN layers; each layer is shared by both streams. HAN feeds both streams the layer's
+    inputs; with `audio_first` (VALOR's encoder) the visual stream attends to the audio stream the
+    same layer has just updated."""
 
-    def __init__(self, n_layers: int = 1, **layer_kwargs) -> None:
+    def __init__(self, n_layers: int = 1, audio_first: bool = False, **layer_kwargs) -> None:
         super().__init__()
+        self.audio_first = audio_first
         self.layers = nn.ModuleList(HybridAttentionLayer(**layer_kwargs) for _ in range(n_layers))
 
     def forward(self, audio: Tensor, visual: Tensor, cross_modal: bool | None = None) -> tuple[Tensor, Tensor]:
         for layer in self.layers:
-            audio, visual = layer(audio, visual, cross_modal), layer(visual, audio, cross_modal)
+            updated = layer(audio, visual, cross_modal)
+            visual = layer(visual, updated if self.audio_first else audio, cross_modal)
+            audio = updated
         return audio, visual
 
 
@@ -114,43 +122,52 @@ class HAN(nn.Module):
     kind's own rows (the mean commutes with its linear layer), cheaper. `cross_modal=False` lets
     each stream attend only to itself and `visual_dropout` drops visual features before the
     classifier (both JoMoLD's); neither adds parameters, so the state dict keeps the official names.
+    `hidden`, `heads`, `ff`, `layers` and `audio_first` change the attention encoder (VALOR's: 8 heads,
+    feed-forward 1024, the visual stream attending to the updated audio); their defaults are HAN's.
     """
 
     def __init__(self, n_classes: int, features: Sequence[str] = PUBLISHED, dropout: float = 0.1,
-                 cross_modal: bool = True, visual_dropout: float = 0.0) -> None:
+                 cross_modal: bool = True, visual_dropout: float = 0.0, hidden: int = D_MODEL, heads: int = 1,
+                 ff: int = 512, layers: int = 1, audio_first: bool = False) -> None:
         super().__init__()
         self.n_classes = n_classes
         self.kinds = feature_set(features)
         self.features = tuple(kind.name for kind in self.kinds)
+        self.architecture = {"hidden": hidden, "heads": heads, "ff": ff, "layers": layers, "audio_first": audio_first}
         for kind in self.kinds:
-            self.add_module(kind.han_layer, nn.Linear(kind.dim, D_MODEL))
+            self.add_module(kind.han_layer, nn.Linear(kind.dim, hidden))
         self.fusion: dict[str, str] = {}
         for modality in MODALITIES:
             width = sum(kind.modality == modality for kind in self.kinds)
             if width > 1:
                 self.fusion[modality] = FUSION_LAYERS[modality]
-                self.add_module(FUSION_LAYERS[modality], nn.Linear(width * D_MODEL, D_MODEL))
-        self.hat_encoder = HybridAttentionEncoder(dropout=dropout, cross_modal=cross_modal)
-        self.fc_prob = nn.Linear(D_MODEL, n_classes)
-        self.fc_frame_att = nn.Linear(D_MODEL, n_classes)
-        self.fc_av_att = nn.Linear(D_MODEL, n_classes)
+                self.add_module(FUSION_LAYERS[modality], nn.Linear(width * hidden, hidden))
+        self.hat_encoder = HybridAttentionEncoder(layers, audio_first, d_model=hidden, n_heads=heads, d_ff=ff,
+                                                  dropout=dropout, cross_modal=cross_modal)
+        self.fc_prob = nn.Linear(hidden, n_classes)
+        self.fc_frame_att = nn.Linear(hidden, n_classes)
+        self.fc_av_att = nn.Linear(hidden, n_classes)
         self.visual_dropout = nn.Dropout(visual_dropout)
 
     def options(self) -> dict[str, object]:
-        """The constructor's options (checkpoints store them, so loading rebuilds the same model)."""
+        """The constructor's options (checkpoints store them, so loading rebuilds the same model); the
+        architecture's only where it departs from HAN's published one."""
         layer = self.hat_encoder.layers[0]
+        departures = {k: v for k, v in self.architecture.items() if v != ARCHITECTURE[k]}
         return {"features": list(self.features), "dropout": layer.dropout.p, "cross_modal": layer.cross_modal,
-                "visual_dropout": self.visual_dropout.p}
+                "visual_dropout": self.visual_dropout.p, **departures}
 
     def embed(self, *inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """The two (B, 10, 512) input streams of the attention layer: audio, visual (fused where
+        """The two (B, 10, hidden) input streams of the attention layer: audio, visual (fused where
         several kinds feed one)."""
         if len(inputs) != len(self.kinds):
             raise ValueError(f"HAN takes {len(self.kinds)} inputs ({', '.join(self.features)}), got {len(inputs)}")
         parts: dict[str, list[Tensor]] = {m: [] for m in MODALITIES}
         for kind, x in zip(self.kinds, inputs):
             batch, rows, dim = x.shape
-            if rows != SEGMENTS:
+            if kind.pooling and rows != SEGMENTS:
+                x = torch.einsum("sr,brd->bsd", torch.from_numpy(kind.segment_weights()).to(x), x)
+            elif rows != SEGMENTS:
                 x = x.reshape(batch, SEGMENTS, rows // SEGMENTS, dim).mean(dim=2)
             parts[kind.modality].append(getattr(self, kind.han_layer)(x))
         streams = []
@@ -168,12 +185,16 @@ class HAN(nn.Module):
         1 - 1e-7 first) nor any decision (thresholds <= 1) changes.
         """
         x = torch.stack((audio, visual), dim=2)  # (B, T, 2, d)
-        frame_prob = torch.sigmoid(self.fc_prob(x))
+        frame_prob = torch.sigmoid(self.frame_logits(audio, visual))
         frame_att = torch.softmax(self.fc_frame_att(x), dim=1)
         av_att = torch.softmax(self.fc_av_att(x), dim=2)
         temporal = frame_att * frame_prob
         global_prob = (temporal * av_att).sum(dim=(1, 2)).clamp(max=1.0)
         return global_prob, temporal[:, :, 0].sum(dim=1), temporal[:, :, 1].sum(dim=1), frame_prob
+
+    def frame_logits(self, audio: Tensor, visual: Tensor) -> Tensor:
+        """(B, T, 2, C) segment logits of both streams (their sigmoid is `frame_prob`), for losses on logits."""
+        return self.fc_prob(torch.stack((audio, visual), dim=2))
 
     def encode(self, *inputs: Tensor, cross_modal: bool | None = None) -> Streams:
         """Both streams before and after the attention layer (`cross_modal` overrides the model's)."""

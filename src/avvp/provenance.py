@@ -80,15 +80,16 @@ def file_checksums(paths: Iterable[str | Path]) -> dict[str, str]:
     return checksums
 
 
-def stage_settings(method_names: Iterable[str], sections: Mapping[str, Mapping[str, Any]]) -> dict:
-    """method -> {stage id -> its settings as the stage runs them}: the stage's published defaults
-    with the config section's non-null values laid over them (as `avvp train/refine` does)."""
+def stage_settings(runs: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict:
+    """run -> {stage id -> its settings as the stage runs them}: the stage's published defaults with
+    the run's config section for it (`runs`: run -> stage id -> section) laid over them, null values
+    keeping the defaults (as `avvp train/refine` does)."""
     from avvp.methods.settings import with_overrides
-    from avvp.methods.stages import method, stage
+    from avvp.methods.stages import stage
 
-    return {name: {sid: dataclasses.asdict(with_overrides(stage(sid).defaults, dict(sections.get(sid) or {})))
-                   for sid in method(name).stages}
-            for name in method_names}
+    return {name: {sid: dataclasses.asdict(with_overrides(stage(sid).defaults, dict(section or {})))
+                   for sid, section in sections.items()}
+            for name, sections in runs.items()}
 
 
 def provenance_block(config: Mapping[str, Any], stages: Mapping[str, Mapping[str, Any]], checkpoints: Iterable[str | Path],

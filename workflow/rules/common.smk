@@ -13,7 +13,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from avvp.config_checks import VIDEO_SUFFIXES, check_dataset
+import dataclasses
+
+from avvp.config_checks import VIDEO_SUFFIXES, check_dataset, check_variants
 from avvp.extractors import AUDIO, feature_kind, feature_kinds
 from avvp.ffmpeg import fidelity_warning
 from avvp.methods.stages import method, stage, stages
@@ -22,11 +24,36 @@ SPLITS = ("train", "val", "test")
 DATASET = config["dataset"]
 MODE = DATASET["mode"]
 DEMO_DIR = "results/demo"
-KINDS = list(config["model"]["features"])
 METHODS = list(config["train"]["methods"])
+VARIANTS = config["variants"]
 SEEDS = list(config["train"]["seeds"])
 RUN = "results/runs/{method}/seed{seed}"
 REPORT = "results/report"
+check_variants(METHODS, VARIANTS)
+
+
+def run_method(name: str):
+    """The registered method of a run name (itself, or a variant's method)."""
+    return method(VARIANTS[name]["method"] if name in VARIANTS else name)
+
+
+def run_label(name: str) -> str:
+    return VARIANTS.get(name, {}).get("label") or run_method(name).label
+
+
+def run_features(name: str) -> list[str]:
+    """The feature set HAN is trained on in a run (a variant's own, or model.features)."""
+    return list(VARIANTS.get(name, {}).get("features") or config["model"]["features"])
+
+
+def run_kinds(name: str) -> list[str]:
+    """What a run reads from the packs: its model's kinds, then those its passes read."""
+    passes = [kind for sid in run_method(name).stages if not stage(sid).trains for kind in stage(sid).kinds]
+    return list(dict.fromkeys(run_features(name) + passes))
+
+
+# The kinds to extract and pack: every run's (model.features of the runs and what their passes read).
+KINDS = list(dict.fromkeys(kind for name in METHODS for kind in run_kinds(name)))
 check_dataset(DATASET, KINDS)
 if MODE != "features" and (FFMPEG_WARNING := fidelity_warning()):
     print(f"WARNING: {FFMPEG_WARNING}", file=sys.stderr)
@@ -117,7 +144,7 @@ def stage_dir(method_name: str, seed: int | str, stage_id: str) -> str:
 
 def final_dir(method_name: str, seed: int | str) -> str:
     """The folder of the stage whose model is the method's result."""
-    return stage_dir(method_name, seed, method(method_name).final_stage)
+    return stage_dir(method_name, seed, run_method(method_name).final_stage)
 
 
 def final_checkpoint(wildcards) -> str:
@@ -140,16 +167,24 @@ def checkpoints() -> list[str]:
         f"{stage_dir(m, s, sid)}/model.pt"
         for m in METHODS
         for s in SEEDS
-        for sid in method(m).stages
+        for sid in run_method(m).stages
         if stage(sid).trains
     ]
 
 
 def stage_inputs(wildcards) -> dict[str, str]:
-    """What a stage reads from earlier stages of its run (its spec's inputs), by name."""
-    return {
+    """What a stage reads from earlier stages of its run (its spec's inputs), by name, and the files
+    its settings name (an edit of one reruns the stage)."""
+    spec = stage(wildcards.stage)
+    settings = stage_section(wildcards.method, wildcards.stage)
+    files = {
+        f"setting_{f.name}": settings[f.name]
+        for f in dataclasses.fields(spec.defaults)
+        if f.metadata.get("path") and settings.get(f.name)
+    }
+    return files | {
         needed.name: f"{stage_dir(wildcards.method, wildcards.seed, needed.stage)}/{needed.file}".rstrip("/")
-        for needed in stage(wildcards.stage).inputs
+        for needed in spec.inputs
     }
 
 
@@ -159,9 +194,27 @@ def stage_input_flags(wildcards, input) -> str:
     )
 
 
+def stage_section(run: str, stage_id: str) -> dict:
+    """A stage's settings in a run: its section under `stages`, the run's variant's over it, and
+    (a pass) the weights of the kinds it reads from their `features` sections where both leave them unset."""
+    spec = stage(stage_id)
+    variant = VARIANTS.get(run, {}).get("stages", {}).get(stage_id, {})
+    section = dict(config["stages"][stage_id])
+    section.update({k: v for k, v in variant.items() if v is not None})
+    for name, (kind, key) in {} if spec.trains else spec.from_features.items():
+        if section.get(name) is None:
+            section[name] = config["features"][kind][key]
+    return section
+
+
 def stage_flags(wildcards) -> str:
-    """The stage's own config section as options (null settings keep its published values)."""
-    return cli_flags(config["stages"][wildcards.stage])
+    """The stage's settings in the run (`stage_section`) as options (null: its published values)."""
+    return cli_flags(stage_section(wildcards.method, wildcards.stage))
+
+
+def run_stage_sections() -> dict[str, dict[str, dict]]:
+    """Run -> stage id -> its settings section (metrics.json's provenance)."""
+    return {m: {sid: stage_section(m, sid) for sid in run_method(m).stages} for m in METHODS}
 
 
 def run_flags() -> str:

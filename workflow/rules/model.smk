@@ -43,7 +43,7 @@ rule train:
         settings=stage_flags,
         inputs=stage_input_flags,
         run=run_flags(),
-        features=",".join(KINDS),
+        features=lambda wildcards: ",".join(run_features(wildcards.method)),
         out_dir=subpath(output.model, parent=True),
     shell:
         "avvp train --stage {wildcards.stage} --train-pack {input.train_pack} --val-pack {input.val_pack}"
@@ -156,8 +156,9 @@ rule metrics:
     params:
         dataset={"name": DATASET["name"], "mode": MODE},
         runs=[[m, s] for m in METHODS for s in SEEDS],
-        final_stage={m: method(m).final_stage for m in METHODS},
-        labels={m: method(m).label for m in METHODS},
+        final_stage={m: run_method(m).final_stage for m in METHODS},
+        labels={m: run_label(m) for m in METHODS},
+        stage_settings=run_stage_sections(),
         weights=weights_files(),
         ffmpeg=[f"results/frames/{shard}/ffmpeg.json" for shard in SHARDS],
     script:

@@ -109,6 +109,6 @@ rule summary:
     conda:
         "../../envs/report.yaml"
     params:
-        labels={m: method(m).label for m in METHODS},
+        labels={m: run_label(m) for m in METHODS},
     script:
         "../scripts/summary.py"

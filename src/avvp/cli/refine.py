@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "a pass of a frozen model over the training split (refined labels, noise ratios)"
+HELP = "a pass over the training split (refined labels, noise ratios, VALOR's zero-shot labels)"
 
 
 def _passes() -> list:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from avvp.cli.common import add_classes_arg, add_feature_set_arg, add_features_args, split_and_pack, vocabulary
 
-HELP = "train one stage (HAN, or a stage of MA-MMIL or JoMoLD) on weak labels"
+HELP = "train one stage (HAN, or a stage of MA-MMIL, JoMoLD or VALOR) on weak or pseudo labels"
 
 
 def _training_stages() -> list:

@@ -42,7 +42,9 @@ class Extractor:
     wraps a built network for inference on a device. `random(seed)` returns a seeded network that
     gives usable features without training, and a sentence saying how it was made.
     `postprocessor(spec)`, where a kind has one (VGGish's PCA), returns (function on the features
-    of one clip, description).
+    of one clip, description). `from_folder(path)`, for a network published as a model folder
+    (Hugging Face's `save_pretrained` layout) rather than a state dict, loads one; such a kind's
+    `--weights PATH` is that folder.
     """
 
     build: Callable[[], Any]
@@ -52,17 +54,20 @@ class Extractor:
     prepare: Callable[[Any], Any]
     memory_format: Callable[[], Any] = lambda: None
     postprocessor: Callable[[str], tuple[Callable[[Any], Any], str]] | None = None
+    from_folder: Callable[[Path], Any] | None = None
 
 
 @dataclass(frozen=True)
 class Pretrained:
     """A kind's published weights: a plain state dict at `url`, downloaded once into torch's hub
     cache. `hashed`: the file name carries the first hex digits of its sha256 (torchvision's
-    convention), so a download is checked against them."""
+    convention), so a download is checked against them. With `files` (name patterns), `url` is a
+    Hugging Face Hub model repository whose matching files are downloaded once as a model folder."""
 
     url: str
     hashed: bool
     holds: str  # what the file is, for messages: e.g. "torchvision's ResNet-152 (ImageNet) state dict"
+    files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,9 @@ class FeatureKind:
 
     `rows` is SEGMENTS or a multiple of it (ResNet-152's 80 frames); packing averages each
     rows / SEGMENTS consecutive rows to one segment (exact for HAN, whose first layer is linear).
+    A kind whose rows are not laid out that way names its own `pooling` (`module:function`
+    returning the (SEGMENTS, rows) matrix of weights, each row summing to 1, that turns its rows
+    into segments; also exact for HAN, as any such weighted mean commutes with a linear layer).
     `modality` is the HAN stream the kind feeds, through its own linear layer `han_layer` (the
     published kinds keep the official checkpoint's names). `default_batch`: network rows per
     forward pass by device type.
@@ -86,36 +94,47 @@ class FeatureKind:
     extractor: str | Extractor
     pretrained: Pretrained | None = None
     default_batch: Mapping[str, int] = field(default_factory=lambda: {"cpu": 8, "cuda": 64})
+    pooling: str = ""
 
     def __post_init__(self) -> None:
         if self.medium not in MEDIA:
             raise ValueError(f"feature kind {self.name}: medium must be one of {MEDIA}, not {self.medium!r}")
         if self.modality not in MODALITIES:
             raise ValueError(f"feature kind {self.name}: modality must be one of {MODALITIES}")
-        if self.rows < SEGMENTS or self.rows % SEGMENTS:
-            raise ValueError(f"feature kind {self.name}: rows must be a multiple of {SEGMENTS}, got {self.rows}")
+        if not self.pooling and (self.rows < SEGMENTS or self.rows % SEGMENTS):
+            raise ValueError(f"feature kind {self.name}: rows must be a multiple of {SEGMENTS} (or the kind "
+                             f"names its pooling), got {self.rows}")
 
     @property
     def shape(self) -> tuple[int, int]:
         return (self.rows, self.dim)
 
-    @property
-    def rows_per_segment(self) -> int:
-        return self.rows // SEGMENTS
+    def segment_weights(self) -> Any:
+        """(SEGMENTS, rows) float32 numpy matrix of a kind that names its `pooling`: segment s is the
+        weighted mean of the rows with the weights of row s."""
+        return _attribute(self.pooling)(self.rows)
 
     def network(self) -> Extractor:
         """The kind's Extractor (its module imported now)."""
         if isinstance(self.extractor, Extractor):
             return self.extractor
-        module, _, attribute = self.extractor.partition(":")
-        return getattr(importlib.import_module(module), attribute)
+        return _attribute(self.extractor)
+
+
+def _attribute(name: str) -> Any:
+    """The object named `module:attribute`, its module imported now."""
+    module, _, attribute = name.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def _builtin() -> tuple[FeatureKind, ...]:
     """The kinds shipped with avvp, from `builtin_kinds.json` (data, one entry per kind)."""
     entries = json.loads(resources.files("avvp.extractors").joinpath("builtin_kinds.json").read_text("utf-8"))
-    return tuple(FeatureKind(**{**entry, "pretrained": Pretrained(**entry["pretrained"]) if entry.get("pretrained")
-                                else None}) for entry in entries)
+    return tuple(FeatureKind(**{**entry, "pretrained": _pretrained(entry.get("pretrained"))}) for entry in entries)
+
+
+def _pretrained(entry: Mapping[str, Any] | None) -> Pretrained | None:
+    return Pretrained(**{**entry, "files": tuple(entry.get("files", ()))}) if entry else None
 
 
 # The published feature set, in the published order (HAN's default inputs).

@@ -430,6 +430,7 @@ def extract_features(
                 for path, features in _batched(usable, forward, rows):
                     if finish is not None:
                         features = finish(features)
+                    features = features.reshape(-1, features.shape[-1])  # one row may give several (clap)
                     if features.shape != spec.shape:
                         raise RuntimeError(f"{path}: {kind} features came out {features.shape}, "
                                            f"expected {spec.shape}")

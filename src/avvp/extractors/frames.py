@@ -34,10 +34,10 @@ def frame_files(folder: Path) -> list[Path]:
     return files
 
 
-def load_frames(folder: Path, load_one: Callable[[Path], np.ndarray]) -> np.ndarray:
-    """(80, H, W, 3) uint8: the picked frames of a folder, each file decoded once."""
+def load_frames(folder: Path, load_one: Callable[[Path], np.ndarray], k: int = N_FRAMES) -> np.ndarray:
+    """(k, H, W, 3): the k picked frames of a folder (80 by default), each file decoded once."""
     files = frame_files(folder)
-    picks = pick_frame_indices(len(files))
+    picks = pick_frame_indices(len(files), k)
     decoded = {i: load_one(files[i]) for i in np.unique(picks)}
     return np.stack([decoded[i] for i in picks])
 

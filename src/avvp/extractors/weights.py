@@ -7,6 +7,9 @@
   (classifier included), so a file for another network fails with the names that do not match.
 - `random`: the kind's seeded initialisation, made usable without training (see
   `avvp.extractors.calibration`).
+- Kinds published as a model folder (Hugging Face's `save_pretrained` layout; `Extractor.from_folder`):
+  `pretrained` downloads the Hub repository's files once into `$TORCH_HOME/hub/huggingface/`, and
+  PATH is such a folder. The sha256 is of the loaded tensors.
 
 Within `reused_networks()` each network is built (and a random one calibrated) once and handed out
 as copies, for callers that extract input by input (`avvp parse`, one video at a time).
@@ -87,6 +90,26 @@ def fetch(url: str, hashed: bool = False) -> Path:
     return path
 
 
+def hub_folder(kind: FeatureKind) -> Path:
+    """The cached model folder of a kind published on the Hugging Face Hub, downloaded first when
+    absent and downloads are allowed; otherwise an error naming the files and where they go."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    published = kind.pretrained
+    repo = urlparse(published.url).path.strip("/")
+    cache = Path(torch.hub.get_dir()) / "huggingface"
+    offline = os.environ.get(OFFLINE_ENV, "").strip() not in ("", "0")
+    advice = (f"download the files {', '.join(published.files)} of {published.url} into one folder and pass "
+              f"that folder as the weights (--weights PATH), or let avvp download them once into {cache}")
+    try:
+        return Path(snapshot_download(repo, cache_dir=cache, allow_patterns=list(published.files),
+                                      local_files_only=offline))
+    except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError) as err:
+        why = f"{OFFLINE_ENV} forbids downloads" if offline else f"the download failed ({err})"
+        raise RuntimeError(f"{kind.name} weights ({published.holds}) are not cached and {why}; {advice}") from err
+
+
 def load_state_file(kind: str, model: nn.Module, path: Path) -> None:
     """Load a plain state dict strictly; a wrong file fails with a message naming it."""
     try:
@@ -129,6 +152,8 @@ def _load_network(kind: FeatureKind, weights: str, seed: int) -> tuple[nn.Module
     if weights == "random":
         model, how = network.random(seed)
         return model, WeightsRecord(kind.name, "random", state_dict_sha256(model.state_dict()), seed, how)
+    if network.from_folder is not None:
+        return _load_folder(kind, weights, seed)
     if weights == "pretrained":
         if kind.pretrained is None:
             raise ValueError(f"feature kind {kind.name} has no published weights; use random or a state-dict path")
@@ -143,3 +168,22 @@ def _load_network(kind: FeatureKind, weights: str, seed: int) -> tuple[nn.Module
     load_state_file(kind.name, model, path)
     model.eval()
     return model, WeightsRecord(kind.name, weights if weights == "pretrained" else str(path), file_sha256(path), seed, how)
+
+
+def _load_folder(kind: FeatureKind, weights: str, seed: int) -> tuple[nn.Module, WeightsRecord]:
+    """A kind published as a model folder: `pretrained` (the Hub repository, cached) or a local folder."""
+    if weights == "pretrained":
+        if kind.pretrained is None or not kind.pretrained.files:
+            raise ValueError(f"feature kind {kind.name} has no published model folder; use random or a folder path")
+        folder = hub_folder(kind)
+        how = f"pretrained: {kind.pretrained.url} ({kind.pretrained.holds}); sha256 is of the tensors"
+    else:
+        folder = Path(weights)
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"{folder} is not a model folder (no config.json; {kind.name} weights are "
+                                    f"pretrained, random or a folder saved with save_pretrained)")
+        how = "weights from a local model folder; sha256 is of the tensors"
+    model = kind.network().from_folder(folder)
+    model.eval()
+    return model, WeightsRecord(kind.name, weights if weights == "pretrained" else str(folder),
+                                state_dict_sha256(model.state_dict()), seed, how)

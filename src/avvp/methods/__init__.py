@@ -1,5 +1,6 @@
 """Training methods as registered stages (`avvp.methods.stages`): HAN (`han`), MA-MMIL (Wu and
-Yang, CVPR 2021; `ma_mmil`) and JoMoLD (Cheng et al., ECCV 2022; `jomold`).
+Yang, CVPR 2021; `ma_mmil`), JoMoLD (Cheng et al., ECCV 2022; `jomold`) and VALOR (Lai, Chen,
+Wang, NeurIPS 2023; `valor`).
 
 Each stage is a library function and an `avvp` command whose outputs are files, so a workflow can
 cache every stage on its own: `training` (the shared loop), `settings` (a stage's hyper-parameters),

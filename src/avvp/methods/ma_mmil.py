@@ -184,7 +184,7 @@ def _refined_targets(inputs: Mapping[str, Path], packed: PackedSplit) -> Any:
 
     tables = [Path(inputs["refined"]) / f"{m}_labels.tsv" for m in ("audio", "visual")]
     return ModalityTargets(*(table_rows(read_label_table(path, packed.classes), packed.filenames,
-                                        len(packed.classes), path) for path in tables))
+                                        (len(packed.classes),), path) for path in tables))
 
 
 register_stage(TrainingStage(

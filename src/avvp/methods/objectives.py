@@ -3,7 +3,8 @@
 An objective sees the model, the batch inputs, the weak (video-level) labels, the per-modality
 labels (the weak ones unless a refinement stage changed them), the batch's rows in the training
 split and where the batch falls in training (for ramps). HAN's objective is the paper's loss; the
-others add the contrastive term or drop labels on the fly.
+others add the contrastive term, drop labels on the fly, or (VALOR) train the segment logits on
+segment-level labels.
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ class Batch:
 
     inputs: tuple[Tensor, ...]  # the model's features, in its feature set's order
     labels: Tensor  # (B, C) weak video-level labels
-    audio_labels: Tensor  # (B, C) per-modality labels: the weak ones unless refined
+    audio_labels: Tensor  # (B, C) per-modality labels: the weak ones unless refined; (B, 10, C) segment-level
     visual_labels: Tensor
     rows: np.ndarray  # (B,) rows of the training split
     epoch: int  # 1-based
@@ -120,6 +121,25 @@ class HanContrastiveObjective:
         visual = streams.visual_in if self.visual_stream == "input" else streams.visual
         return loss + self.weight * contrastive_loss(streams.audio, visual, self.temperature,
                                                      self.contrastive_smoothing, self.expected_probability)
+
+    def describe(self) -> dict[str, Any]:
+        return describe(self)
+
+
+@dataclass(frozen=True)
+class ValorObjective:
+    """VALOR's loss: the video-level BCE of the global score plus, per modality, BCE with logits of
+    the segment logits against the segment-level pseudo labels (the batch's (B, 10, C) audio and
+    visual labels); every term weighs 1, each the mean over its elements."""
+
+    def __call__(self, model: HAN, batch: Batch) -> Tensor:
+        streams = model.encode(*batch.inputs)
+        visual = model.visual_dropout(streams.visual)
+        global_prob = model.head(streams.audio, visual)[0]
+        logits = model.frame_logits(streams.audio, visual)  # (B, 10, 2, C)
+        with_logits = torch.nn.functional.binary_cross_entropy_with_logits
+        return (bce(global_prob, batch.labels) + with_logits(logits[:, :, 0], batch.audio_labels)
+                + with_logits(logits[:, :, 1], batch.visual_labels))
 
     def describe(self) -> dict[str, Any]:
         return describe(self)

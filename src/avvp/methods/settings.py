@@ -1,7 +1,9 @@
 """A training stage's settings: the schedule, HAN's options and the checkpoint choice.
 
-The field defaults are the paper's HAN recipe (PROTOCOL §4); each stage's spec (`avvp.methods.stages`)
-holds its own published defaults as a `TrainSettings` value, the single source of every default:
+`LoopSettings` holds what every training stage sets; `TrainSettings` adds the paper's HAN recipe
+(PROTOCOL §4: Adam, step schedule, smoothed visual target), VALOR's settings (`avvp.methods.valor`)
+its own optimiser and schedule. Each stage's spec (`avvp.methods.stages`) holds its own published
+defaults as a settings value, the single source of every default:
 the command line and the workflow's config schema are generated from these fields. The seed, the
 device and the feature set belong to the run, not to a stage.
 """
@@ -11,29 +13,33 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-KEEP = ("type_at_av", "event_audio", "final")  # which epoch becomes model.pt
+# Which epoch becomes model.pt: the best validation segment Type@AV (a tie replaces the kept epoch),
+# the same keeping the earliest of tied epochs (VALOR's rule), the best event-level audio F, the final one.
+KEEP = ("type_at_av", "type_at_av_first", "event_audio", "final")
 
 
-def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, minimum: float | None = None) -> Any:
-    """A settings field with the help text (and constraints) that the CLI and the config schema show."""
-    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum})
+def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, minimum: float | None = None,
+            path: bool = False) -> Any:
+    """A settings field with the help text (and constraints) that the CLI and the config schema show;
+    `path`: the value names a file, which the workflow makes an input of the stage's jobs (so an
+    edit of the file reruns them)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum, "path": path})
 
 
 @dataclass(frozen=True)
-class TrainSettings:
-    """Every hyper-parameter of a training stage; the defaults are the paper's HAN recipe."""
+class LoopSettings:
+    """What every training stage sets: the length of training, the base learning rate, the batch,
+    HAN's options and which epoch to keep. Subclasses add the optimiser and its schedule."""
 
     epochs: int = setting(40, "training epochs", minimum=1)
-    lr: float = setting(3e-4, "Adam learning rate", minimum=0)
+    lr: float = setting(3e-4, "learning rate (where the schedule warms up: its peak)", minimum=0)
     batch_size: int = setting(16, "videos per training batch", minimum=1)
-    step_size: int = setting(10, "epochs between learning-rate steps", minimum=1)
-    gamma: float = setting(0.1, "learning-rate factor at each step", minimum=0)
-    visual_smoothing: float = setting(0.1, "label smoothing s of the visual target (1 - s) y + s / 2", minimum=0)
     dropout: float = setting(0.1, "dropout inside the attention layer", minimum=0)
     cross_modal: bool = setting(True, "cross-modal attention (off: each stream attends only to itself)")
     visual_dropout: float = setting(0.0, "dropout on the visual stream before the classifier", minimum=0)
-    keep: str = setting("type_at_av", "the epoch kept as model.pt: best validation segment Type@AV, best "
-                        "validation event-level audio F, or the final one", choices=KEEP)
+    keep: str = setting("type_at_av", "the epoch kept as model.pt: best validation segment Type@AV (type_at_av: "
+                        "a tie replaces the kept epoch; type_at_av_first: the earliest stays), best validation "
+                        "event-level audio F, or the final one", choices=KEEP)
     frame_threshold: float = setting(0.5, "segment threshold of the validation scores that choose the kept epoch",
                                      minimum=0)
     global_threshold: float = setting(0.5, "video threshold of the validation scores", minimum=0)
@@ -44,6 +50,38 @@ class TrainSettings:
     def model_options(self) -> dict[str, Any]:
         """HAN's constructor options that training settings decide."""
         return {"dropout": self.dropout, "cross_modal": self.cross_modal, "visual_dropout": self.visual_dropout}
+
+    def optimizer(self, params: Any) -> Any:
+        """The torch optimiser of `params`."""
+        raise NotImplementedError(f"{type(self).__name__} names no optimiser")
+
+    def scheduler(self, optimizer: Any) -> Any:
+        """The torch learning-rate scheduler, stepped once after each epoch."""
+        raise NotImplementedError(f"{type(self).__name__} names no learning-rate schedule")
+
+    def max_grad_norm(self) -> float | None:
+        """The gradient-norm clip of every step (None: no clipping)."""
+        return None
+
+
+@dataclass(frozen=True)
+class TrainSettings(LoopSettings):
+    """Every hyper-parameter of a HAN-recipe stage; the defaults are the paper's: Adam, the learning
+    rate multiplied by `gamma` every `step_size` epochs, label-smoothed visual targets."""
+
+    step_size: int = setting(10, "epochs between learning-rate steps", minimum=1)
+    gamma: float = setting(0.1, "learning-rate factor at each step", minimum=0)
+    visual_smoothing: float = setting(0.1, "label smoothing s of the visual target (1 - s) y + s / 2", minimum=0)
+
+    def optimizer(self, params: Any) -> Any:
+        import torch
+
+        return torch.optim.Adam(params, lr=self.lr)
+
+    def scheduler(self, optimizer: Any) -> Any:
+        import torch
+
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=self.step_size, gamma=self.gamma)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from typing import Any
 
 from avvp.registry import Registry
 
-BUILTIN_MODULES = ("avvp.methods.han", "avvp.methods.ma_mmil", "avvp.methods.jomold")
+BUILTIN_MODULES = ("avvp.methods.han", "avvp.methods.ma_mmil", "avvp.methods.jomold", "avvp.methods.valor")
 ENTRY_POINTS = "avvp.methods"
 
 
@@ -97,22 +97,30 @@ class TrainingStage:
 
 @dataclass(frozen=True)
 class Pass:
-    """A stage that trains nothing: `run(job)` runs the frozen model of the earlier training stage
-    `model_of` (its model.pt is the input `checkpoint`), writes the stage's folder and returns a
-    summary line. `model_options` are the HAN options the method fixes for the pass, over those the
-    checkpoint stores (a released checkpoint stores none)."""
+    """A stage that trains nothing: `run(job)` writes the stage's folder from the packed training
+    split and returns a summary line. With `model_of`, it runs the frozen model of that earlier
+    training stage (its model.pt is the input `checkpoint`); `model_options` are the HAN options the
+    method fixes for the pass, over those the checkpoint stores (a released checkpoint stores none).
+    `kinds` are feature kinds the pass reads from the training pack besides the model's (VALOR's
+    zero-shot embeddings); the workflow extracts and packs them too, and fills the settings of
+    `from_features` (setting -> (kind, key)) that its config leaves unset from `features.<kind>.<key>`,
+    so the pass knows which weights made them."""
 
     id: str
     description: str
     defaults: Any
     run: Callable[[PassJob], str]
-    model_of: str
+    model_of: str | None = None
     model_options: Mapping[str, Any] = field(default_factory=dict)
+    kinds: tuple[str, ...] = ()
+    from_features: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     trains = False
 
     @property
     def inputs(self) -> tuple[StageInput, ...]:
+        if self.model_of is None:
+            return ()
         return (StageInput("checkpoint", self.model_of, "model.pt", "model.pt of the stage whose model the pass runs"),)
 
 

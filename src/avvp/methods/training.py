@@ -4,8 +4,8 @@ methods' stages.
 What varies between stages comes from their spec (`avvp.methods.stages`): the settings (schedule,
 model options, which epoch to keep), the objective (a loss per batch; HAN's by default) and the
 per-modality labels it trains on. The kept epoch becomes model.pt: the best validation
-segment-level Type@AV (HAN; a tie replaces the kept one), the best validation event-level audio F
-(JoMoLD), or the final weights (MA-MMIL); `summary.json` records which.
+segment-level Type@AV (HAN: a tie replaces the kept one; VALOR: the earliest stays), the best
+validation event-level audio F (JoMoLD), or the final weights (MA-MMIL); `summary.json` records which.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -31,21 +31,34 @@ from avvp.extractors import PUBLISHED
 from avvp.features import PackedSplit
 from avvp.inference import batch_tensors, iterate_batches, predict_packed
 from avvp.methods.objectives import Batch, HanObjective, Objective
-from avvp.methods.settings import TrainSettings
+from avvp.methods.settings import LoopSettings, TrainSettings
 from avvp.methods.stage_files import log_row, write_log, write_summary
 from avvp.model import HAN
+from avvp.protocol import SEGMENTS
 
-# Checkpoint choice -> the validation number it maximises (None: keep the final weights).
-SELECTIONS: dict[str, tuple[str, str] | None] = {
-    "type_at_av": ("segment_level", "type_at_av"),
-    "event_audio": ("event_level", "audio"),
+
+class Selection(NamedTuple):
+    """The validation number a checkpoint choice maximises, and whether an epoch that ties the best
+    so far replaces it."""
+
+    level: str
+    score: str
+    ties_replace: bool = True
+
+
+# Checkpoint choice (settings `keep`) -> what it maximises (None: keep the final weights).
+SELECTIONS: dict[str, Selection | None] = {
+    "type_at_av": Selection("segment_level", "type_at_av"),
+    "type_at_av_first": Selection("segment_level", "type_at_av", ties_replace=False),
+    "event_audio": Selection("event_level", "audio"),
     "final": None,
 }
 
 
 @dataclass(frozen=True, eq=False)
 class ModalityTargets:
-    """Per-modality labels (N, C), 0/1, for the rows of the training split (e.g. MA-MMIL's refined ones)."""
+    """Per-modality labels, 0/1, for the rows of the training split: video-level (N, C) (e.g.
+    MA-MMIL's refined ones) or segment-level (N, 10, C) (VALOR's pseudo labels)."""
 
     audio: np.ndarray
     visual: np.ndarray
@@ -57,7 +70,7 @@ class ModalityTargets:
         return digest.hexdigest()
 
 
-def validate(model: HAN, packed: PackedSplit, gt: GroundTruth, settings: TrainSettings,
+def validate(model: HAN, packed: PackedSplit, gt: GroundTruth, settings: LoopSettings,
              device: torch.device) -> dict[str, Any]:
     """The ten numbers of `model` on a packed split."""
     preds = predict_packed(model, packed, device)
@@ -106,9 +119,13 @@ def _resumable(last_path: Path, current: dict[str, Any], resume: bool | str, epo
     return None
 
 
-def _selection_score(keep: str, metrics: dict[str, Any], epoch: int) -> float:
-    key = SELECTIONS[keep]
-    return float(epoch) if key is None else metrics[key[0]][key[1]]
+def _keeps(keep: str, metrics: dict[str, Any], epoch: int, best: float) -> tuple[bool, float]:
+    """Whether this epoch replaces the kept one under the checkpoint choice `keep`, and its score."""
+    selection = SELECTIONS[keep]
+    if selection is None:
+        return True, float(epoch)
+    score = metrics[selection.level][selection.score]
+    return (score >= best if selection.ties_replace else score > best), score
 
 
 def _label_tensors(train_split: PackedSplit, targets: ModalityTargets | None) -> tuple[torch.Tensor, ...]:
@@ -117,9 +134,11 @@ def _label_tensors(train_split: PackedSplit, targets: ModalityTargets | None) ->
     if targets is None:
         return labels, labels, labels
     out = [labels]
+    n, c = labels.shape
     for name, array in (("audio", targets.audio), ("visual", targets.visual)):
-        if np.shape(array) != tuple(labels.shape):
-            raise ValueError(f"{name} targets have shape {np.shape(array)}, the training split {tuple(labels.shape)}")
+        if np.shape(array) not in ((n, c), (n, SEGMENTS, c)):
+            raise ValueError(f"{name} targets have shape {np.shape(array)}, the training split needs {(n, c)} "
+                             f"(video level) or {(n, SEGMENTS, c)} (segment level)")
         out.append(torch.from_numpy(np.asarray(array, np.float32)))
     return tuple(out)
 
@@ -138,14 +157,15 @@ def trained_feature_weights(train_split: PackedSplit, val_split: PackedSplit,
 
 
 def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth, out_dir: str | Path,
-          settings: TrainSettings = TrainSettings(), *, seed: int = 1, device: str = "auto", progress: bool = True,
+          settings: LoopSettings = TrainSettings(), *, seed: int = 1, device: str = "auto", progress: bool = True,
           features: Sequence[str] = PUBLISHED, resume: bool | str = False, objective: Objective | None = None,
           targets: ModalityTargets | None = None) -> dict[str, Any]:
     """Train, writing out_dir/model.pt (the kept epoch), last.pt (resumable), log.csv and summary.json.
 
     Both checkpoints record the weights that made the training features (`feature_weights`).
 
-    `objective` defaults to HAN's loss; `targets` replace the weak labels in the audio and visual
+    `settings` choose the optimiser, its schedule and gradient clipping; `objective` defaults to
+    HAN's loss (with `TrainSettings`' visual smoothing); `targets` replace the weak labels in the audio and visual
     terms; `features` is the model's feature set (the packed splits must hold it). With `resume`,
     training continues from out_dir/last.pt (model, optimiser, scheduler and random states), so an
     interrupted run ends exactly where an uninterrupted one would have; a last.pt that is unreadable
@@ -166,8 +186,9 @@ def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth,
     classes = list(train_split.classes)
     torch.manual_seed(seed)
     model = HAN(len(classes), features, **settings.model_options()).to(torch_device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=settings.step_size, gamma=settings.gamma)
+    optimizer = settings.optimizer(model.parameters())
+    scheduler = settings.scheduler(optimizer)
+    max_norm = settings.max_grad_norm()
     shuffle = torch.Generator().manual_seed(seed)
     extra = {"config": {**dataclasses.asdict(settings), "seed": seed}, "objective": objective.describe(),
              "targets_sha256": targets.fingerprint() if targets else None,
@@ -199,6 +220,8 @@ def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth,
             loss = objective(model, batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if max_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
             optimizer.step()
             total += loss.item() * len(rows)
             count += len(rows)
@@ -206,8 +229,8 @@ def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth,
         scheduler.step()
         metrics = validate(model, val_split, val_gt, settings, torch_device)
         state["log"].append(log_row(epoch, total / count, lr, time.perf_counter() - started, metrics))
-        score = _selection_score(settings.keep, metrics, epoch)
-        if score >= state["best_score"]:
+        better, score = _keeps(settings.keep, metrics, epoch, state["best_score"])
+        if better:
             state["best_score"], state["best_epoch"] = score, epoch
             save_checkpoint(out_dir / "model.pt", model, classes, epoch=epoch, val_metrics=metrics, **extra)
         state["epoch"] = epoch
