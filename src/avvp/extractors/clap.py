@@ -24,7 +24,7 @@ relates to the `630k-fusion-best.pt` that VALOR loads.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -175,19 +175,17 @@ def _from_folder(folder: Path) -> nn.Module:
     return load_model(_model_class(), folder)
 
 
-MAPS = Extractor(
-    build=lambda: _model_class()(config()),
-    random=random_clap,
-    features=lambda model, device: FeatureMaps(model).eval().to(device),
-    load=load_map_input,
-    prepare=lambda mels: mels.float(),
-    from_folder=_from_folder,
-)
-WINDOWS = Extractor(
-    build=lambda: _model_class()(config()),
-    random=random_clap,
-    features=lambda model, device: WindowEmbeddings(model).eval().to(device),
-    load=load_window_inputs,
-    prepare=lambda mels: mels.float(),
-    from_folder=_from_folder,
-)
+def _extractor(network: type[nn.Module], load: Callable[[Path], np.ndarray]) -> Extractor:
+    """CLAP's audio tower as one of its two kinds: the same model, each with its own input and output."""
+    return Extractor(
+        build=lambda: _model_class()(config()),
+        random=random_clap,
+        features=lambda model, device: network(model).eval().to(device),
+        load=load,
+        prepare=lambda mels: mels.float(),
+        from_folder=_from_folder,
+    )
+
+
+MAPS = _extractor(FeatureMaps, load_map_input)
+WINDOWS = _extractor(WindowEmbeddings, load_window_inputs)
