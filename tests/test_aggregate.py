@@ -131,3 +131,16 @@ def test_mixed_weights_are_listed_and_count_as_random(tmp_path: Path) -> None:
 def test_split_coverage_counts_used_and_skipped(tmp_path: Path) -> None:
     write(tmp_path / "p" / "index.json", {"filenames": ["a"], "skipped": {"b": "why"}})
     assert split_coverage(tmp_path / "p") == {"total": 2, "used": 1, "not_used": {"b": "why"}}
+
+
+def test_schema_knows_every_dataset_mode_the_config_allows() -> None:
+    """metrics.json states config dataset.mode: both schemas list the same modes."""
+    import yaml
+
+    from avvp.aggregate import metrics_schema
+
+    config_schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml")
+                                   .read_text(encoding="utf-8"))
+    config_modes = config_schema["properties"]["dataset"]["properties"]["mode"]["enum"]
+    metrics_modes = metrics_schema()["properties"]["dataset"]["properties"]["mode"]["enum"]
+    assert sorted(metrics_modes) == sorted(config_modes)

@@ -309,17 +309,17 @@ def test_weight_choices():
     import dataclasses
 
     from avvp.cli.parse import weight_choices
-    from avvp.extractors import feature_kind, register, unregister
+    from avvp.extractors import feature_kind, feature_kinds, register, unregister
 
     assert weight_choices([]) == {}  # the checkpoint's own
     assert weight_choices(["vggish=random"]) == {"vggish": "random"}
     assert weight_choices(["pretrained", "vggish=my/vggish.pth"]) == {
-        "vggish": "my/vggish.pth", "res152": "pretrained", "r2plus1d_18": "pretrained"}
+        **{kind: "pretrained" for kind in feature_kinds()}, "vggish": "my/vggish.pth"}
     # Every registered kind gets a choice, not only the published three.
     register(dataclasses.replace(feature_kind("vggish"), name="test_audio", han_layer="fc_test_audio"))
     try:
         assert weight_choices(["random", "test_audio=my/t.pth"]) == {
-            "vggish": "random", "res152": "random", "r2plus1d_18": "random", "test_audio": "my/t.pth"}
+            **{kind: "random" for kind in feature_kinds()}, "test_audio": "my/t.pth"}
     finally:
         unregister("test_audio")
 

@@ -30,7 +30,7 @@ rule parse:
     params:
         videos=lambda wildcards: parse_videos(),
         limit=None,
-        out_dir="results/parsed",
+        out_dir=lambda wildcards, output: str(Path(output.videos).parent),
         features=feature_roots(),
         settings={k: v for k, v in config["parse"].items() if k != "videos_dir"},
     script:

@@ -86,7 +86,7 @@ if MODE != "features":
         params:
             videos=lambda wildcards: test_videos(),
             limit=config["report"]["timelines"],
-            out_dir=f"{REPORT}/timelines",
+            out_dir=lambda wildcards, output: output[0],
             features=feature_roots(),
             settings={
                 "device": config["predict"]["device"],
