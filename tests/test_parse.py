@@ -594,3 +594,22 @@ def test_timeline_legend_is_drawn_like_the_bars(tmp_path):
     labels = {t for _, t in texts}
     assert {"predicted (solid)", "ground truth (hatched)", "audio", "visual", "audio-visual", "Red"} <= labels
     assert {float(size) for size, t in texts if t == "audio-visual"} == {LANE_FONT} and LANE_FONT >= 9
+
+
+@pytest.mark.parametrize("seconds", [4.0, 10.0, 25.0])
+def test_timeline_png_draws_nothing_off_its_edges(tmp_path, seconds):
+    """What a person sees: the legend and labels lie inside the image (a margin of white on every
+    side), for a short clip, one window and several windows with their edge lines."""
+    from PIL import Image
+
+    from avvp.events import Event
+    from avvp.timeline import draw_timeline
+
+    events = [Event("Red", m, 1.0, 4.0, 0.5) for m in STREAMS]
+    truth = [Event("Red", m, 2.0, 3.0) for m in STREAMS]
+    draw_timeline(tmp_path / "t.png", seconds, CLASSES, events, truth, title="clip.mp4", n_windows=int(seconds // 10) or 1,
+                  warning="features from RANDOM weights (vggish, res152, r2plus1d_18): these events are not meaningful")
+    pixels = np.asarray(Image.open(tmp_path / "t.png").convert("L"))
+    for name, edge in (("left", pixels[:, :2]), ("right", pixels[:, -2:]), ("top", pixels[:2]),
+                       ("bottom", pixels[-2:])):
+        assert edge.min() > 240, f"something is drawn across the image's {name} edge"

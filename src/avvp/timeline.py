@@ -126,7 +126,12 @@ def draw_timeline(
     if edges and len(edges) < MAX_EDGES:
         handles.append(Line2D([], [], color="0.45", linestyle="--", linewidth=0.9))
         labels.append("10 s window edge")
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), frameon=False, fontsize=LANE_FONT,
+    # Three columns, never wider than the figure: the modalities on the first row, the layers (and the
+    # window edges) below. Matplotlib fills a legend column by column, so the entries go in that order.
+    columns = len(LANES)
+    order = sorted(range(len(handles)), key=lambda i: (i % columns, i // columns))
+    handles, labels = [handles[i] for i in order], [labels[i] for i in order]
+    fig.legend(handles, labels, loc="outside lower center", ncols=columns, frameon=False, fontsize=LANE_FONT,
                handler_map={tuple: HandlerTuple(ndivide=None, pad=0)}, handlelength=3)
     # Vector text stays text (selectable, searchable): SVG <text>, PDF TrueType fonts.
     with rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}):
