@@ -64,8 +64,8 @@ from avvp.device import resolve_device
 from avvp.extractors import AUDIO, Extractor, FeatureKind, feature_kind
 from avvp.extractors.frames import frame_files
 from avvp.extractors.weights import WeightsRecord, load_network
+from avvp.feature_weights import RECORD_NAME, read_record
 
-RECORD_NAME = "weights.json"
 FAILED_NAME = "failed.tsv"
 FAILED_COLUMNS = ("id", "input", "reason")
 MAX_LOADER_THREADS = 8  # in-process decoding threads (workers=0)
@@ -285,15 +285,6 @@ def _exact_fp32() -> Iterator[None]:
 # ----------------------------------------------------------------------------- records
 
 
-def _read_record(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: unreadable weights record ({err})") from err
-
-
 def read_failures(out_dir: str | Path) -> dict[str, tuple[str, str]]:
     """id -> (input, reason) of the inputs of a features folder that could not be decoded."""
     path = Path(out_dir) / FAILED_NAME
@@ -381,7 +372,7 @@ def extract_features(
     out.mkdir(parents=True, exist_ok=True)
     todo = [(key, path) for key, path in zip(ids, paths) if not (out / f"{key}.npy").exists()]
     record_path = out / RECORD_NAME
-    existing = _read_record(record_path)
+    existing = read_record(out)
     if not todo and existing and (existing.get("kind"), existing.get("weights"), existing.get("seed")) == (
             kind, weights if weights in ("random", "pretrained") else str(Path(weights)), seed):
         return existing
