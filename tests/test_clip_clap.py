@@ -1,9 +1,13 @@
 """The `clip`, `clap` and `clap_windows` kinds: VALOR's sampling and preprocessing, features equal to
-the transformers model's own forward (small configurations, seeded), model folders and offline
-`pretrained`."""
+the transformers model's own forward (small configurations, seeded), 48 kHz audio equal to VALOR's
+librosa.load of real clips, model folders and offline `pretrained`."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,11 +15,15 @@ import torch
 import torch.nn.functional as F
 from torchvision import transforms
 
+from avvp.audio_track import read_track
 from avvp.extractors import FeatureKind, clap, clip, feature_kind, register, unregister
 from avvp.extractors.extract import extract_features
 from avvp.extractors.frames import frame_files, pick_frame_indices
 from avvp.extractors.weights import load_network
-from extractor_helpers import make_frames, tone, write_wav
+from avvp.ffmpeg import ffmpeg_exe
+from avvp.parse import prepare_windows
+from extractor_helpers import make_frames
+from media_helpers import make_clip
 
 SMALL_CLIP = {
     "projection_dim": 768,
@@ -93,25 +101,96 @@ def test_clap_windows_follow_valors_rule() -> None:
         [1.0, -1.0, 16383 / 32767, 0.0])
 
 
-def test_audio_is_resampled_to_48k_keeping_its_frequency(tmp_path) -> None:
-    wav = write_wav(tmp_path / "a.wav", np.stack([tone(1000.0), tone(1000.0)], axis=1))
-    wave = clap.audio_48k(wav)
-    assert wave.shape == (480000,) and wave.dtype == np.float32
-    spectrum = np.abs(np.fft.rfft(wave[48000:96000]))
-    assert np.argmax(spectrum) == 1000  # 1 Hz bins over one second
-    assert abs(np.abs(wave[48000:-48000]).max() - 0.5) < 0.01
+def _clip_with_audio(path: Path, rate: int, channels: int, seconds: float = 10.0) -> Path:
+    """A real H.264/AAC clip whose track has content up to 12 kHz (above the 16 kHz WAV's 8 kHz)."""
+    sources = ["0.3*sin(2*PI*(200+400*t)*t)", "0.2*sin(2*PI*12000*t)"][:channels]
+    if channels == 1:
+        sources = ["0.3*sin(2*PI*(200+400*t)*t)+0.2*sin(2*PI*12000*t)"]
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc=size=64x48:rate=25:duration={seconds}", "-f", "lavfi", "-i",
+                    f"aevalsrc={'|'.join(sources)}:s={rate}:d={seconds}", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-shortest", str(path)], check=True)
+    return path
+
+
+@pytest.fixture()
+def librosa_load(tmp_path, monkeypatch):
+    """VALOR's loader, `librosa.load(path, sr=48000)`, reading video files through audioread, which
+    runs `ffmpeg` from PATH: here the ffmpeg avvp runs."""
+    import librosa
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ffmpeg").symlink_to(ffmpeg_exe())
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+    def load(path: Path) -> np.ndarray:
+        with warnings.catch_warnings():  # librosa 0.10 warns that audioread is deprecated
+            warnings.simplefilter("ignore")
+            wave, rate = librosa.load(str(path), sr=48000)
+        assert rate == 48000
+        return wave
+
+    return load
+
+
+@pytest.mark.parametrize("rate, channels", [(44100, 2), (48000, 1), (32000, 2)])
+def test_clap_audio_is_valors_librosa_load_of_the_clip(tmp_path, librosa_load, rate, channels) -> None:
+    """The clip's own track at 48 kHz, bit for bit what VALOR's librosa.load gives (44.1 kHz stereo
+    is YouTube's usual AAC; 48 kHz is passed through; 441,000 samples become librosa's 480,001)."""
+    clip_file = _clip_with_audio(tmp_path / "clip.mp4", rate, channels)
+    ours, valors = clap.audio_48k(clip_file), librosa_load(clip_file)
+    assert ours.dtype == np.float32 and ours.shape == valors.shape
+    np.testing.assert_array_equal(ours, valors)
+    spectrum = np.abs(np.fft.rfft(ours[48000:96000]))  # 1 Hz bins: the 12 kHz tone is there
+    assert spectrum[11990:12010].max() > 100 * np.median(spectrum[8500:11500])
+
+
+def test_clap_inputs_are_valors_windows_and_ten_seconds_of_a_real_clip(tmp_path, librosa_load) -> None:
+    """Segment boundaries and the 10-s map input on a real clip, written as VALOR's
+    clap_preprocess.py writes them, from librosa's wave (quantised as laion_clap does)."""
+    clip_file = _clip_with_audio(tmp_path / "clip.mp4", 44100, 2)
+    wave = librosa_load(clip_file)
+
+    def quantised(x: np.ndarray) -> np.ndarray:  # laion_clap's int16_to_float32(float32_to_int16(x))
+        return ((np.clip(x, a_min=-1., a_max=1.) * 32767.).astype(np.int16) / 32767.).astype(np.float32)
+
+    samples, step = np.round(np.linspace(0, len(wave), 11)).astype(np.int32), len(wave) // 10
+    windows = [quantised(wave[samples[i]:samples[i] + step]) for i in range(10)]
+    whole = quantised(wave[np.round(np.linspace(0, len(wave) - 1, 480000)).astype(np.int32)])
+    np.testing.assert_array_equal(clap.load_window_inputs(clip_file), clap.mel_input(windows))
+    np.testing.assert_array_equal(clap.load_map_input(clip_file), clap.mel_input([whole]))
+
+
+def test_a_clip_without_audio_gives_ten_seconds_of_silence(tmp_path) -> None:
+    silent = make_clip(tmp_path / "silent.mp4", seconds=4, audio=False)
+    assert np.array_equal(clap.audio_48k(silent), np.zeros(480000, np.float32))
+
+
+def test_parse_windows_cut_the_track_at_its_own_rate(tmp_path) -> None:
+    """Parsing gives CLAP per window a WAV of the track at its own rate: samples [10 R w, 10 R (w+1)),
+    silence past the end, decoded exactly as the track itself."""
+    video = make_clip(tmp_path / "long.mp4", seconds=25, sample_rate=44100)
+    windows = prepare_windows(video, tmp_path / "work", "long").inputs("video")
+    track, rate = read_track(video)
+    assert rate == 44100 and len(windows) == 3
+    padded = np.concatenate([track, np.zeros((3 * 441000 - len(track), track.shape[1]), track.dtype)])
+    for w, wav in enumerate(windows):
+        cut, cut_rate = read_track(wav)
+        assert cut_rate == rate
+        np.testing.assert_array_equal(cut, padded[441000 * w:441000 * (w + 1)])
 
 
 def test_clap_features_are_the_models_forward(tmp_path, small_kinds) -> None:
-    wav = write_wav(tmp_path / "clip1.wav", np.stack([tone(440.0), tone(3000.0)], axis=1))
-    extract_features(small_kinds["clap"], [wav], tmp_path / "maps", "random", "cpu", seed=1, progress=False)
-    extract_features(small_kinds["clap_windows"], [wav], tmp_path / "win", "random", "cpu", seed=1, progress=False)
+    video = _clip_with_audio(tmp_path / "clip1.mp4", 44100, 2)
+    extract_features(small_kinds["clap"], [video], tmp_path / "maps", "random", "cpu", seed=1, progress=False)
+    extract_features(small_kinds["clap_windows"], [video], tmp_path / "win", "random", "cpu", seed=1, progress=False)
     maps, windows = np.load(tmp_path / "maps" / "clip1.npy"), np.load(tmp_path / "win" / "clip1.npy")
     assert maps.shape == (64, 768) and windows.shape == (10, 512)
     model, _ = clap.random_clap(1, SMALL_CLAP)
-    whole = torch.from_numpy(clap.mel_input([clap.int16_round_trip(clap.ten_seconds(clap.audio_48k(wav)))]))
-    wave = clap.audio_48k(wav)
-    parts = torch.from_numpy(clap.mel_input([clap.int16_round_trip(wave[48000 * i:48000 * (i + 1)]) for i in range(10)]))
+    wave = clap.audio_48k(video)
+    whole = torch.from_numpy(clap.mel_input([clap.int16_round_trip(clap.ten_seconds(wave))]))
+    parts = torch.from_numpy(clap.mel_input([clap.int16_round_trip(wave[a:b]) for a, b in clap.window_bounds(len(wave))]))
     assert whole.shape == (1, 4, 1001, 64) and torch.equal(whole[:, 0], whole[:, 3])  # fusion input, 4 equal mels
     with torch.inference_mode():
         state = model.audio_model(input_features=whole, is_longer=torch.zeros(1, 1, dtype=torch.bool)).last_hidden_state
@@ -120,6 +199,22 @@ def test_clap_features_are_the_models_forward(tmp_path, small_kinds) -> None:
     np.testing.assert_allclose(maps, state.flatten(2).transpose(1, 2)[0].numpy(), rtol=0, atol=1e-4)
     np.testing.assert_allclose(windows, embeds.pooler_output.numpy(), rtol=0, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(windows, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_cli_extracts_clap_from_the_clips_themselves(tmp_path) -> None:
+    """`avvp extract --kind clap` (full-size random network) takes the clip files, named by their
+    YouTube ids; a clip without audio gives the features of silence, not a failure."""
+    from avvp.cli import main
+
+    clips = [_clip_with_audio(tmp_path / "abcdefghijk_0_10.mp4", 44100, 2),
+             make_clip(tmp_path / "lmnopqrstuv_5_15.mp4", seconds=10, audio=False)]
+    assert main(["extract", "--kind", "clap", "--weights", "random", "--out-dir", str(tmp_path / "feats"),
+                 "--no-progress", *map(str, clips)]) == 0
+    out = tmp_path / "feats" / "clap"
+    assert sorted(p.name for p in out.iterdir()) == ["abcdefghijk.npy", "lmnopqrstuv.npy", "weights.json"]
+    heard, silent = np.load(out / "abcdefghijk.npy"), np.load(out / "lmnopqrstuv.npy")
+    assert heard.shape == silent.shape == (64, 768) and np.isfinite(heard).all() and not np.allclose(heard, silent)
 
 
 def test_clap_pooling_equals_valors_network_path() -> None:

@@ -64,6 +64,7 @@ def test_output_id_uses_the_youtube_id_of_llp_names():
     assert output_id(Path("x/abcdefghijk_30_40")) == "abcdefghijk"
     assert output_id(Path("x/my clip.wav")) == "my clip"
     assert output_id(Path("x/frames.of.a.clip")) == "frames.of.a.clip"
+    assert output_id(Path("x/abcdefghijk_30_40.mp4")) == "abcdefghijk"  # the clip itself (medium video)
 
 
 def test_zero_frames_and_missing_inputs_are_clear_errors(tmp_path):

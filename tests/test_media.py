@@ -284,8 +284,9 @@ def test_a_shard_records_the_ffmpeg_of_its_frames_and_works_when_empty(tmp_path:
 
     records = tmp_path / "download.tsv"
     write_records([ClipRecord("aaaaaaaaaaa_0_10", "aaaaaaaaaaa", "unavailable", "gone")], records)
-    out = {name: tmp_path / name for name in ("audio", "frames", "media.tsv", "audio.txt", "frames.txt")}
-    prepare_shard(records, tmp_path / "videos", out["audio"], out["frames"], out["media.tsv"], out["audio.txt"],
-                  out["frames.txt"])
+    out = {name: tmp_path / name for name in ("audio", "frames", "media.tsv", "audio.txt", "frames.txt", "video.txt")}
+    lists = {medium: out[f"{medium}.txt"] for medium in ("audio", "frames", "video")}
+    prepare_shard(records, tmp_path / "videos", out["audio"], out["frames"], out["media.tsv"], lists)
     assert json.loads((out["frames"] / "ffmpeg.json").read_text()) == ffmpeg_record()
     assert list(out["audio"].iterdir()) == [] and out["audio.txt"].read_text() == ""
+    assert out["video.txt"].read_text() == ""

@@ -102,6 +102,21 @@ def test_demo_features_sit_in_the_shard_of_their_id(demo_run: DemoRun) -> None:
 
 
 @pytest.mark.slow
+def test_media_lists_each_usable_clip_once_per_medium(demo_run: DemoRun) -> None:
+    """The extractors' input lists: the WAVs, the frames folders and the clips themselves (CLAP's)."""
+    listed = 0
+    for shard in demo_run.shards():
+        lists = {medium: (demo_run.workdir / f"results/shards/{shard}/{medium}.txt").read_text().split()
+                 for medium in ("audio", "frames", "video")}
+        names = [Path(path).stem for path in lists["audio"]]
+        assert [Path(path).name for path in lists["frames"]] == names
+        assert lists["video"] == [f"results/videos/{shard}/{name}.mp4" for name in names]
+        assert all((demo_run.workdir / path).is_file() for path in lists["video"])
+        listed += len(names)
+    assert listed > 0
+
+
+@pytest.mark.slow
 def test_second_run_has_nothing_to_do(demo_run: DemoRun) -> None:
     assert planned_jobs(demo_run.workdir) == []
 

@@ -5,6 +5,7 @@ only. One real run on random released-like features (1 epoch), then dry runs."""
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -88,3 +89,16 @@ def test_unknown_run_name_is_refused(tmp_path: Path) -> None:
     path = write_yaml(workdir / "bad.yaml", {"train": {"methods": ["valor", "valor_plus"]}})
     with pytest.raises(AssertionError, match="'valor_plus' is neither a registered method"):
         planned_jobs(workdir, f"--configfile={path}")
+
+
+def test_each_kind_reads_its_medium_from_the_media_step(tmp_path: Path) -> None:
+    """On the demo's own clips (a dry run): CLAP's kinds read the clips themselves (their audio track
+    at its own rate, as VALOR does), VGGish the 16 kHz WAVs, the visual kinds the frames."""
+    workdir = copy_workflow(tmp_path / "media")
+    output = run_snakemake(workdir, "results/metrics.json", "-n", "-p", "--cores", "1",
+                           "--configfile", "config/valor.yaml").stdout
+    read = {}
+    for kind, listing in re.findall(r"avvp extract --kind (\w+) .*?--inputs-from results/shards/\d+/(\w+)\.txt", output):
+        read.setdefault(kind, set()).add(listing)
+    assert read == {"vggish": {"audio"}, "res152": {"frames"}, "r2plus1d_18": {"frames"}, "clip": {"frames"},
+                    "clap": {"video"}, "clap_windows": {"video"}}

@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import wave
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from avvp.annotations import parse_filename
@@ -190,14 +190,15 @@ def prepare_clips(
 
 
 def prepare_shard(records: str | Path, videos_dir: str | Path, audio_dir: str | Path, frames_dir: str | Path,
-                  out_records: str | Path, audio_list: str | Path, frames_list: str | Path) -> list[ClipRecord]:
+                  out_records: str | Path, lists: Mapping[str, str | Path]) -> list[ClipRecord]:
     """`prepare_clips` for one shard's records TSV, then the updated records and the extractors'
-    input lists (the WAVs and the frames folders of its usable clips). The audio and frames folders
-    exist afterwards even when no clip of the shard is usable; the frames folder also records which
-    ffmpeg made them (`ffmpeg.json`: path and version)."""
+    input lists of its usable clips, one per medium in `lists` (`audio`: the WAVs, `frames`: the
+    frames folders, `video`: the clips themselves). The audio and frames folders exist afterwards
+    even when no clip of the shard is usable; the frames folder also records which ffmpeg made them
+    (`ffmpeg.json`: path and version)."""
     from avvp.records import read_records, write_records
 
-    audio_dir, frames_dir = Path(audio_dir), Path(frames_dir)
+    videos_dir, audio_dir, frames_dir = Path(videos_dir), Path(audio_dir), Path(frames_dir)
     audio_dir.mkdir(parents=True, exist_ok=True)
     frames_dir.mkdir(parents=True, exist_ok=True)
     with atomic_output(frames_dir / FFMPEG_RECORD, "w") as fh:
@@ -205,8 +206,9 @@ def prepare_shard(records: str | Path, videos_dir: str | Path, audio_dir: str | 
     updated = prepare_clips(read_records(records), videos_dir, audio_dir, frames_dir)
     write_records(updated, out_records)
     usable = [r.filename for r in updated if r.usable]
-    for path, lines in ((audio_list, [audio_dir / f"{name}.wav" for name in usable]),
-                        (frames_list, [frames_dir / name for name in usable])):
+    inputs = {"audio": [audio_dir / f"{name}.wav" for name in usable], "frames": [frames_dir / name for name in usable],
+              "video": [videos_dir / f"{name}.mp4" for name in usable]}
+    for medium, path in lists.items():
         with atomic_output(path, "w") as fh:
-            fh.writelines(f"{line}\n" for line in lines)
+            fh.writelines(f"{line}\n" for line in inputs[medium])
     return updated

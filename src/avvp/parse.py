@@ -1,14 +1,17 @@
 """Parsing any video with HAN: 10-second windows in, events in seconds of the video out.
 
 HAN sees 10 one-second segments at a time. A video of any length, frame rate and size is decoded
-once (16 kHz audio by `media.write_audio`, 8 fps frames by `media.extract_frames`) and cut into
+once per medium (16 kHz audio by `media.write_audio`, 8 fps frames by `media.extract_frames`,
+the audio track at its own rate by `audio_track.write_track`) and cut into
 consecutive windows [10w, 10w + 10) s:
 
 - Segments: the video has S = max(1, ceil(duration - 1/8)) one-second segments (a tail shorter
   than one 8 fps frame, such as the few milliseconds an AAC track runs past the picture, is not a
   segment of its own) and W = ceil(S / 10) windows.
 - Audio of window w: samples [160000 w, 160000 (w + 1)) of the video's WAV, padded with digital
-  silence past the end (VGGish reads its 10 examples from the first 9.615 s of it).
+  silence past the end (VGGish reads its 10 examples from the first 9.615 s of it). Kinds that
+  read the clip file itself (medium `video`: CLAP's track at its own rate R) get the same cut of
+  the track as a WAV at rate R: samples [10 R w, 10 R (w + 1)), silence past the end.
 - Frames of window w: `ffmpeg -r 8` (the LLP rule, shared with `avvp extract`) starts its output
   with up to 2 copies of the first picture (its frame-rate conversion runs ahead: a 10 s clip gives
   82 frames), so frame i shows time (i - lead) / 8 with lead = n - round(8 x duration), clipped to
@@ -49,7 +52,7 @@ import sys
 import tempfile
 import time
 import wave
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -60,10 +63,12 @@ import numpy as np
 from avvp.annotations import DenseEvents
 from avvp.events import PARSED_COLUMNS, Event, runs
 from avvp.evaluation import segment_decisions
+from avvp.extractors import FRAMES, MEDIA, VIDEO
 from avvp.extractors.frames import N_FRAMES, pick_frame_indices
 from avvp.ffmpeg import MediaError, MediaInfo, probe
 from avvp.media import FRAME_RATE, extract_frames, write_audio
 from avvp.atomic import atomic_output
+from avvp.audio_track import write_track
 from avvp.protocol import SEGMENTS, STREAMS
 
 WINDOW_SECONDS = SEGMENTS  # one-second segments
@@ -149,10 +154,10 @@ def write_window_frames(frames: Sequence[Path], picks: np.ndarray, out_dirs: Seq
 
 
 class VideoWindows:
-    """A probed video and its windows: per window a 10 s WAV and a folder of 80 frames (module
-    rules), written under `work_dir` as `<key>w<NNNN>` files when first asked for. Audio and frames
-    are decoded separately, so a model that finds a video's features already extracted decodes
-    nothing."""
+    """A probed video and its windows: per window a 10 s WAV, a folder of 80 frames and a 10 s cut
+    of the audio track at its own rate (module rules), written under `work_dir` as `<key>w<NNNN>`
+    files when first asked for. Each medium is decoded separately, so a model that finds a video's
+    features already extracted decodes nothing."""
 
     def __init__(self, info: MediaInfo, work_dir: Path, key: str) -> None:
         self.video, self.duration, self.has_audio = Path(info.path), info.duration, info.has_audio
@@ -160,14 +165,28 @@ class VideoWindows:
         self._info, self._work, self._names = info, work_dir, [f"{key}w{w:04d}" for w in range(self.n_windows)]
         self._key = key
 
-    @cached_property
-    def audio(self) -> tuple[Path, ...]:
-        full_wav = self._work / f"{self._key}.wav"
-        write_audio(self._info, full_wav)
-        wavs = tuple(self._work / "audio" / f"{n}.wav" for n in self._names)
+    def _cut(self, name: str, write: Callable[[MediaInfo, Path], Any]) -> tuple[Path, ...]:
+        """`write` the whole video's WAV, then cut it into the windows' 10 s WAVs under `name`/."""
+        full_wav = self._work / f"{self._key}_{name}.wav"
+        write(self._info, full_wav)
+        wavs = tuple(self._work / name / f"{n}.wav" for n in self._names)
         wavs[0].parent.mkdir(parents=True, exist_ok=True)
         write_window_audio(full_wav, wavs)
         return wavs
+
+    @cached_property
+    def audio(self) -> tuple[Path, ...]:
+        return self._cut("audio", write_audio)
+
+    @cached_property
+    def tracks(self) -> tuple[Path, ...]:
+        return self._cut("track", write_track)
+
+    def inputs(self, medium: str) -> tuple[Path, ...]:
+        """The windows' inputs for a feature kind of this medium (`avvp.extractors.MEDIA`)."""
+        if medium not in MEDIA:
+            raise ValueError(f"unknown medium {medium!r}; one of {MEDIA}")
+        return self.frames if medium == FRAMES else self.tracks if medium == VIDEO else self.audio
 
     @cached_property
     def frames(self) -> tuple[Path, ...]:
@@ -345,7 +364,7 @@ class HANWindowModel:
     def __call__(self, video: VideoWindows, work_dir: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         import torch
 
-        from avvp.extractors import AUDIO, feature_kind
+        from avvp.extractors import feature_kind
         from avvp.extractors.extract import extract_features, output_id
         from avvp.feature_weights import read_record
         from avvp.features import load_feature, pool_segments
@@ -357,7 +376,7 @@ class HANWindowModel:
                 arrays.append(pool_segments(load_feature(found, kind), kind)[None])
                 sources[kind] = {"reused": str(found), "weights": read_record(found.parent)}
                 continue
-            inputs = video.audio if feature_kind(kind).medium == AUDIO else video.frames
+            inputs = video.inputs(feature_kind(kind).medium)
             out = Path(work_dir) / "features" / kind
             record = extract_features(kind, inputs, out, choice.weights, str(self.device), self.batch_size,
                                       choice.seed, self.progress, strict=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import dataclasses
 
 from avvp.config_checks import VIDEO_SUFFIXES, check_dataset, check_variants
-from avvp.extractors import AUDIO, feature_kind, feature_kinds
+from avvp.extractors import feature_kind, feature_kinds
 from avvp.ffmpeg import fidelity_warning
 from avvp.methods.stages import method, stage, stages
 
@@ -271,12 +271,16 @@ def download_inputs(wildcards) -> list[str]:
     return [f"{DEMO_DIR}/videos/{wildcards.shard}"] if MODE == "demo" else []
 
 
+MEDIUM_FOLDERS = {"audio": "audio", "frames": "frames", "video": "videos"}  # under results/, per shard
+
+
 def extract_inputs(wildcards) -> dict[str, str]:
-    """A kind reads the shard's WAVs or its frame folders, by its medium."""
-    media = "audio" if feature_kind(wildcards.kind).medium == AUDIO else "frames"
+    """A kind reads the shard's WAVs, its frame folders or its clips, by its medium (the media
+    step lists each medium's inputs of the usable clips)."""
+    medium = feature_kind(wildcards.kind).medium
     return {
-        "inputs": f"results/shards/{wildcards.shard}/{media}.txt",
-        "media": f"results/{media}/{wildcards.shard}",
+        "inputs": f"results/shards/{wildcards.shard}/{medium}.txt",
+        "media": f"results/{MEDIUM_FOLDERS[medium]}/{wildcards.shard}",
     }
 
 

@@ -1,4 +1,4 @@
-"""Audio (16 kHz WAV) and frames (8 fps JPEG) of one shard's clips."""
+"""Audio (16 kHz WAV) and frames (8 fps JPEG) of one shard's clips, and the extractors' input lists."""
 
 
 rule media:
@@ -12,6 +12,7 @@ rule media:
         frames=directory("results/frames/{shard}"),
         audio_list="results/shards/{shard}/audio.txt",
         frames_list="results/shards/{shard}/frames.txt",
+        video_list="results/shards/{shard}/video.txt",
     log:
         "results/logs/media/{shard}.log",
     benchmark:

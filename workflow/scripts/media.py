@@ -1,4 +1,5 @@
-"""Rule media: audio and frames of one shard's clips, its updated records and extraction lists."""
+"""Rule media: audio and frames of one shard's clips, its updated records and extraction lists
+(one per medium: WAVs, frames folders, the clips themselves)."""
 
 import sys
 
@@ -7,4 +8,5 @@ from avvp.media import prepare_shard
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 
 inp, out = snakemake.input, snakemake.output
-prepare_shard(inp.records, inp.videos, out.audio, out.frames, out.records, out.audio_list, out.frames_list)
+lists = {"audio": out.audio_list, "frames": out.frames_list, "video": out.video_list}
+prepare_shard(inp.records, inp.videos, out.audio, out.frames, out.records, lists)

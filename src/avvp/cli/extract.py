@@ -1,4 +1,4 @@
-"""`avvp extract`: WAV files or frames folders -> OUT_DIR/<kind>/<id>.npy in the released layout.
+"""`avvp extract`: WAV files, frames folders or clips -> OUT_DIR/<kind>/<id>.npy in the released layout.
 
 One network load per call; inputs whose features exist are skipped, so an interrupted call can
 simply be run again. OUT_DIR/<kind>/weights.json records which weights made the features. Inputs
@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from avvp.feature_weights import WeightsChoice
 
-HELP = "features of clips (WAV files or frames folders) with one feature kind's network"
+HELP = "features of clips (WAV files, frames folders or the clips themselves) with one feature kind's network"
+MEDIUM_HELP = {"audio": "a 16 kHz WAV file", "frames": "a folder of 8 fps JPEG frames",
+               "video": "the clip's video file (its audio track is read at its own rate)"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,9 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     kinds = feature_kinds()
     parser.add_argument("--kind", choices=tuple(kinds), required=True,
                         help="; ".join(f"{k.name}: {k.description}" for k in kinds.values()))
+    folders = ", ".join(k.name for k in kinds.values() if k.pretrained is not None and k.pretrained.files)
     parser.add_argument("--weights",
-                        help="pretrained (cached download), random (seeded) or a state-dict file (default: the "
-                             "--checkpoint's, else random)")
+                        help=f"pretrained (cached download), random (seeded), or a local copy: a state-dict file, "
+                             f"or a saved model folder for {folders} (default: the --checkpoint's, else random)")
     parser.add_argument("--checkpoint", type=Path,
                         help="a model these features are for: its training features' weights are the default, "
                              "and other weights are refused unless --allow-weights-mismatch")
@@ -47,8 +50,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decoding processes beside the network; 0 decodes in this process "
                              "(default: on CUDA threads - 1, on the CPU 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    by_medium = {medium: [k.name for k in kinds.values() if k.medium == medium] for medium in MEDIUM_HELP}
     parser.add_argument("inputs", nargs="*", type=Path, metavar="INPUT",
-                        help="a WAV file (audio kinds) or a folder of JPEG frames (visual kinds)")
+                        help="what the kind reads: " + "; ".join(f"{MEDIUM_HELP[m]} ({', '.join(names)})"
+                                                                  for m, names in by_medium.items() if names))
 
 
 def read_input_list(path: Path) -> list[Path]:

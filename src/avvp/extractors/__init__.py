@@ -27,7 +27,8 @@ from avvp.registry import Registry
 
 AUDIO = "audio"  # medium: the clip's 16 kHz WAV file
 FRAMES = "frames"  # medium: the clip's folder of 8 fps JPEG frames
-MEDIA = (AUDIO, FRAMES)
+VIDEO = "video"  # medium: the clip's own file (for its audio track at the track's own rate)
+MEDIA = (AUDIO, FRAMES, VIDEO)
 ENTRY_POINTS = "avvp.feature_kinds"
 
 

@@ -12,12 +12,13 @@ Two kinds, from one network (VALOR's `utils/clap_preprocess.py` and `utils/clap_
   to 10 s: what VALOR's zero-shot audio pseudo labels compare with the class prompts
   (`zero_shot_logits`: logit_scale_a x audio @ text.T).
 
-Audio: the clip's 16 kHz WAV, channel mean, resampled to 48 kHz with soxr's HQ filter (librosa
-0.10's default resampler, which VALOR's `librosa.load(mp4, sr=48000)` runs on the decoded track):
-the same resampler, but from the 16 kHz WAV rather than the original track, so there is nothing
-above 8 kHz (CLAP's mel bands reach 14 kHz). Every window goes through the tower without the
-fusion branch; VALOR's laion_clap sends one randomly chosen window of each clip through it
-(an unseeded random flip), which is not reproducible and is left out.
+Audio: the clip's own audio track as VALOR's `librosa.load(mp4, sr=48000)` reads it (decoded at
+its own rate, channel mean, soxr HQ to 48 kHz: `avvp.audio_track.load_track`, equal bit for bit),
+so the kinds' medium is the clip file itself, not the pipeline's 16 kHz WAV (which holds nothing
+above 8 kHz; CLAP's mel bands reach 14 kHz). A clip without audio gives silence. Every window
+goes through the tower without the fusion branch; VALOR's laion_clap sends one randomly chosen
+window of each clip through it (an unseeded random flip), which is not reproducible and is left
+out.
 Weights: `laion/clap-htsat-fused` on the Hugging Face Hub; see docs/PROTOCOL.md §VALOR for how it
 relates to the `630k-fusion-best.pt` that VALOR loads.
 """
@@ -31,13 +32,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from avvp.audio_track import load_track
 from avvp.extractors import Extractor
 from avvp.extractors.hf_models import ByteTokens, load_model, seeded_model, tokenizer_for
-from avvp.extractors.vggish import read_wav
 from avvp.protocol import SEGMENTS
 
 RATE = 48000
-WAV_RATE = 16000
 CLIP_SAMPLES = 480000  # 10 s at 48 kHz: HTSAT-tiny's clip_samples
 MAP_ROWS = 64  # 2 frequency groups x 32 time tokens
 # The audio front end of laion/clap-htsat-fused (its preprocessor_config.json = laion's HTSAT-tiny).
@@ -84,14 +84,8 @@ def front_end():
 
 
 def audio_48k(path: Path) -> np.ndarray:
-    """A WAV as float32 mono at 48 kHz: channel mean, then soxr HQ, length ceil(n x 48000 / rate)."""
-    import soxr
-
-    samples, rate = read_wav(path)
-    mono = samples.mean(axis=1) if samples.ndim > 1 else samples
-    out = soxr.resample(mono.astype(np.float32), rate, RATE, quality="soxr_hq")
-    n = int(np.ceil(len(mono) * RATE / rate))
-    return np.pad(out, (0, max(0, n - len(out))))[:n].astype(np.float32)
+    """The clip's audio as float32 mono at 48 kHz, as VALOR loads it (module docstring)."""
+    return load_track(path, RATE)
 
 
 def int16_round_trip(wave: np.ndarray) -> np.ndarray:

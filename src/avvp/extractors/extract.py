@@ -61,7 +61,7 @@ from tqdm import tqdm
 from avvp.annotations import video_id
 from avvp.atomic import atomic_output
 from avvp.device import resolve_device
-from avvp.extractors import AUDIO, Extractor, FeatureKind, feature_kind
+from avvp.extractors import AUDIO, FRAMES, Extractor, FeatureKind, feature_kind
 from avvp.extractors.frames import frame_files
 from avvp.extractors.weights import WeightsRecord, load_network
 from avvp.feature_weights import RECORD_NAME, read_record
@@ -95,9 +95,14 @@ def loader_threads(device_type: str, threads: int) -> int:
     return 0 if device_type == "cpu" else max(1, min(MAX_LOADER_THREADS, threads - 1))
 
 
+FILE_SUFFIXES = (".wav", ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")  # inputs named as files
+
+
 def output_id(path: str | Path) -> str:
     """The feature file's name: the YouTube id when the stem is an LLP filename, else the stem."""
-    stem = Path(path).stem if Path(path).suffix.lower() == ".wav" else Path(path).name
+    path = Path(path)
+    is_file = path.is_file() or path.suffix.lower() in FILE_SUFFIXES  # else a frames folder, dots and all
+    stem = path.stem if is_file else path.name
     try:
         return video_id(stem)
     except ValueError:
@@ -317,11 +322,11 @@ def _write_failures(out: Path, tried: Iterable[str], failed: dict[str, tuple[str
 def _check_inputs(kind: FeatureKind, inputs: Sequence[Path]) -> list[str]:
     ids: dict[str, Path] = {}
     for path in inputs:
-        if kind.medium == AUDIO and not path.is_file():
-            raise FileNotFoundError(f"audio file {path} not found")
-        if kind.medium != AUDIO and not path.is_dir():
-            raise FileNotFoundError(f"frames folder {path} not found")
-        if kind.medium != AUDIO:
+        if kind.medium != FRAMES and not path.is_file():
+            raise FileNotFoundError(f"{'audio' if kind.medium == AUDIO else 'video'} file {path} not found")
+        if kind.medium == FRAMES:
+            if not path.is_dir():
+                raise FileNotFoundError(f"frames folder {path} not found")
             frame_files(path)  # fail before the model is built when a folder has no frames
         key = output_id(path)
         if key in ids:
@@ -348,7 +353,8 @@ def extract_features(
     threads: int | None = None,
     strict: bool = False,
 ) -> dict:
-    """Write `<out_dir>/<id>.npy` for each input (a WAV or a frames folder, by the kind's medium).
+    """Write `<out_dir>/<id>.npy` for each input (a WAV, a frames folder or a video file, by the
+    kind's medium).
 
     Each file has the kind's shape, float32. Returns the weights record that is also written to
     `<out_dir>/weights.json`. `postprocess` applies the kind's official post-processor where it
