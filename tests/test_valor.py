@@ -123,6 +123,15 @@ def test_label_pass_needs_the_embeddings_in_the_pack(tmp_path) -> None:
 # ---------------------------------------------------------------- training stage
 
 
+def test_the_label_pass_is_the_same_for_every_seed_and_only_such_a_pass_may_say_so() -> None:
+    from avvp.methods.stages import Pass
+
+    assert stage("valor_labels").per_seed is False and stage("valor_labels").inputs == ()
+    assert stage("valor_train").per_seed and stage("ma_mmil_refine").per_seed
+    with pytest.raises(ValueError, match="runs the model of han, which differs per seed"):
+        Pass("frozen", "a pass over a trained model", LabelSettings(), lambda job: "", model_of="han", per_seed=False)
+
+
 def test_learning_rate_schedule_is_valors() -> None:
     """Epoch 1 = 0.1 lr_max, epoch 10 = lr_max, epoch 60 = lr_min; the scheduler sets each epoch's rate."""
     assert warm_up_cosine(1, 60, 10, 1e-4, 1e-6) == pytest.approx(1e-5)

@@ -58,7 +58,7 @@ def test_valor_and_valor_pp_from_one_config(valor_run: tuple[Path, Path]) -> Non
     assert plus["features"] == ["clap", "clip", "r2plus1d_18"] and (plus["hidden"], plus["layers"]) == (256, 4)
     index = json.loads((workdir / "results/packed/train/index.json").read_text(encoding="utf-8"))
     assert set(SHAPES) <= set(json.dumps(index).replace('"', " ").split())  # every run's kinds are packed
-    labels = json.loads((runs / "valor/seed1/valor_labels/labels.json").read_text(encoding="utf-8"))
+    labels = json.loads((runs / "valor/all_seeds/valor_labels/labels.json").read_text(encoding="utf-8"))
     assert labels["weights"] == {"clip": "random", "clap_windows": "random"} and labels["meaningful"] is False
 
 
@@ -76,6 +76,14 @@ def test_threshold_change_reruns_the_pass_and_after_only(valor_run: tuple[Path, 
     (workdir / "mine.json").write_text(json.dumps(prompts), encoding="utf-8")
     counts = plan(valor_run, "thresholds.yaml", {"stages": {"valor_labels": {"prompts": "mine.json"}}})
     assert counts == Counter({"valor_labels": 2, "valor_train": 2, "predict": 2, "evaluate": 2}) + AFTER_RUNS
+
+
+@pytest.mark.slow
+def test_more_seeds_reuse_each_runs_pseudo_labels(valor_run: tuple[Path, Path]) -> None:
+    """The zero-shot labels depend on neither the seed nor an earlier stage: one pass per run
+    (results/runs/<run>/all_seeds/valor_labels) serves every seed."""
+    counts = plan(valor_run, "seeds.yaml", {"train": {"seeds": [1, 2]}})
+    assert counts == Counter({"valor_train": 2, "predict": 2, "evaluate": 2}) + AFTER_RUNS
 
 
 @pytest.mark.slow

@@ -28,6 +28,7 @@ METHODS = list(config["train"]["methods"])
 VARIANTS = config["variants"]
 SEEDS = list(config["train"]["seeds"])
 RUN = "results/runs/{method}/seed{seed}"
+ALL_SEEDS = "all_seeds"  # the folder of a run's passes that do not depend on its seed
 REPORT = "results/report"
 check_variants(METHODS, VARIANTS)
 
@@ -124,7 +125,8 @@ DEMO_INDEX = demo_plan() if MODE == "demo" else {}
 SHARDS = {} if MODE == "features" else shard_table(clip_table(), DATASET["n_shards"])
 CLIP_SHARD = {name: shard for shard, clips in SHARDS.items() for name in clips}
 TRAINING_STAGES = [s.id for s in stages().values() if s.trains]
-PASSES = [s.id for s in stages().values() if not s.trains]
+PASSES = [s.id for s in stages().values() if not s.trains and s.per_seed]
+SEEDLESS_PASSES = [s.id for s in stages().values() if not s.per_seed]
 
 
 wildcard_constraints:
@@ -139,7 +141,10 @@ wildcard_constraints:
 
 
 def stage_dir(method_name: str, seed: int | str, stage_id: str) -> str:
-    return f"results/runs/{method_name}/seed{seed}/{stage_id}"
+    """A stage's folder in a run: under the seed's folder, or under all_seeds for a pass that is
+    the same for every seed."""
+    seeds = f"seed{seed}" if stage(stage_id).per_seed else ALL_SEEDS
+    return f"results/runs/{method_name}/{seeds}/{stage_id}"
 
 
 def final_dir(method_name: str, seed: int | str) -> str:
@@ -182,7 +187,7 @@ def stage_inputs(wildcards) -> dict[str, str]:
         for f in dataclasses.fields(spec.defaults)
         if f.metadata.get("path") and settings.get(f.name)
     }
-    return files | {
+    return files | {  # a seedless pass has no such inputs (and no seed wildcard)
         needed.name: f"{stage_dir(wildcards.method, wildcards.seed, needed.stage)}/{needed.file}".rstrip("/")
         for needed in spec.inputs
     }

@@ -1,7 +1,8 @@
 """Every run (method, seed) is its method's stages in order, each in its own folder under
 results/runs/<method>/seed<N>/<stage>/: rule train for the training stages, rule refine for the
-passes between them. Each stage job gets only its own config section (stages.<id>), so a change
-reruns that stage and what follows. Then the method's final model predicts the test split, which is
+passes between them (rule refine_all_seeds, under results/runs/<method>/all_seeds/, for a pass that
+is the same for every seed, such as VALOR's zero-shot labels). Each stage job gets only its own
+config section (stages.<id>), so a change reruns that stage and what follows. Then the method's final model predicts the test split, which is
 scored; metrics.json gathers all runs."""
 
 TRAIN_INPUTS = {
@@ -77,9 +78,26 @@ rule refine:
         settings=stage_flags,
         inputs=stage_input_flags,
         run=run_flags(),
+        seed=lambda wildcards: f"--seed {wildcards.seed}",
     shell:
         "avvp refine --stage {wildcards.stage} --train-pack {input.train_pack} {params.inputs}"
-        " {params.settings} {params.run} --seed {wildcards.seed} --out-dir {output} > {log} 2>&1"
+        " {params.settings} {params.run} {params.seed} --out-dir {output} > {log} 2>&1"
+
+
+use rule refine as refine_all_seeds with:
+    output:
+        directory(f"results/runs/{{method}}/{ALL_SEEDS}/{{stage}}"),
+    log:
+        "results/logs/refine/{method}_{stage}.log",
+    benchmark:
+        "results/benchmarks/refine/{method}_{stage}.tsv"
+    wildcard_constraints:
+        stage="|".join(SEEDLESS_PASSES),
+    params:
+        settings=stage_flags,
+        inputs="",
+        run=run_flags(),
+        seed="",
 
 
 rule predict:

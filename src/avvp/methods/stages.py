@@ -93,6 +93,7 @@ class TrainingStage:
     inputs: tuple[StageInput, ...] = ()
 
     trains = True
+    per_seed = True  # training depends on the seed
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,9 @@ class Pass:
     `kinds` are feature kinds the pass reads from the training pack besides the model's (VALOR's
     zero-shot embeddings); the workflow extracts and packs them too, and fills the settings of
     `from_features` (setting -> (kind, key)) that its config leaves unset from `features.<kind>.<key>`,
-    so the pass knows which weights made them."""
+    so the pass knows which weights made them. `per_seed=False`: the pass reads no earlier stage and
+    not the run's seed (VALOR's zero-shot labels), so the workflow runs it once for all of a run's
+    seeds."""
 
     id: str
     description: str
@@ -114,8 +117,14 @@ class Pass:
     model_options: Mapping[str, Any] = field(default_factory=dict)
     kinds: tuple[str, ...] = ()
     from_features: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    per_seed: bool = True
 
     trains = False
+
+    def __post_init__(self) -> None:
+        if not self.per_seed and self.model_of is not None:
+            raise ValueError(f"pass {self.id} runs the model of {self.model_of}, which differs per seed: "
+                             "it must run per seed")
 
     @property
     def inputs(self) -> tuple[StageInput, ...]:

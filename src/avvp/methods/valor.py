@@ -158,7 +158,8 @@ def _labels(job: PassJob) -> str:
 
 register_stage(Pass("valor_labels", "VALOR: zero-shot segment pseudo labels per modality from CLIP and CLAP "
                     "(class prompts and thresholds from a file), masked by the video labels",
-                    LabelSettings(), _labels, kinds=tuple(EMBEDDINGS.values()), from_features=FROM_FEATURES))
+                    LabelSettings(), _labels, kinds=tuple(EMBEDDINGS.values()), from_features=FROM_FEATURES,
+                    per_seed=False))
 
 
 # ----------------------------------------------------------------------------- training
