@@ -2,8 +2,10 @@
 
 Inputs: demo clips (`avvp.demo.plan_clips` + `write_clip`, 320x240), scaled to `--frame-size`
 (default 640x360: LLP's downloads are at most 360p, and decoding cost follows the pixels), made
-into 8 fps JPEG frames and 16 kHz WAVs by the package's media steps (`avvp.media`). Weights:
-`random` (seed 0) of each kind, saved once to a state-dict file that every run loads.
+into 8 fps JPEG frames and 16 kHz WAVs by the package's media steps (`avvp.media`); kinds of medium
+`video` (CLAP's) read the scaled clips themselves (44.1 kHz stereo AAC). Weights:
+`random` (seed 0) of each kind, saved once to a state-dict file that every run loads (model-folder
+kinds, CLIP's and CLAP's, are seeded again in each run).
 
 What is measured, per kind (seconds per clip):
 
@@ -48,7 +50,7 @@ import torch
 
 from avvp.demo import plan_clips, write_clip
 from avvp.device import resolve_device
-from avvp.extractors import AUDIO, feature_kind
+from avvp.extractors import AUDIO, FRAMES, VIDEO, feature_kind
 from avvp.extractors.extract import (_batched, _exact_fp32, available_cpus, batch_forward, decode,
                                      default_workers, extract_features)
 from avvp.extractors.weights import load_network
@@ -59,11 +61,11 @@ LLP_CLIPS = 11_849
 LLP_SHARDS = 128
 
 
-def make_inputs(root: Path, n: int, size: str, jobs: int) -> tuple[list[Path], list[Path]]:
-    """n (frames folder, WAV) pairs from the first n demo clips, frames scaled to `size`."""
+def make_inputs(root: Path, n: int, size: str, jobs: int) -> dict[str, list[Path]]:
+    """Each medium's inputs of the first n demo clips (frames folders, WAVs, the clips), scaled to `size`."""
     clips = plan_clips(max(n, 10), seed=0)[:n]
 
-    def one(clip) -> tuple[Path, Path]:
+    def one(clip) -> tuple[Path, Path, Path]:
         video = root / "videos" / f"{clip.filename}.mp4"
         write_clip(clip, video)
         scaled = root / "scaled" / video.name
@@ -74,11 +76,11 @@ def make_inputs(root: Path, n: int, size: str, jobs: int) -> tuple[list[Path], l
         frames, wav = root / "frames" / clip.filename, root / "audio" / f"{clip.filename}.wav"
         extract_frames(scaled, frames)
         extract_audio(scaled, wav)
-        return frames, wav
+        return frames, wav, scaled
 
     with ThreadPoolExecutor(max(1, jobs)) as pool:
-        pairs = list(pool.map(one, clips))
-    return [f for f, _ in pairs], [w for _, w in pairs]
+        made = list(pool.map(one, clips))
+    return {medium: [paths[i] for paths in made] for i, medium in enumerate((FRAMES, AUDIO, VIDEO))}
 
 
 def timed(fn) -> float:
@@ -92,8 +94,12 @@ def bench_kind(kind: str, inputs: list[Path], work: Path, device: torch.device, 
     spec = feature_kind(kind)
     network = spec.network()
     model, _ = load_network(spec, "random", seed=0)
-    state = work / f"{kind}.pth"
-    torch.save(model.state_dict(), state)
+    if network.from_folder is None:
+        state = work / f"{kind}.pth"
+        torch.save(model.state_dict(), state)
+        weights = str(state)
+    else:  # a model-folder kind (CLIP, CLAP): seeded again in each run (its start-up includes that)
+        weights = "random"
     n = len(inputs)
     rows_per_batch = spec.default_batch.get(device.type, spec.default_batch["cpu"])
 
@@ -117,7 +123,7 @@ def bench_kind(kind: str, inputs: list[Path], work: Path, device: torch.device, 
         for w in workers[round_ % len(workers):] + workers[:round_ % len(workers)]:  # a new order each round
             out = work / f"{kind}-out"
             start = time.time_ns()
-            extract_features(kind, inputs, out, weights=str(state), device=str(device), progress=False,
+            extract_features(kind, inputs, out, weights=weights, device=str(device), progress=False,
                              workers=w, threads=threads)
             written = sorted(p.stat().st_mtime_ns for p in out.glob("*.npy"))
             shutil.rmtree(out)
@@ -152,10 +158,10 @@ def main() -> int:
     load_before = os.getloadavg()
     started = time.perf_counter()
     try:
-        frames, wavs = make_inputs(work / "inputs", args.clips, args.frame_size, threads)
+        inputs = make_inputs(work / "inputs", args.clips, args.frame_size, threads)
         made = time.perf_counter() - started
-        rows = [bench_kind(kind, wavs if feature_kind(kind).medium == AUDIO else frames, work, device,
-                           args.workers, threads, args.rounds) for kind in args.kinds]
+        rows = [bench_kind(kind, inputs[feature_kind(kind).medium], work, device, args.workers, threads, args.rounds)
+                for kind in args.kinds]
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
