@@ -21,7 +21,7 @@ from avvp.extractors.extract import extract_features
 from avvp.extractors.frames import frame_files, pick_frame_indices
 from avvp.extractors.weights import load_network
 from avvp.ffmpeg import ffmpeg_exe
-from avvp.parse import prepare_windows
+from avvp.video_windows import prepare_windows
 from extractor_helpers import make_frames
 from media_helpers import make_clip
 

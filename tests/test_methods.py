@@ -25,7 +25,7 @@ from avvp.methods.objectives import Batch, HanContrastiveObjective, HanObjective
 from avvp.methods.passes import modality_probabilities
 from avvp.methods.stage_files import read_summary
 from avvp.model import HAN
-from avvp.parse import HANWindowModel
+from avvp.window_model import HANWindowModel
 from avvp.predictions import load_predictions
 from conftest import write_random_features, write_weak_csv
 from released_formats import FORMATS, save_released

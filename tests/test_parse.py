@@ -23,16 +23,8 @@ from avvp.extractors.frames import pick_frame_indices
 from avvp.extractors.vggish import clip_examples, read_wav
 from avvp.ffmpeg import MediaError, ffmpeg_exe, probe
 from avvp.media import extract_audio, extract_frames
-from avvp.parse import (
-    ground_truth_events,
-    leading_copies,
-    parse_videos,
-    parse_windows,
-    prepare_windows,
-    segment_count,
-    window_count,
-    window_frame_indices,
-)
+from avvp.parse import ground_truth_events, parse_videos, parse_windows
+from avvp.video_windows import leading_copies, prepare_windows, segment_count, window_count, window_frame_indices
 from avvp.protocol import STREAMS
 
 CLASSES = ("Red", "Blue")

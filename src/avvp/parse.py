@@ -1,213 +1,50 @@
 """Parsing any video with HAN: 10-second windows in, events in seconds of the video out.
 
-HAN sees 10 one-second segments at a time. A video of any length, frame rate and size is decoded
-once per medium (16 kHz audio by `media.write_audio`, 8 fps frames by `media.extract_frames`,
-the audio track at its own rate by `audio_track.write_track`) and cut into
-consecutive windows [10w, 10w + 10) s:
+A video of any length is cut into 10-second windows (`avvp.video_windows`: how each medium is cut
+and padded), each window runs through a `WindowModel` (`avvp.window_model`: the checkpoint's
+extractors, then HAN), and its probabilities become events here:
 
-- Segments: the video has S = max(1, ceil(duration - 1/8)) one-second segments (a tail shorter
-  than one 8 fps frame, such as the few milliseconds an AAC track runs past the picture, is not a
-  segment of its own) and W = ceil(S / 10) windows.
-- Audio of window w: samples [160000 w, 160000 (w + 1)) of the video's WAV, padded with digital
-  silence past the end (VGGish reads its 10 examples from the first 9.615 s of it). Kinds that
-  read the clip file itself (medium `video`: CLAP's track at its own rate R) get the same cut of
-  the track as a WAV at rate R: samples [10 R w, 10 R (w + 1)), silence past the end.
-- Frames of window w: `ffmpeg -r 8` (the LLP rule, shared with `avvp extract`) starts its output
-  with up to 2 copies of the first picture (its frame-rate conversion runs ahead: a 10 s clip gives
-  82 frames), so frame i shows time (i - lead) / 8 with lead = n - round(8 x duration), clipped to
-  0..2. Window w gets frames lead + 80w .. lead + 80w + 79; the last window every remaining frame.
-  A full first window also keeps the leading copies, and 80 frames are picked by
-  round(linspace(0, n - 1, 80)), the LLP rule: for a 10-second clip these are the very frames
-  `avvp extract` picks, so it is parsed from the features that training and `avvp predict` use.
-  A window with fewer than 80 frames is padded by repeating its last frame (the video's last
-  frame if it has none), so each real frame stays on its own second. The last frame is repeated
-  rather than black because a cut to black is a strong visual change of its own that the networks
-  would respond to.
 - Padding is never reported: decisions are made per window as in the evaluation (frame prob >=
   t_f AND the window's global prob >= t_g), joined along time (an event crossing a window edge is
-  one event), cut to the S real segments, and the last offset is clipped to the duration.
-
-Events are the maximal runs of the LLP protocol's three streams: `audio` (heard), `visual` (seen)
-and `audio_visual` (both, the AND of the two; so it also lies inside an audio and a visual event).
-An event's score is the mean, over its segments, of p(t) x g(t): p the frame probability of its
-modality (for audio_visual the smaller of the audio and visual ones, whose threshold is the AND)
-and g the class's global probability in the segment's window. It lies in (0, 1] and is at least
-t_f x t_g.
+  one event), cut to the video's S real segments, and the last offset is clipped to the duration.
+- Events are the maximal runs of the LLP protocol's three streams: `audio` (heard), `visual`
+  (seen) and `audio_visual` (both, the AND of the two; so it also lies inside an audio and a
+  visual event). An event's score is the mean, over its segments, of p(t) x g(t): p the frame
+  probability of its modality (for audio_visual the smaller of the audio and visual ones, whose
+  threshold is the AND) and g the class's global probability in the segment's window. It lies in
+  (0, 1] and is at least t_f x t_g.
 
 Videos stream: each is decoded, run through the model and written before the next starts, with a
-line on stderr per video, into a resumable folder (see `parse_videos`). The model step is
-injectable: `parse_videos` takes any `WindowModel` (a video's windows in, probabilities out);
-`HANWindowModel` is the real one (feature extractors with the checkpoint's own weights, or
-features extracted before, then HAN).
+line on stderr per video, into a resumable folder (see `parse_videos`).
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-import math
-import os
 import shutil
 import sys
 import tempfile
 import time
-import wave
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from avvp.annotations import DenseEvents
+from avvp.atomic import atomic_output
 from avvp.events import PARSED_COLUMNS, Event, runs
 from avvp.evaluation import segment_decisions
-from avvp.extractors import FRAMES, MEDIA, VIDEO
-from avvp.extractors.frames import N_FRAMES, pick_frame_indices
-from avvp.ffmpeg import MediaError, MediaInfo, probe
-from avvp.media import FRAME_RATE, extract_frames, write_audio
-from avvp.atomic import atomic_output
-from avvp.audio_track import write_track
 from avvp.protocol import SEGMENTS, STREAMS
+from avvp.video_windows import prepare_windows, segment_count, window_count
+from avvp.window_model import HANWindowModel, WindowModel, random_weights_warning
 
-WINDOW_SECONDS = SEGMENTS  # one-second segments
-TAIL_SLACK_S = 1.0 / FRAME_RATE
-MAX_LEADING_COPIES = 2
 PADDING_RULE = ("10-second windows; past the video's end the last window's audio is padded with silence and "
                 "its frames by repeating the last frame; nothing in the padding is reported")
 SCORE_RULE = ("mean over the event's seconds of p x g: p the frame probability of its modality (the smaller "
               "of audio and visual for audio_visual), g the class's global probability in that second's window")
-
-
-# ----------------------------------------------------------------------------- windows
-
-
-def segment_count(duration: float) -> int:
-    """One-second segments of a video of `duration` seconds (see the module docstring)."""
-    if not math.isfinite(duration) or duration < 0:
-        raise ValueError(f"duration must be a time in seconds, got {duration!r}")
-    return max(1, math.ceil(duration - TAIL_SLACK_S))
-
-
-def window_count(duration: float) -> int:
-    """10-second windows needed to cover the video's segments."""
-    return math.ceil(segment_count(duration) / SEGMENTS)
-
-
-def leading_copies(n_frames: int, duration: float) -> int:
-    """How many extra copies of the first picture `ffmpeg -r 8` put before the real frames."""
-    return int(np.clip(n_frames - round(FRAME_RATE * duration), 0, MAX_LEADING_COPIES))
-
-
-def window_frame_indices(n_frames: int, n_windows: int, lead: int = 0) -> np.ndarray:
-    """(n_windows, 80) indices into the video's 8 fps frames: each window's picked frames.
-
-    `lead` leading copies of the first picture are skipped, except by a full first window.
-    """
-    if n_frames < 1:
-        raise ValueError("the video has no frames")
-    per_window = WINDOW_SECONDS * FRAME_RATE
-    picks = np.empty((n_windows, N_FRAMES), np.int64)
-    for w in range(n_windows):
-        start = lead + w * per_window
-        stop = n_frames if w == n_windows - 1 else min(n_frames, start + per_window)
-        frames = np.arange(start, stop)
-        if w == 0 and len(frames) >= per_window:
-            frames = np.arange(0, stop)
-        elif len(frames) == 0:
-            frames = np.array([n_frames - 1])
-        if len(frames) < per_window:
-            frames = np.concatenate([frames, np.full(per_window - len(frames), frames[-1])])
-        picks[w] = frames[pick_frame_indices(len(frames))]
-    return picks
-
-
-def write_window_audio(wav: Path, out_wavs: Sequence[Path]) -> None:
-    """Cut a WAV into consecutive 10-second WAVs (same rate and format), silence past its end.
-
-    Read window by window, so a long video never sits in memory.
-    """
-    with wave.open(str(wav), "rb") as src:
-        params = src.getparams()
-        size = WINDOW_SECONDS * params.framerate
-        frame_bytes = params.nchannels * params.sampwidth
-        for out in out_wavs:
-            data = src.readframes(size)
-            with wave.open(str(out), "wb") as dst:
-                dst.setnchannels(params.nchannels)
-                dst.setsampwidth(params.sampwidth)
-                dst.setframerate(params.framerate)
-                dst.writeframes(data + bytes(size * frame_bytes - len(data)))
-
-
-def write_window_frames(frames: Sequence[Path], picks: np.ndarray, out_dirs: Sequence[Path]) -> None:
-    """Per window a folder of its 80 picked frames, `000001.jpg` .. `000080.jpg`: hard links, or
-    copies on a file system without them."""
-    for out, row in zip(out_dirs, picks):
-        out.mkdir(parents=True)
-        for k, index in enumerate(row, start=1):
-            try:
-                os.link(frames[index], out / f"{k:06d}.jpg")
-            except OSError:
-                shutil.copyfile(frames[index], out / f"{k:06d}.jpg")
-
-
-class VideoWindows:
-    """A probed video and its windows: per window a 10 s WAV, a folder of 80 frames and a 10 s cut
-    of the audio track at its own rate (module rules), written under `work_dir` as `<key>w<NNNN>`
-    files when first asked for. Each medium is decoded separately, so a model that finds a video's
-    features already extracted decodes nothing."""
-
-    def __init__(self, info: MediaInfo, work_dir: Path, key: str) -> None:
-        self.video, self.duration, self.has_audio = Path(info.path), info.duration, info.has_audio
-        self.n_windows = window_count(info.duration)
-        self._info, self._work, self._names = info, work_dir, [f"{key}w{w:04d}" for w in range(self.n_windows)]
-        self._key = key
-
-    def _cut(self, name: str, write: Callable[[MediaInfo, Path], Any]) -> tuple[Path, ...]:
-        """`write` the whole video's WAV, then cut it into the windows' 10 s WAVs under `name`/."""
-        full_wav = self._work / f"{self._key}_{name}.wav"
-        write(self._info, full_wav)
-        wavs = tuple(self._work / name / f"{n}.wav" for n in self._names)
-        wavs[0].parent.mkdir(parents=True, exist_ok=True)
-        write_window_audio(full_wav, wavs)
-        return wavs
-
-    @cached_property
-    def audio(self) -> tuple[Path, ...]:
-        return self._cut("audio", write_audio)
-
-    @cached_property
-    def tracks(self) -> tuple[Path, ...]:
-        return self._cut("track", write_track)
-
-    def inputs(self, medium: str) -> tuple[Path, ...]:
-        """The windows' inputs for a feature kind of this medium (`avvp.extractors.MEDIA`)."""
-        if medium not in MEDIA:
-            raise ValueError(f"unknown medium {medium!r}; one of {MEDIA}")
-        return self.frames if medium == FRAMES else self.tracks if medium == VIDEO else self.audio
-
-    @cached_property
-    def frames(self) -> tuple[Path, ...]:
-        full_frames = self._work / f"{self._key}_frames"
-        n_frames = extract_frames(self.video, full_frames)
-        folders = tuple(self._work / "frames" / n for n in self._names)
-        lead = leading_copies(n_frames, self.duration)
-        write_window_frames(sorted(full_frames.glob("*.jpg")), window_frame_indices(n_frames, self.n_windows, lead),
-                            folders)
-        return folders
-
-
-def prepare_windows(video: str | Path, work_dir: str | Path, key: str) -> VideoWindows:
-    """Probe `video`; its windows are decoded under `work_dir` on first use (`VideoWindows`).
-
-    A file that cannot be decoded or has no video stream raises MediaError naming it.
-    """
-    info = probe(video)
-    if not info.has_video:
-        raise MediaError(f"{video}: no video stream (parsing needs pictures)")
-    return VideoWindows(info, Path(work_dir), key)
 
 
 # ----------------------------------------------------------------------------- events
@@ -282,120 +119,6 @@ def ground_truth_events(filename: str, classes: Sequence[str], audio: DenseEvent
                     events.append(Event(classes[c], "audio_visual", float(max(a0, v0)), float(min(a1, v1))))
     order = {name: i for i, name in enumerate(classes)}
     return sorted(events, key=lambda e: (e.onset, order[e.label], STREAMS.index(e.modality)))
-
-
-# ----------------------------------------------------------------------------- models
-
-
-class WindowModel(Protocol):
-    """The windows of one video -> probabilities: global (W, C) and frame (W, 10, 2, C), and per
-    feature kind where its features came from (written into the video's JSON)."""
-
-    classes: Sequence[str]
-
-    def __call__(self, video: VideoWindows, work_dir: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]: ...
-
-    def describe(self) -> dict[str, Any]:
-        """What produces the probabilities, known before the first video (written into each video's
-        JSON; a folder's outputs made by another description are parsed again)."""
-        ...
-
-
-def feature_id(video: Path) -> str:
-    """The name `avvp extract` gives the features of a clip: its YouTube id for an LLP filename."""
-    from avvp.extractors.extract import output_id
-
-    return output_id(video.with_suffix(".wav"))
-
-
-class HANWindowModel:
-    """The real model: the features of every window (the checkpoint's feature set), then HAN.
-
-    `weights` maps a feature kind to `pretrained`, `random` or a state-dict path, `seed` is the seed
-    of random weights; kinds not named, and a seed not given, come from the checkpoint's record of
-    its training features (`avvp.feature_weights`: pretrained for a released checkpoint), and a
-    choice that differs from it is refused unless `allow_mismatch`. `features` are roots in the
-    released layout (`<root>/<kind>/<id>.npy`, e.g. each shard folder of `results/features`): a
-    10-second video whose features are there is not decoded and no network runs for it; their
-    `weights.json` must agree with the weights too. Random weights give meaningless events and are
-    flagged in every output.
-    """
-
-    def __init__(self, checkpoint: str | Path, classes: Sequence[str] | None = None,
-                 weights: Mapping[str, str] | None = None, seed: int | None = None, device: str = "auto",
-                 batch_size: int | None = None, progress: bool = False, features: Sequence[str | Path] = (),
-                 allow_mismatch: bool = False) -> None:
-        from avvp.checkpoint import load_han
-        from avvp.device import resolve_device
-        from avvp.extractors import feature_kind
-        from avvp.extractors.weights import file_sha256
-        from avvp.feature_weights import WeightsMismatch, agrees, read_record, resolve_weights
-
-        for kind in weights or {}:
-            feature_kind(kind)
-        self.device = resolve_device(device)
-        self.checkpoint = Path(checkpoint)
-        self.han, self.classes, payload = load_han(checkpoint, classes, self.device)
-        self.trained = payload.get("feature_weights")
-        self.weights, mismatched = resolve_weights(self.han.features, self.trained, weights or {}, seed,
-                                                   allow_mismatch, checkpoint)
-        self.folders = {kind: [Path(root) / kind for root in features if (Path(root) / kind).is_dir()]
-                        for kind in self.weights}
-        for kind, folders in self.folders.items():
-            for folder in folders:
-                if not agrees(self.weights[kind], record := read_record(folder)) and not allow_mismatch:
-                    raise WeightsMismatch(f"{folder} holds {kind} features of weights "
-                                          f"{record.get('weights') if record else 'pretrained (no weights.json)'}, "
-                                          f"not {self.weights[kind]}; pass --allow-weights-mismatch to use them")
-                if not agrees(self.weights[kind], record):
-                    mismatched.append(kind)
-        self.mismatched = sorted(set(mismatched))
-        self.sha256 = file_sha256(self.checkpoint)
-        self.batch_size, self.progress = batch_size, progress
-
-    def _found(self, kind: str, video: VideoWindows) -> Path | None:
-        """The already extracted features of a 10-second video: only then are a clip's features
-        (`avvp extract` of the whole clip) exactly those of its one window (module rules)."""
-        if video.n_windows != 1 or segment_count(video.duration) != SEGMENTS:
-            return None
-        name = f"{feature_id(video.video)}.npy"
-        return next((folder / name for folder in self.folders[kind] if (folder / name).is_file()), None)
-
-    def __call__(self, video: VideoWindows, work_dir: Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        import torch
-
-        from avvp.extractors import feature_kind
-        from avvp.extractors.extract import extract_features, output_id
-        from avvp.feature_weights import read_record
-        from avvp.features import load_feature, pool_segments
-
-        arrays, sources = [], {}
-        for kind, choice in self.weights.items():
-            found = self._found(kind, video)
-            if found is not None:  # rows pooled to 10 segments at once (exact for HAN, less memory)
-                arrays.append(pool_segments(load_feature(found, kind), kind)[None])
-                sources[kind] = {"reused": str(found), "weights": read_record(found.parent)}
-                continue
-            inputs = video.inputs(feature_kind(kind).medium)
-            out = Path(work_dir) / "features" / kind
-            record = extract_features(kind, inputs, out, choice.weights, str(self.device), self.batch_size,
-                                      choice.seed, self.progress, strict=True)
-            arrays.append(np.stack([pool_segments(np.load(out / f"{output_id(p)}.npy"), kind) for p in inputs]))
-            sources[kind] = {"extracted": True, "weights": record}
-        with torch.inference_mode():
-            global_prob, _, _, frame_prob = self.han(*(torch.from_numpy(a).to(self.device) for a in arrays))
-        return global_prob.float().cpu().numpy(), frame_prob.float().cpu().numpy(), sources
-
-    def describe(self) -> dict[str, Any]:
-        return {"model": "HAN", "checkpoint": str(self.checkpoint), "checkpoint_sha256": self.sha256,
-                "feature_weights": {kind: choice.as_dict() for kind, choice in self.weights.items()},
-                "trained_feature_weights": self.trained, "weights_mismatch": self.mismatched}
-
-
-def random_weights_warning(description: Mapping[str, Any]) -> str | None:
-    """The warning every output of a model that ran on random extractor weights carries."""
-    kinds = [k for k, r in description.get("feature_weights", {}).items() if r.get("weights") == "random"]
-    return f"features from RANDOM weights ({', '.join(kinds)}): these events are not meaningful" if kinds else None
 
 
 # ----------------------------------------------------------------------------- outputs
