@@ -44,13 +44,18 @@ def test_aggregate_walks_levels_and_per_class() -> None:
 
 def test_per_method_gives_mean_and_sd_only_with_several_seeds() -> None:
     runs = [("han", 1), ("han", 2), ("jomold", 1)]
-    out = per_method(runs, [body(10, 1.0), body(30, 3.0), body(50, 5.0)], {"han": "han", "jomold": "jomold_denoise"},
-                     {"han": "HAN", "jomold": "JoMoLD"})
+    methods = {"han": {"label": "HAN", "final_stage": "han", "features": ["vggish", "res152", "r2plus1d_18"]},
+               "jomold": {"label": "JoMoLD", "final_stage": "jomold_denoise", "features": ["clap", "clip"]}}
+    out = per_method(runs, [body(10, 1.0), body(30, 3.0), body(50, 5.0)], methods)
     assert list(out["han"]["seeds"]) == ["1", "2"] and out["han"]["n_seeds"] == 2
     assert out["han"]["mean"]["segment_level"]["audio"] == 20 and out["han"]["label"] == "HAN"
     assert out["jomold"]["final_stage"] == "jomold_denoise" and out["jomold"]["n_seeds"] == 1
+    assert out["jomold"]["features"] == ["clap", "clip"]
     assert not {"mean", "sd", "sd_of"} & set(out["jomold"])
     assert set(out["jomold"]["seeds"]["1"]) == {"segment_level", "event_level", "per_class"}
+
+
+HAN_ONLY = {"han": {"label": "HAN", "final_stage": "han", "features": ["vggish", "res152", "r2plus1d_18"]}}
 
 
 def write(path: Path, data: dict) -> Path:
@@ -75,7 +80,7 @@ def build(tmp_path: Path, weights: dict | None = None) -> dict:
         packs.append(tmp_path / split)
         write(tmp_path / split / "index.json", {"filenames": ["a", "b", "c"], "skipped": skipped})
     weights = weights or {"vggish": {"kind": "vggish", "weights": "pretrained", "sha256": "0" * 64}}
-    return build_metrics(scores, [("han", 1), ("han", 2)], {"han": "han"}, {"han": "HAN"}, packs,
+    return build_metrics(scores, [("han", 1), ("han", 2)], HAN_ONLY, packs,
                          {"name": "x", "mode": "demo"}, provenance(tmp_path, weights))
 
 
@@ -114,8 +119,8 @@ def test_runs_scored_on_different_files_are_refused(tmp_path: Path) -> None:
     other = {**body(10, 1.0, n=3), "unscored": ["gone_0_10"], "thresholds": {"frame": 0.4, "global": 0.5}}
     write(tmp_path / "s1.json", other)
     with pytest.raises(ValueError, match=r"s1\.json: thresholds differ"):
-        build_metrics([tmp_path / "s0.json", tmp_path / "s1.json"], [("han", 1), ("han", 2)], {"han": "han"},
-                      {"han": "HAN"}, [tmp_path / s for s in ("train", "val", "test")], {"name": "x", "mode": "demo"},
+        build_metrics([tmp_path / "s0.json", tmp_path / "s1.json"], [("han", 1), ("han", 2)], HAN_ONLY,
+                      [tmp_path / s for s in ("train", "val", "test")], {"name": "x", "mode": "demo"},
                       provenance(tmp_path, {}))
 
 
@@ -144,3 +149,15 @@ def test_schema_knows_every_dataset_mode_the_config_allows() -> None:
     config_modes = config_schema["properties"]["dataset"]["properties"]["mode"]["enum"]
     metrics_modes = metrics_schema()["properties"]["dataset"]["properties"]["mode"]["enum"]
     assert sorted(metrics_modes) == sorted(config_modes)
+
+
+def test_table_captions_name_each_methods_features() -> None:
+    from avvp.report import table_caption
+
+    valor_pp = {"label": "VALOR++", "final_stage": "valor_train", "features": ["clap", "clip", "r2plus1d_18"],
+                "n_seeds": 1}
+    assert table_caption("valor_pp", valor_pp, 8) == ("VALOR++ (model of stage valor_train; features clap, clip, "
+                                                      "r2plus1d_18): test split, 8 videos, percent")
+    han = {**HAN_ONLY["han"], "n_seeds": 3}
+    assert table_caption("han", han, 8) == ("HAN (features vggish, res152, r2plus1d_18): test split, 8 videos, "
+                                            "percent; mean ± sample sd over seeds")

@@ -51,6 +51,8 @@ def test_valor_and_valor_pp_from_one_config(valor_run: tuple[Path, Path]) -> Non
     workdir, _ = valor_run
     metrics = json.loads((workdir / "results/metrics.json").read_text(encoding="utf-8"))
     assert list(metrics["methods"]) == ["valor", "valor_pp"]
+    assert [entry["features"] for entry in metrics["methods"].values()] == [["vggish", "res152", "r2plus1d_18"],
+                                                                            ["clap", "clip", "r2plus1d_18"]]
     runs = workdir / "results/runs"
     standard = torch.load(runs / "valor/seed1/valor_train/model.pt", weights_only=True)["model_options"]
     plus = torch.load(runs / "valor_pp/seed1/valor_train/model.pt", weights_only=True)["model_options"]

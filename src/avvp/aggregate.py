@@ -68,15 +68,18 @@ def aggregate(scores: Sequence[Mapping[str, Any]]) -> tuple[dict, dict]:
 
 
 def per_method(runs: Sequence[tuple[str, int]], bodies: Sequence[Mapping[str, Any]],
-               final_stage: Mapping[str, str], labels: Mapping[str, str]) -> dict:
-    """method -> {label, final_stage, n_seeds, seeds: {seed: scores}}, plus mean, sd and sd_of when
-    the method has several seeds."""
+               methods: Mapping[str, Mapping[str, Any]]) -> dict:
+    """method -> {label, final_stage, features, n_seeds, seeds: {seed: scores}}, plus mean, sd and
+    sd_of when the method has several seeds; `methods` gives each method's label, final_stage and
+    features (the kinds its model was trained on, in order)."""
     grouped: dict[str, dict[str, dict]] = {}
     for (method, seed), body in zip(runs, bodies):
         grouped.setdefault(method, {})[str(seed)] = {k: body[k] for k in SCORE_KEYS}
     out = {}
     for method, seeds in grouped.items():
-        entry = {"label": labels[method], "final_stage": final_stage[method], "n_seeds": len(seeds), "seeds": seeds}
+        about = methods[method]
+        entry = {"label": about["label"], "final_stage": about["final_stage"], "features": list(about["features"]),
+                 "n_seeds": len(seeds), "seeds": seeds}
         if len(seeds) > 1:
             entry["mean"], entry["sd"] = aggregate(list(seeds.values()))
             entry["sd_of"] = SD_OF
@@ -141,11 +144,12 @@ def random_kinds(weights: Mapping[str, Mapping[str, Any]]) -> list[str]:
                   if rec["weights"] == "random" or any(r["weights"] == "random" for r in rec.get("records", [])))
 
 
-def build_metrics(scores: Sequence[str | Path], runs: Sequence[tuple[str, int]], final_stage: Mapping[str, str],
-                  labels: Mapping[str, str], packs: Sequence[str | Path], dataset: Mapping[str, Any],
+def build_metrics(scores: Sequence[str | Path], runs: Sequence[tuple[str, int]],
+                  methods: Mapping[str, Mapping[str, Any]], packs: Sequence[str | Path], dataset: Mapping[str, Any],
                   provenance: Mapping[str, Any]) -> dict:
     """The metrics.json body from each run's evaluation file (in `runs` order) and the split packs;
-    `provenance` (avvp.provenance) holds the feature weights records among the rest."""
+    `methods` as in `per_method`; `provenance` (avvp.provenance) holds the feature weights records
+    among the rest."""
     bodies = [read_json(path) for path in scores]
     evaluation = shared_evaluation(scores, bodies)
     random = random_kinds(provenance["feature_weights"])
@@ -157,7 +161,7 @@ def build_metrics(scores: Sequence[str | Path], runs: Sequence[tuple[str, int]],
         **({"weights_note": f"{', '.join(random)}: {RANDOM_NOTE}"} if random else {}),
         "coverage": coverage(packs, evaluation),
         "evaluation": {"thresholds": evaluation["thresholds"], "annotation_checks": evaluation["annotation_warnings"]},
-        "methods": per_method(runs, bodies, final_stage, labels),
+        "methods": per_method(runs, bodies, methods),
         "provenance": dict(provenance),
     }
     validate_metrics(metrics)

@@ -16,10 +16,12 @@ from avvp.figures import metrics_table
 
 
 def table_caption(method: str, entry: Mapping[str, Any], n_videos: int) -> str:
-    """A method's table caption: its label, the stage scored when the method has several, the data."""
-    stage = "" if entry["final_stage"] == method else f" (model of stage {entry['final_stage']})"
+    """A method's table caption: its label, the stage scored when the method has several, its
+    features, the data."""
+    stage = "" if entry["final_stage"] == method else f"model of stage {entry['final_stage']}; "
     spread = "; mean ± sample sd over seeds" if entry["n_seeds"] > 1 else ""
-    return f"{entry['label']}{stage}: test split, {n_videos} videos, percent{spread}"
+    return (f"{entry['label']} ({stage}features {', '.join(entry['features'])}): test split, {n_videos} videos, "
+            f"percent{spread}")
 
 
 def metrics_tables_html(metrics: Mapping[str, Any], published: Sequence[Mapping[str, Any]] = ()) -> str:

@@ -174,8 +174,10 @@ rule metrics:
     params:
         dataset={"name": DATASET["name"], "mode": MODE},
         runs=[[m, s] for m in METHODS for s in SEEDS],
-        final_stage={m: run_method(m).final_stage for m in METHODS},
-        labels={m: run_label(m) for m in METHODS},
+        methods={
+            m: {"label": run_label(m), "final_stage": run_method(m).final_stage, "features": run_features(m)}
+            for m in METHODS
+        },
         stage_settings=run_stage_sections(),
         weights=weights_files(),
         ffmpeg=[f"results/frames/{shard}/ffmpeg.json" for shard in SHARDS],

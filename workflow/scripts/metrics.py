@@ -10,5 +10,5 @@ sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 inp, params, config = snakemake.input, snakemake.params, snakemake.config
 provenance = provenance_block(config, stage_settings(params.stage_settings), inp.checkpoints,
                               inp.annotations, weights_used(params.weights), distinct(params.ffmpeg))
-write_metrics(snakemake.output[0], build_metrics(inp.scores, params.runs, params.final_stage, params.labels,
-                                                 inp.packs, params.dataset, provenance))
+write_metrics(snakemake.output[0], build_metrics(inp.scores, params.runs, params.methods, inp.packs,
+                                                 params.dataset, provenance))
