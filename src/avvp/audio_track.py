@@ -24,11 +24,16 @@ import numpy as np
 
 from avvp.atomic import atomic_path
 from avvp.ffmpeg import MediaError, MediaInfo, ffmpeg_exe, input_arg, last_error, probe
-from avvp.media import MIN_AUDIO_SECONDS
+from avvp.media import MIN_AUDIO_SECONDS, write_wav
 
 
-def _wav_cmd(path: Path) -> list[str]:
-    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", input_arg(path), "-f", "wav"]
+def _ffmpeg_wav(path: Path, out: str) -> bytes:
+    """ffmpeg writes the file's audio track as a 16-bit WAV to `out` (`-` for its stdout, returned)."""
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", input_arg(path),
+                           "-f", "wav", "-y", out], capture_output=True)
+    if proc.returncode != 0:
+        raise MediaError(f"{path}: audio decoding failed ({last_error(proc.stderr.decode(errors='replace'), path)})")
+    return proc.stdout
 
 
 def parse_wav_stream(data: bytes, name: str | Path = "stream") -> tuple[np.ndarray, int]:
@@ -59,10 +64,7 @@ def read_track(path: str | Path) -> tuple[np.ndarray, int] | None:
     path = Path(path)
     if not probe(path, decode=False).has_audio:
         return None
-    proc = subprocess.run([*_wav_cmd(path), "-"], capture_output=True)
-    if proc.returncode != 0:
-        raise MediaError(f"{path}: audio decoding failed ({last_error(proc.stderr.decode(errors='replace'), path)})")
-    return parse_wav_stream(proc.stdout, path)
+    return parse_wav_stream(_ffmpeg_wav(path, "-"), path)
 
 
 def silence(seconds: float, rate: int) -> np.ndarray:
@@ -74,10 +76,11 @@ def load_track(path: str | Path, rate: int) -> np.ndarray:
     """float32 mono at `rate`: `librosa.load(path, sr=rate)` (module rules), or silence."""
     import soxr
 
-    track = read_track(path)
-    if track is None:
-        return silence(probe(path, decode=False).duration, rate)
-    samples, native = track
+    path = Path(path)
+    info = probe(path, decode=False)
+    if not info.has_audio:
+        return silence(info.duration, rate)
+    samples, native = parse_wav_stream(_ffmpeg_wav(path, "-"), path)
     wave = np.mean(samples.T.astype(np.float32) * (1.0 / 32768), axis=0)
     if native == rate:
         return wave
@@ -91,15 +94,6 @@ def write_track(info: MediaInfo, out_wav: str | Path, silence_rate: int = 48000)
     `read_track` would decode; parsing cuts it into windows), or mono silence at `silence_rate`."""
     with atomic_path(out_wav, ".wav") as tmp:
         if info.has_audio:
-            proc = subprocess.run([*_wav_cmd(Path(info.path)), "-y", str(tmp)], capture_output=True)
-            if proc.returncode != 0:
-                raise MediaError(f"{info.path}: audio decoding failed "
-                                 f"({last_error(proc.stderr.decode(errors='replace'), info.path)})")
+            _ffmpeg_wav(Path(info.path), str(tmp))
         else:
-            import wave
-
-            with wave.open(str(tmp), "wb") as out:
-                out.setnchannels(1)
-                out.setsampwidth(2)
-                out.setframerate(silence_rate)
-                out.writeframes(bytes(2 * len(silence(info.duration, silence_rate))))
+            write_wav(tmp, bytes(2 * len(silence(info.duration, silence_rate))), silence_rate, 1)

@@ -79,11 +79,12 @@ def _pad_wav(path: Path, seconds: float) -> None:
     missing = round(seconds * params.framerate) - params.nframes
     if missing <= 0:
         return
-    _write_wav(path, data + bytes(missing * params.nchannels * params.sampwidth),
+    write_wav(path, data + bytes(missing * params.nchannels * params.sampwidth),
                params.framerate, params.nchannels)
 
 
-def _write_wav(path: Path, data: bytes, rate: int, channels: int) -> None:
+def write_wav(path: Path, data: bytes, rate: int, channels: int) -> None:
+    """16-bit PCM frames `data` as a WAV file."""
     with wave.open(str(path), "wb") as out:
         out.setnchannels(channels)
         out.setsampwidth(2)
@@ -104,7 +105,7 @@ def write_audio(info: MediaInfo, out_wav: str | Path, min_seconds: float = MIN_A
                 _pad_wav(tmp, min_seconds)
             else:
                 n = round(max(info.duration, min_seconds) * AUDIO_RATE)
-                _write_wav(tmp, bytes(n * AUDIO_CHANNELS * 2), AUDIO_RATE, AUDIO_CHANNELS)
+                write_wav(tmp, bytes(n * AUDIO_CHANNELS * 2), AUDIO_RATE, AUDIO_CHANNELS)
     except (OSError, wave.Error) as err:
         raise MediaError(f"{info.path}: audio extraction failed ({err})") from err
     return "ok" if info.has_audio else "no_audio"
