@@ -60,6 +60,7 @@ from tqdm import tqdm
 
 from avvp.annotations import video_id
 from avvp.atomic import atomic_output
+from avvp.config_checks import VIDEO_SUFFIXES
 from avvp.device import resolve_device
 from avvp.extractors import AUDIO, FRAMES, Extractor, FeatureKind, feature_kind
 from avvp.extractors.frames import frame_files
@@ -95,7 +96,7 @@ def loader_threads(device_type: str, threads: int) -> int:
     return 0 if device_type == "cpu" else max(1, min(MAX_LOADER_THREADS, threads - 1))
 
 
-FILE_SUFFIXES = (".wav", ".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")  # inputs named as files
+FILE_SUFFIXES = (".wav", *VIDEO_SUFFIXES)  # inputs named as files
 
 
 def output_id(path: str | Path) -> str:
