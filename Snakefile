@@ -8,8 +8,8 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
-from avvp.config_schema import write_config_schema
-from avvp.snakemake_log import hide_empty_shell_commands
+from avvp.workflow.config_schema import write_config_schema
+from avvp.workflow.snakemake_log import hide_empty_shell_commands
 
 min_version("9.0")
 hide_empty_shell_commands()  # script rules would print "Shell command: None"

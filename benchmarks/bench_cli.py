@@ -27,8 +27,8 @@ LLP = ROOT / "data" / "llp"
 
 def random_predictions(out: Path) -> Path:
     """Random probabilities for every video of the LLP test split, in the predictions format."""
-    from avvp.annotations import read_classes, read_weak
-    from avvp.predictions import Predictions, save_predictions
+    from avvp.evaluation.annotations import read_classes, read_weak
+    from avvp.model.predictions import Predictions, save_predictions
 
     vocab = read_classes(LLP / "classes.txt")
     split = read_weak(LLP / "AVVP_test_pd.csv", vocab)

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import reference_evaluation as ref  # noqa: E402
 
-from avvp.annotations import ground_truth, read_classes, read_dense, read_weak  # noqa: E402
-from avvp.evaluation import _run_words, evaluate_arrays  # noqa: E402
+from avvp.evaluation.annotations import ground_truth, read_classes, read_dense, read_weak  # noqa: E402
+from avvp.evaluation.scores import _run_words, evaluate_arrays  # noqa: E402
 
 LLP = ROOT / "data" / "llp"
 

@@ -1,8 +1,8 @@
 """Extraction as a pipeline: per-clip decode and network seconds, how much decoding is hidden, LLP time.
 
-Inputs: demo clips (`avvp.demo.plan_clips` + `write_clip`, 320x240), scaled to `--frame-size`
+Inputs: demo clips (`avvp.clips.demo.plan_clips` + `write_clip`, 320x240), scaled to `--frame-size`
 (default 640x360: LLP's downloads are at most 360p, and decoding cost follows the pixels), made
-into 8 fps JPEG frames and 16 kHz WAVs by the package's media steps (`avvp.media`); kinds of medium
+into 8 fps JPEG frames and 16 kHz WAVs by the package's media steps (`avvp.clips.media`); kinds of medium
 `video` (CLAP's) read the scaled clips themselves (44.1 kHz stereo AAC). Weights:
 `random` (seed 0) of each kind, saved once to a state-dict file that every run loads (model-folder
 kinds, CLIP's and CLAP's, are seeded again in each run).
@@ -48,14 +48,14 @@ from pathlib import Path
 
 import torch
 
-from avvp.demo import plan_clips, write_clip
-from avvp.device import resolve_device
+from avvp.clips.demo import plan_clips, write_clip
+from avvp.base.device import resolve_device
 from avvp.extractors import AUDIO, FRAMES, VIDEO, feature_kind
-from avvp.extractors.extract import (_batched, _exact_fp32, available_cpus, batch_forward, decode,
+from avvp.features.extract import (_batched, _exact_fp32, available_cpus, batch_forward, decode,
                                      default_workers, extract_features)
-from avvp.extractors.weights import load_network
-from avvp.ffmpeg import ffmpeg_exe, input_arg
-from avvp.media import extract_audio, extract_frames
+from avvp.features.networks import load_network
+from avvp.clips.ffmpeg import ffmpeg_exe, input_arg
+from avvp.clips.media import extract_audio, extract_frames
 
 LLP_CLIPS = 11_849
 LLP_SHARDS = 128

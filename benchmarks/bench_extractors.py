@@ -7,7 +7,7 @@ once to a state-dict file that both sides load, so both run the same weights.
 Baseline, as the published extraction scripts: frames loaded one by one with PIL and torchvision
 transforms per frame, fp32 NCHW, `torch.no_grad`, one forward over all 80 frames (ResNet-152) or
 all 10 clips (R(2+1)D-18); VGGish: the official front end then one NCHW forward over the examples.
-Ours: `avvp.extractors.extract.extract_features` (one call for all clips, into a fresh folder).
+Ours: `avvp.features.extract.extract_features` (one call for all clips, into a fresh folder).
 
 Each side runs once on 1 clip and once on all N clips (one model load each time); seconds per clip
 = (T(N) - T(1)) / (N - 1), so model loading cancels out and is shown apart (T(1) minus a clip).
@@ -34,12 +34,12 @@ from PIL import Image
 from torchvision import transforms
 
 from avvp.extractors import feature_kind, vggish
-from avvp.extractors.extract import extract_features, output_id
+from avvp.features.extract import extract_features, output_id
 from avvp.extractors.r2plus1d_18 import KINETICS_MEAN, KINETICS_STD
 from avvp.extractors.res152 import IMAGENET_MEAN, IMAGENET_STD
-from avvp.extractors.weights import load_network
-from avvp.ffmpeg import ffmpeg_exe
-from avvp.media import extract_audio, extract_frames
+from avvp.features.networks import load_network
+from avvp.clips.ffmpeg import ffmpeg_exe
+from avvp.clips.media import extract_audio, extract_frames
 
 SOURCES = ("testsrc2", "mandelbrot", "cellauto=rule=110", "life=mold=10")  # moving pictures
 RES152_MIN_SPEEDUP = 2.5

@@ -22,18 +22,18 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from avvp.annotations import WeakSplit, ground_truth, read_classes, read_dense, read_weak
-from avvp.checkpoint import load_han
-from avvp.device import resolve_device
+from avvp.evaluation.annotations import WeakSplit, ground_truth, read_classes, read_dense, read_weak
+from avvp.model.checkpoint import load_han
+from avvp.base.device import resolve_device
 from avvp.extractors import PUBLISHED, feature_kind
-from avvp.features import load_packed
+from avvp.features.store import load_packed
 from avvp.methods.jomold import RATIOS_FILE, estimate_noise_ratios, write_noise_ratios
 from avvp.methods.ma_mmil import refine_labels, write_refinement
 from avvp.methods.settings import with_overrides
 from avvp.methods.stages import stage
 from avvp.methods.training import train
-from avvp.model import HAN
-from avvp.protocol import SEGMENTS
+from avvp.model.han import HAN
+from avvp.base.protocol import SEGMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
 LLP = ROOT / "data" / "llp"

@@ -29,14 +29,14 @@ sys.path.insert(0, str(ROOT / "tests"))
 import reference_evaluation as ref  # noqa: E402
 from conftest import write_random_features  # noqa: E402
 
-from avvp.annotations import ground_truth, read_classes, read_dense, read_weak  # noqa: E402
+from avvp.evaluation.annotations import ground_truth, read_classes, read_dense, read_weak  # noqa: E402
 from avvp.extractors import PUBLISHED  # noqa: E402
-from avvp.features import pack_split, released_source  # noqa: E402
-from avvp.model import HAN  # noqa: E402
+from avvp.features.store import pack_split, released_source  # noqa: E402
+from avvp.model.han import HAN  # noqa: E402
 from avvp.methods.objectives import han_loss  # noqa: E402
 from avvp.methods.settings import TrainSettings  # noqa: E402
 from avvp.methods.training import validate  # noqa: E402
-from avvp.inference import batch_tensors, iterate_batches  # noqa: E402
+from avvp.model.inference import batch_tensors, iterate_batches  # noqa: E402
 
 LLP = ROOT / "data" / "llp"
 

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from avvp.annotations import Vocabulary, WeakSplit, ground_truth, DenseEvents
+from avvp.evaluation.annotations import Vocabulary, WeakSplit, ground_truth, DenseEvents
 from avvp.extractors import PUBLISHED, feature_kind
-from avvp.extractors.extract import extract_features
-from avvp.features import pack_split, released_source
+from avvp.features.extract import extract_features
+from avvp.features.store import pack_split, released_source
 from avvp.methods.settings import TrainSettings
 from avvp.methods.training import train
 

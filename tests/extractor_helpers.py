@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avvp.ffmpeg import ffmpeg_exe
+from avvp.clips.ffmpeg import ffmpeg_exe
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avvp.ffmpeg import ffmpeg_exe
+from avvp.clips.ffmpeg import ffmpeg_exe
 
 TRUNCATED_FRACTION = 0.6
 STALL_SECONDS = 60  # how long the `stall` mode keeps a connection silent (longer than any timeout tested)

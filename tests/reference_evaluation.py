@@ -1,6 +1,6 @@
 """A literal, loop-by-loop reading of PROTOCOL §5, kept deliberately naive.
 
-It shares no code with avvp.evaluation or avvp.annotations: it reads the CSV files itself, builds
+It shares no code with avvp.evaluation.scores or avvp.evaluation.annotations: it reads the CSV files itself, builds
 each video's ground truth row by row, extracts events by scanning, and matches them pair by pair,
 in the per-video, per-class style of the published evaluation. Tests compare the vectorised
 evaluator with it; the benchmark uses it as the "published-style" baseline.

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from avvp.model import HAN
+from avvp.model.han import HAN
 
 FORMATS = ("han", "ma_mmil", "jomold")
 

@@ -1,4 +1,4 @@
-"""metrics.json's aggregation over seeds (avvp.aggregate), checked against hand computations, and its
+"""metrics.json's aggregation over seeds (avvp.evaluation.aggregate), checked against hand computations, and its
 layout against the shipped schema."""
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from avvp.aggregate import (aggregate, build_metrics, mean_sd, per_method, random_kinds, split_coverage,
+from avvp.evaluation.aggregate import (aggregate, build_metrics, mean_sd, per_method, random_kinds, split_coverage,
                             validate_metrics, weights_used)
-from avvp.provenance import provenance_block
+from avvp.reporting.provenance import provenance_block
 
 CHECKS = {"rows_outside_split": {"audio": 4, "visual": 4}, "orphan_rows": {"audio": 0, "visual": 0},
           "orphan_filenames": {"audio": [], "visual": []}, "zero_length_rows": {"audio": 0, "visual": 0},
@@ -142,7 +142,7 @@ def test_schema_knows_every_dataset_mode_the_config_allows() -> None:
     """metrics.json states config dataset.mode: both schemas list the same modes."""
     import yaml
 
-    from avvp.aggregate import metrics_schema
+    from avvp.evaluation.aggregate import metrics_schema
 
     config_schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml")
                                    .read_text(encoding="utf-8"))
@@ -152,7 +152,7 @@ def test_schema_knows_every_dataset_mode_the_config_allows() -> None:
 
 
 def test_table_captions_name_each_methods_features() -> None:
-    from avvp.report import table_caption
+    from avvp.reporting.report import table_caption
 
     valor_pp = {"label": "VALOR++", "final_stage": "valor_train", "features": ["clap", "clip", "r2plus1d_18"],
                 "n_seeds": 1}

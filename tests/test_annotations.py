@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avvp.annotations import (
+from avvp.evaluation.annotations import (
     AnnotationError, Vocabulary, ground_truth, parse_filename, read_classes, read_dense, read_weak, video_id,
 )
 

@@ -15,13 +15,13 @@ import torch
 import torch.nn.functional as F
 from torchvision import transforms
 
-from avvp.audio_track import read_track
+from avvp.clips.audio_track import read_track
 from avvp.extractors import FeatureKind, clap, clip, feature_kind, register, unregister
-from avvp.extractors.extract import extract_features
-from avvp.extractors.frames import frame_files, pick_frame_indices
-from avvp.extractors.weights import load_network
-from avvp.ffmpeg import ffmpeg_exe
-from avvp.video_windows import prepare_windows
+from avvp.features.extract import extract_features
+from avvp.extractors.parts.frames import frame_files, pick_frame_indices
+from avvp.features.networks import load_network
+from avvp.clips.ffmpeg import ffmpeg_exe
+from avvp.parsing.windows import prepare_windows
 from extractor_helpers import make_frames
 from media_helpers import make_clip
 

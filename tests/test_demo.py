@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avvp import demo
-from avvp.annotations import ground_truth, read_classes, read_dense, read_weak
+from avvp.clips import demo
+from avvp.evaluation.annotations import ground_truth, read_classes, read_dense, read_weak
 from avvp.cli import main
-from avvp.ffmpeg import ffmpeg_exe, input_arg, probe
-from avvp.protocol import STREAMS
+from avvp.clips.ffmpeg import ffmpeg_exe, input_arg, probe
+from avvp.base.protocol import STREAMS
 
 N_VIDEOS = 10  # two clips per split: enough for every class in every split
 FILES = ("classes.txt", "train.csv", "val.csv", "test.csv", "eval_audio.csv", "eval_visual.csv")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from avvp.cli import main
-from avvp.download import DownloadOptions, download_clip, download_clips, fetch_local, yt_dlp_reason
-from avvp.ffmpeg import probe
-from avvp.records import ClipRecord, read_records, write_records
+from avvp.clips.download import DownloadOptions, download_clip, download_clips, fetch_local, yt_dlp_reason
+from avvp.clips.ffmpeg import probe
+from avvp.clips.records import ClipRecord, read_records, write_records
 from media_helpers import gray_frame, make_clip, serve, stored_video_frames
 
 SIZE = (128, 96)

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 import reference_evaluation as ref
-from avvp.annotations import AnnotationReport, GroundTruth, ground_truth, read_classes, read_dense, read_weak
+from avvp.evaluation.annotations import AnnotationReport, GroundTruth, ground_truth, read_classes, read_dense, read_weak
 from avvp.cli import main
-from avvp.evaluation import align_predictions, evaluate_arrays, score, segment_decisions
-from avvp.events import EventRow, event_rows, runs, write_events
-from avvp.predictions import Predictions, load_predictions, save_predictions
-from avvp.protocol import LEVELS, SCORES
+from avvp.evaluation.scores import align_predictions, evaluate_arrays, score, segment_decisions
+from avvp.evaluation.events import EventRow, event_rows, runs, write_events
+from avvp.model.predictions import Predictions, load_predictions, save_predictions
+from avvp.base.protocol import LEVELS, SCORES
 
 LLP = Path(__file__).resolve().parents[1] / "data" / "llp"
 T = 10

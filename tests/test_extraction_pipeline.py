@@ -19,11 +19,12 @@ import pytest
 import torch
 
 from avvp.cli import main
-from avvp.demo import plan_clips, write_clip
-from avvp.extractors import PUBLISHED, feature_kind, weights
-from avvp.extractors.extract import (FAILED_NAME, RECORD_NAME, Decoder, DecodeFailure, default_workers,
+from avvp.clips.demo import plan_clips, write_clip
+from avvp.extractors import PUBLISHED, feature_kind
+from avvp.features import networks
+from avvp.features.extract import (FAILED_NAME, RECORD_NAME, Decoder, DecodeFailure, default_workers,
                                      extract_features, loader_threads, output_id, read_failures)
-from avvp.media import extract_audio, extract_frames
+from avvp.clips.media import extract_audio, extract_frames
 from extractor_helpers import make_frames
 from media_helpers import make_clip
 
@@ -66,7 +67,7 @@ def state_file(tmp_path_factory):
 
     def get(kind: str) -> Path:
         if kind not in files:
-            model, _ = weights.load_network(feature_kind(kind), "random", seed=0)
+            model, _ = networks.load_network(feature_kind(kind), "random", seed=0)
             files[kind] = root / f"{kind}.pth"
             torch.save(model.state_dict(), files[kind])
         return files[kind]

@@ -17,9 +17,11 @@ from PIL import Image
 from torchvision import transforms
 
 from avvp.cli import main
-from avvp.extractors import calibration, feature_kind, res152, weights
-from avvp.extractors.extract import extract_features, output_id
-from avvp.extractors.frames import normalise_frames, pick_frame_indices
+from avvp.extractors import feature_kind, res152
+from avvp.extractors.parts import calibration, downloads
+from avvp.features import networks
+from avvp.features.extract import extract_features, output_id
+from avvp.extractors.parts.frames import normalise_frames, pick_frame_indices
 from extractor_helpers import make_frames, tone, write_wav
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -92,8 +94,8 @@ def res152_inputs(*folders: Path) -> torch.Tensor:
 def test_res152_random_weights_are_well_scaled_deterministic_and_batch_independent(clips):
     # Two independent builds (each recalibrating its batch norm); clip a's frames once in a batch
     # with clip b's, once alone.
-    first, record1 = weights.load_network(feature_kind("res152"), "random", seed=0)
-    second, record2 = weights.load_network(feature_kind("res152"), "random", seed=0)
+    first, record1 = networks.load_network(feature_kind("res152"), "random", seed=0)
+    second, record2 = networks.load_network(feature_kind("res152"), "random", seed=0)
     assert record1 == record2 and "re-estimated" in record1.how and "1/sqrt(blocks)" in record1.how
     with torch.inference_mode():
         mixed = res152.feature_network(first, torch.device("cpu"))(res152_inputs(clips["b"], clips["a"]))
@@ -164,7 +166,7 @@ def test_a_state_dict_of_the_other_network_is_refused(tmp_path):
     path = tmp_path / "resnet.pth"
     torch.save(torchvision.models.resnet18().state_dict(), path)
     with pytest.raises(ValueError, match="is not a r2plus1d_18 state dict"):
-        weights.load_network(feature_kind("r2plus1d_18"), str(path))
+        networks.load_network(feature_kind("r2plus1d_18"), str(path))
 
 
 # ----------------------------------------------------------------------------- weights choices
@@ -195,7 +197,7 @@ def test_failed_download_names_the_url_and_the_cache_path(tmp_path, monkeypatch)
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/weights-0123abcd.pth"
     with pytest.raises(RuntimeError, match="could not download") as caught:
-        weights.fetch(url)
+        downloads.fetch(url)
     assert url in str(caught.value)
     assert str(tmp_path / "torch" / "hub" / "checkpoints" / "weights-0123abcd.pth") in str(caught.value)
     assert not list((tmp_path / "torch" / "hub" / "checkpoints").iterdir())
@@ -205,7 +207,7 @@ def test_random_weights_depend_on_the_seed_and_mixing_is_refused(tmp_path):
     wav = write_wav(tmp_path / "clip.wav", tone(440))
     other = write_wav(tmp_path / "other.wav", tone(660))
     first = extract_features("vggish", [wav], tmp_path / "out", seed=0, progress=False)
-    again = weights.load_network(feature_kind("vggish"), "random", seed=0)[1]
+    again = networks.load_network(feature_kind("vggish"), "random", seed=0)[1]
     assert again.sha256 == first["sha256"]
     with pytest.raises(ValueError, match="use another output folder"):
         extract_features("vggish", [other], tmp_path / "out", seed=1, progress=False)
@@ -251,7 +253,7 @@ def test_cli_extract_end_to_end(clips, tmp_path, capsys):
 
 def test_fused_resnet_equals_the_eager_network():
     """Batch norm folded into the convolutions, ReLU and residual addition fused: same features."""
-    from avvp.extractors.fused_resnet import FusedResNet, can_fuse
+    from avvp.extractors.parts.fused_resnet import FusedResNet, can_fuse
 
     torch.manual_seed(0)
     net = torchvision.models.ResNet(torchvision.models.resnet.Bottleneck, [1, 2, 1, 1])

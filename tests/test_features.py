@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avvp.annotations import Vocabulary, read_weak
+from avvp.evaluation.annotations import Vocabulary, read_weak
 from avvp.extractors import PUBLISHED
-from avvp.features import FeatureError, load_packed, pack_split, pool_segments, released_source
+from avvp.features.store import FeatureError, load_packed, pack_split, pool_segments, released_source
 from conftest import write_random_features, write_weak_csv
 
 VOCAB = Vocabulary(("Dog", "Cat", "Car"))

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avvp.annotations import AnnotationReport, GroundTruth
-from avvp.evaluation import evaluate_arrays
-from avvp.figures import metrics_table, per_class_bars, published_results, training_curves
+from avvp.evaluation.annotations import AnnotationReport, GroundTruth
+from avvp.evaluation.scores import evaluate_arrays
+from avvp.reporting.figures import metrics_table, per_class_bars, published_results, training_curves
 from avvp.methods.stage_files import read_log
-from avvp.protocol import SCORES
+from avvp.base.protocol import SCORES
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("Speech", "Dog", "Acoustic_guitar", "Vacuum_cleaner")

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from avvp.cli import main
-from avvp.ffmpeg import MediaError, ffmpeg_exe, ffmpeg_version, probe
-from avvp.media import extract_audio, extract_frames, prepare_clips
-from avvp.records import ClipRecord, read_records
+from avvp.clips.ffmpeg import MediaError, ffmpeg_exe, ffmpeg_version, probe
+from avvp.clips.media import extract_audio, extract_frames, prepare_clips
+from avvp.clips.records import ClipRecord, read_records
 from media_helpers import make_clip, make_streamless, truncated_copy
 
 ID = "abcdefghijk"
@@ -249,7 +249,7 @@ def test_cli_audio_frames_and_media(clips: dict[str, Path], tmp_path: Path, caps
     assert "corrupt.mp4" in capsys.readouterr().err
 
     from avvp.cli import media as media_cli
-    from avvp.records import write_records
+    from avvp.clips.records import write_records
 
     parser = argparse.ArgumentParser()
     media_cli.add_arguments(parser)
@@ -268,19 +268,19 @@ def test_cli_audio_frames_and_media(clips: dict[str, Path], tmp_path: Path, caps
                                              ("7.1-static", True), ("N-112233-gabcdef", True)])
 def test_an_ffmpeg_outside_the_5_line_is_warned_about(monkeypatch: pytest.MonkeyPatch, version: str,
                                                       warned: bool) -> None:
-    import avvp.ffmpeg
+    import avvp.clips.ffmpeg
 
-    monkeypatch.setattr(avvp.ffmpeg, "ffmpeg_version", lambda exe=None: version)
-    warning = avvp.ffmpeg.fidelity_warning()
+    monkeypatch.setattr(avvp.clips.ffmpeg, "ffmpeg_version", lambda exe=None: version)
+    warning = avvp.clips.ffmpeg.fidelity_warning()
     assert (warning is not None) == warned
     if warned:
         assert version in warning and "released LLP frames" in warning and "make setup" in warning
 
 
 def test_a_shard_records_the_ffmpeg_of_its_frames_and_works_when_empty(tmp_path: Path) -> None:
-    from avvp.ffmpeg import ffmpeg_record
-    from avvp.media import prepare_shard
-    from avvp.records import ClipRecord, write_records
+    from avvp.clips.ffmpeg import ffmpeg_record
+    from avvp.clips.media import prepare_shard
+    from avvp.clips.records import ClipRecord, write_records
 
     records = tmp_path / "download.tsv"
     write_records([ClipRecord("aaaaaaaaaaa_0_10", "aaaaaaaaaaa", "unavailable", "gone")], records)

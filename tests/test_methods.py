@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from avvp.annotations import read_classes, read_weak
-from avvp.checkpoint import load_han, save_checkpoint
+from avvp.evaluation.annotations import read_classes, read_weak
+from avvp.model.checkpoint import load_han, save_checkpoint
 from avvp.cli import main
 from avvp.extractors import PUBLISHED
-from avvp.features import load_packed, pack_split, released_source
+from avvp.features.store import load_packed, pack_split, released_source
 from avvp.methods.contrastive import contrastive_loss, segment_similarities
 from avvp.methods.denoising import JointDenoisingObjective, ratio_scale, select_drops
 from avvp.methods.jomold import batch_means, noise_ratios
@@ -24,9 +24,9 @@ from avvp.methods.ma_mmil import draw_partners, judge_noise, modality_error, noi
 from avvp.methods.objectives import Batch, HanContrastiveObjective, HanObjective, bce, han_loss, visual_target
 from avvp.methods.passes import modality_probabilities
 from avvp.methods.stage_files import read_summary
-from avvp.model import HAN
-from avvp.window_model import HANWindowModel
-from avvp.predictions import load_predictions
+from avvp.model.han import HAN
+from avvp.parsing.window_model import HANWindowModel
+from avvp.model.predictions import load_predictions
 from conftest import write_random_features, write_weak_csv
 from released_formats import FORMATS, save_released
 

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avvp.annotations import read_classes
-from avvp.checkpoint import load_han, read_checkpoint, save_checkpoint
-from avvp.model import HAN, load_weights
+from avvp.evaluation.annotations import read_classes
+from avvp.model.checkpoint import load_han, read_checkpoint, save_checkpoint
+from avvp.model.han import HAN, load_weights
 from released_formats import FORMATS, han_state, jomold_checkpoint, ma_mmil_state, save_released, with_numpy1_names
 
 CLASSES = [f"c{i}" for i in range(25)]

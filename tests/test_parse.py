@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from avvp.annotations import Vocabulary, read_dense
-from avvp.extractors.frames import pick_frame_indices
+from avvp.evaluation.annotations import Vocabulary, read_dense
+from avvp.extractors.parts.frames import pick_frame_indices
 from avvp.extractors.vggish import clip_examples, read_wav
-from avvp.ffmpeg import MediaError, ffmpeg_exe, probe
-from avvp.media import extract_audio, extract_frames
-from avvp.parse import ground_truth_events, parse_videos, parse_windows
-from avvp.video_windows import leading_copies, prepare_windows, segment_count, window_count, window_frame_indices
-from avvp.protocol import STREAMS
+from avvp.clips.ffmpeg import MediaError, ffmpeg_exe, probe
+from avvp.clips.media import extract_audio, extract_frames
+from avvp.parsing.parse import ground_truth_events, parse_videos, parse_windows
+from avvp.parsing.windows import leading_copies, prepare_windows, segment_count, window_count, window_frame_indices
+from avvp.base.protocol import STREAMS
 
 CLASSES = ("Red", "Blue")
 LLP_CLASSES = Path(__file__).resolve().parents[1] / "data" / "llp" / "classes.txt"
@@ -323,8 +323,8 @@ def test_weight_choices():
 def random_checkpoint(tmp_path_factory) -> Path:
     import torch
 
-    from avvp.checkpoint import save_checkpoint
-    from avvp.model import HAN
+    from avvp.model.checkpoint import save_checkpoint
+    from avvp.model.han import HAN
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "model.pt"
@@ -372,9 +372,9 @@ def test_the_checkpoints_feature_set_decides_the_extractors(clips, tmp_path):
     """A HAN trained on VGGish and R(2+1)D-18 only: parsing runs those two extractors, not ResNet-152."""
     import torch
 
-    from avvp.checkpoint import save_checkpoint
-    from avvp.model import HAN
-    from avvp.parse import parse_with_checkpoint
+    from avvp.model.checkpoint import save_checkpoint
+    from avvp.model.han import HAN
+    from avvp.parsing.parse import parse_with_checkpoint
 
     torch.manual_seed(0)
     path = tmp_path / "model.pt"
@@ -410,9 +410,9 @@ class Trained:
 def trained(clips, truth, tmp_path_factory) -> Trained:
     """HAN trained for one epoch on the clips' features, extracted with random weights (seed 3)
     through the real media steps, extraction, packing and training."""
-    from avvp.annotations import ground_truth, read_weak
-    from avvp.extractors.extract import extract_features
-    from avvp.features import pack_split, released_source
+    from avvp.evaluation.annotations import ground_truth, read_weak
+    from avvp.features.extract import extract_features
+    from avvp.features.store import pack_split, released_source
     from avvp.methods.settings import TrainSettings
     from avvp.methods.training import train
     from conftest import write_weak_csv
@@ -445,7 +445,7 @@ def parse_cli(*args: str | Path) -> int:
 
 @pytest.mark.slow
 def test_a_checkpoint_parses_with_the_weights_of_its_training_features(trained, clips, tmp_path, capsys):
-    from avvp.checkpoint import read_checkpoint
+    from avvp.model.checkpoint import read_checkpoint
 
     records = {k: json.loads((trained.features / k / "weights.json").read_text()) for k in TRAINED_KINDS}
     assert {r["weights"] for r in records.values()} == {"random"}
@@ -496,10 +496,10 @@ def test_a_released_checkpoint_parses_with_llp_classes_and_reused_features(clips
     would fail to load (offline, empty cache), a parse that succeeds ran none."""
     import torch
 
-    from avvp.checkpoint import llp_classes
+    from avvp.model.checkpoint import llp_classes
     from avvp.extractors import PUBLISHED
-    from avvp.features import pool_segments
-    from avvp.model import HAN
+    from avvp.features.store import pool_segments
+    from avvp.model.han import HAN
     from conftest import write_random_features
     from released_formats import save_released
 
@@ -573,8 +573,8 @@ def test_timeline_legend_is_drawn_like_the_bars(tmp_path):
     no swatch in a colour no bar uses; the labels stay text, lane names at LANE_FONT points."""
     import re
 
-    from avvp.events import Event
-    from avvp.timeline import COLOURS, LANE_FONT, draw_timeline
+    from avvp.evaluation.events import Event
+    from avvp.parsing.timeline import COLOURS, LANE_FONT, draw_timeline
 
     events = [Event("Red", m, 1.0, 4.0, 0.5) for m in STREAMS]
     truth = [Event("Red", m, 2.0, 5.0) for m in STREAMS]
@@ -594,8 +594,8 @@ def test_timeline_png_draws_nothing_off_its_edges(tmp_path, seconds):
     side), for a short clip, one window and several windows with their edge lines."""
     from PIL import Image
 
-    from avvp.events import Event
-    from avvp.timeline import draw_timeline
+    from avvp.evaluation.events import Event
+    from avvp.parsing.timeline import draw_timeline
 
     events = [Event("Red", m, 1.0, 4.0, 0.5) for m in STREAMS]
     truth = [Event("Red", m, 2.0, 3.0) for m in STREAMS]

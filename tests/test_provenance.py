@@ -1,4 +1,4 @@
-"""avvp.provenance: the code's commit (from a real git checkout, and none outside one), package
+"""avvp.reporting.provenance: the code's commit (from a real git checkout, and none outside one), package
 versions, stage settings as the stages run them, and file checksums."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from avvp.provenance import code_version, file_checksums, package_versions, stage_settings
+from avvp.reporting.provenance import code_version, file_checksums, package_versions, stage_settings
 
 GIT = shutil.which("git")
 

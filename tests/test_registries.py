@@ -160,7 +160,7 @@ def toy_stage() -> Iterator[TrainingStage]:
 
 def test_a_registered_stage_trains_from_the_command_line_and_enters_the_schema(tmp_path: Path,
                                                                               toy_stage: TrainingStage) -> None:
-    from avvp.config_schema import config_schema
+    from avvp.workflow.config_schema import config_schema
 
     data = tmp_path / "data"
     chosen = small_demo_dataset(data, {"train": 8, "val": 4, "test": 2})

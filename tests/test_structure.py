@@ -61,10 +61,10 @@ def test_help_and_evaluate_do_not_load_torch(tmp_path: Path) -> None:
     help_modules = loaded_modules("from avvp.cli import build_parser\nbuild_parser()")
     assert "torch" not in help_modules and "numpy" not in help_modules
     evaluate = loaded_modules("from avvp.cli import build_parser\nbuild_parser('evaluate')\n"
-                              "import avvp.cli.evaluate, avvp.evaluation, avvp.predictions, avvp.events")
+                              "import avvp.cli.evaluate, avvp.evaluation.scores, avvp.model.predictions, avvp.evaluation.events")
     assert "torch" not in evaluate
     registries = loaded_modules("from avvp.methods.stages import stages\nfrom avvp.extractors import feature_kinds\n"
-                                "stages(); feature_kinds()\nimport avvp.config_schema")
+                                "stages(); feature_kinds()\nimport avvp.workflow.config_schema")
     assert "torch" not in registries
 
 
@@ -82,8 +82,8 @@ def test_seed_format_checkpoints_give_identical_predictions(tmp_path: Path) -> N
     config keys) loads into the same network and predicts the same probabilities."""
     import torch
 
-    from avvp.checkpoint import load_han
-    from avvp.model import HAN
+    from avvp.model.checkpoint import load_han
+    from avvp.model.han import HAN
 
     torch.manual_seed(0)
     model = HAN(4, dropout=0.1, cross_modal=False, visual_dropout=0.5).eval()

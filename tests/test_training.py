@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from avvp.annotations import read_classes, read_weak
+from avvp.evaluation.annotations import read_classes, read_weak
 from avvp.cli import main
 from avvp.methods.stage_files import LOG_COLUMNS, read_summary
 from conftest import write_random_features, write_weak_csv

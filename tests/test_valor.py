@@ -11,19 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from avvp.annotations import read_classes, read_weak
-from avvp.checkpoint import load_han, save_checkpoint
+from avvp.evaluation.annotations import read_classes, read_weak
+from avvp.model.checkpoint import load_han, save_checkpoint
 from avvp.cli import main
 from avvp.extractors import PUBLISHED, clap, clip
-from avvp.features import load_packed, pack_split, released_source
+from avvp.features.store import load_packed, pack_split, released_source
 from avvp.methods.label_tables import read_segment_table, write_segment_table
 from avvp.methods.objectives import Batch, ValorObjective
 from avvp.methods.passes import run_pass
 from avvp.methods.stages import PassJob, method, stage
 from avvp.methods.training import ModalityTargets
 from avvp.methods.valor import LabelSettings, ValorSettings, pseudo_labels, read_prompts, warm_up_cosine
-from avvp.model import HAN, HybridAttentionEncoder
-from avvp.predictions import load_predictions
+from avvp.model.han import HAN, HybridAttentionEncoder
+from avvp.model.predictions import load_predictions
 from conftest import write_random_features, write_weak_csv
 
 

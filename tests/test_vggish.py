@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from avvp.extractors import feature_kind, vggish
-from avvp.extractors.extract import extract_features
-from avvp.extractors.weights import load_network
+from avvp.features.extract import extract_features
+from avvp.features.networks import load_network
 from extractor_helpers import tone, write_wav
 
 SILENCE = math.log(0.01)
@@ -241,7 +241,7 @@ def test_extract_with_post_processor_stores_quantised_values(tmp_path):
 
 def test_tf_variables_map_onto_the_port_layout():
     """TF-Slim layouts (kernels HWIO, matrices in x out) built from a port state dict convert back."""
-    from avvp.extractors.vggish_tf import LAYERS, convert
+    from avvp.extractors.parts.vggish_tf import LAYERS, convert
 
     state = port_state_dict(seed=5)
     variables = {}

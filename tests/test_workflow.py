@@ -55,8 +55,8 @@ def override(workdir: Path, name: str, data: dict) -> list[str]:
 def test_demo_writes_metrics_with_coverage_and_weights(demo_run: DemoRun) -> None:
     """metrics.json matches its shipped schema; one seed: its scores, no mean or sd; coverage once;
     provenance names the commit of the code and the config as resolved."""
-    from avvp.aggregate import validate_metrics
-    from avvp.ffmpeg import ffmpeg_record
+    from avvp.evaluation.aggregate import validate_metrics
+    from avvp.clips.ffmpeg import ffmpeg_record
 
     metrics = demo_run.read_json("results/metrics.json")
     validate_metrics(metrics)
@@ -145,8 +145,8 @@ def test_extractor_change_reruns_that_extractor_only(demo_run: DemoRun) -> None:
 
 @pytest.mark.slow
 def test_one_more_clip_touches_only_its_shard(demo_run: DemoRun) -> None:
-    from avvp.annotations import video_id
-    from avvp.demo import plan_clips
+    from avvp.evaluation.annotations import video_id
+    from avvp.clips.demo import plan_clips
 
     config = load_config(demo_run.workdir)["dataset"]
     n, seed = config["demo"]["n_videos"], config["demo"]["seed"]
@@ -235,7 +235,7 @@ def run_until(workdir: Path, args: list[str], log: Path, enough) -> str:
 
 @pytest.mark.slow
 def test_missing_clips_are_recorded_and_a_killed_run_redoes_no_finished_shard(tmp_path: Path) -> None:
-    from avvp.demo import write_clip
+    from avvp.clips.demo import write_clip
 
     workdir = copy_workflow(tmp_path / "local")
     chosen = small_demo_dataset(workdir / "data/mini", {"train": 2, "val": 1, "test": 2})

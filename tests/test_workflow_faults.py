@@ -63,7 +63,7 @@ def test_config_mistakes_fail_before_any_job_naming_key_and_path(tmp_path: Path)
 def test_a_shard_without_usable_clips_is_an_empty_result_to_the_metrics(tmp_path: Path) -> None:
     """Local mode, two shards; every clip of one shard is missing from the folder: its media,
     extraction and packing are empty, the workflow reaches metrics.json, and the manifest says why."""
-    from avvp.demo import write_clip
+    from avvp.clips.demo import write_clip
 
     workdir = copy_workflow(tmp_path / "wf")
     chosen = small_demo_dataset(workdir / "data/mini", {"train": 4, "val": 3, "test": 3})

@@ -123,8 +123,8 @@ def shard_of(video_id: str, n_shards: int) -> int:
 
 def small_demo_dataset(dest: Path, per_split: dict[str, int]) -> dict:
     """The first clips of each demo split as a small data set in the LLP file format
-    (filename -> avvp.demo.DemoClip)."""
-    from avvp.demo import plan_clips, write_annotations
+    (filename -> avvp.clips.demo.DemoClip)."""
+    from avvp.clips.demo import plan_clips, write_annotations
 
     clips = plan_clips(8 * max(per_split.values()), seed=0)
     chosen = [c for split, n in per_split.items() for c in [c for c in clips if c.split == split][:n]]

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import dataclasses
 
-from avvp.config_checks import VIDEO_SUFFIXES, check_dataset, check_variants
+from avvp.base.files import VIDEO_SUFFIXES
+from avvp.workflow.config_checks import check_dataset, check_variants
 from avvp.extractors import feature_kind, feature_kinds
-from avvp.ffmpeg import fidelity_warning
+from avvp.clips.ffmpeg import fidelity_warning
 from avvp.methods.stages import method, stage, stages
 
 SPLITS = ("train", "val", "test")
@@ -88,7 +89,7 @@ def annotation_files() -> dict[str, str]:
 
 def demo_plan() -> dict[str, tuple[int, str]]:
     """Demo filename -> (clip index, split); clip i depends only on (seed, i), so indices are stable."""
-    from avvp.demo import plan_clips
+    from avvp.clips.demo import plan_clips
 
     demo = DATASET["demo"]
     return {c.filename: (i, c.split) for i, c in enumerate(plan_clips(demo["n_videos"], demo["seed"]))}
@@ -98,7 +99,7 @@ def clip_table() -> list[str]:
     """Every clip of the data set (all splits); the split files are checked as they are read."""
     if MODE == "demo":
         return list(DEMO_INDEX)
-    from avvp.annotations import read_classes, read_weak
+    from avvp.evaluation.annotations import read_classes, read_weak
 
     vocab = read_classes(ANNOTATIONS["classes"])
     seen: dict[str, str] = {}
@@ -112,7 +113,7 @@ def clip_table() -> list[str]:
 
 def shard_table(filenames: list[str], n_shards: int) -> dict[str, list[str]]:
     """Shard label -> its clips (sorted); empty shards get no jobs."""
-    from avvp.annotations import video_id
+    from avvp.evaluation.annotations import video_id
 
     shards: dict[str, list[str]] = {}
     for name in sorted(filenames):
@@ -297,7 +298,7 @@ def feature_dirs() -> list[str]:
 
 
 def split_videos(split: str) -> list[str]:
-    from avvp.annotations import read_classes, read_weak
+    from avvp.evaluation.annotations import read_classes, read_weak
 
     return list(read_weak(ANNOTATIONS[split], read_classes(ANNOTATIONS["classes"])).video_ids)
 
@@ -340,7 +341,7 @@ def weights_files() -> dict[str, list[str]]:
 
 def is_llp() -> bool:
     """Whether the data set uses LLP's classes (then the report shows the published numbers)."""
-    from avvp.annotations import read_classes
+    from avvp.evaluation.annotations import read_classes
 
     llp = Path(workflow.basedir) / "data/llp/classes.txt"
     ours = Path(ANNOTATIONS["classes"])
@@ -356,7 +357,7 @@ def feature_roots() -> list[str]:
 
 def test_videos() -> dict[str, str]:
     """Test clip -> where its downloaded video will be (the timeline gallery picks available ones)."""
-    from avvp.annotations import read_classes, read_weak
+    from avvp.evaluation.annotations import read_classes, read_weak
 
     if MODE == "demo":
         names = demo_test_clips()

@@ -2,9 +2,9 @@
 
 import sys
 
-from avvp.aggregate import random_kinds, weights_used
-from avvp.atomic import atomic_output
-from avvp.figures import random_weights_banner, training_curves
+from avvp.evaluation.aggregate import random_kinds, weights_used
+from avvp.base.atomic import atomic_output
+from avvp.reporting.figures import random_weights_banner, training_curves
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 

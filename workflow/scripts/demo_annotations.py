@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from avvp.demo import plan_clips, write_annotations
+from avvp.clips.demo import plan_clips, write_annotations
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 

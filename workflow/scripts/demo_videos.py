@@ -2,7 +2,7 @@
 
 import sys
 
-from avvp.demo import write_shard
+from avvp.clips.demo import write_shard
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 

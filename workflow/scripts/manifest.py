@@ -2,7 +2,7 @@
 
 import sys
 
-from avvp.records import gather_records
+from avvp.clips.records import gather_records
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 

@@ -3,7 +3,7 @@
 
 import sys
 
-from avvp.media import prepare_shard
+from avvp.clips.media import prepare_shard
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 

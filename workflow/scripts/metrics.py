@@ -2,8 +2,8 @@
 
 import sys
 
-from avvp.aggregate import build_metrics, distinct, weights_used, write_metrics
-from avvp.provenance import provenance_block, stage_settings
+from avvp.evaluation.aggregate import build_metrics, distinct, weights_used, write_metrics
+from avvp.reporting.provenance import provenance_block, stage_settings
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 

@@ -2,10 +2,10 @@
 
 import sys
 
-from avvp.aggregate import read_json
-from avvp.atomic import atomic_output
-from avvp.figures import published_results
-from avvp.report import metrics_tables_html
+from avvp.evaluation.aggregate import read_json
+from avvp.base.atomic import atomic_output
+from avvp.reporting.figures import published_results
+from avvp.reporting.report import metrics_tables_html
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 

@@ -5,8 +5,8 @@ also lists the videos and their outputs (its output, written when all are done).
 import sys
 from pathlib import Path
 
-from avvp.atomic import atomic_output
-from avvp.parse import available_videos, parse_with_checkpoint
+from avvp.base.atomic import atomic_output
+from avvp.parsing.parse import available_videos, parse_with_checkpoint
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 

@@ -2,9 +2,9 @@
 
 import sys
 
-from avvp.aggregate import central_scores, read_json
-from avvp.atomic import atomic_output
-from avvp.figures import per_class_bars, random_weights_banner
+from avvp.evaluation.aggregate import central_scores, read_json
+from avvp.base.atomic import atomic_output
+from avvp.reporting.figures import per_class_bars, random_weights_banner
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 

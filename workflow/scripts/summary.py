@@ -3,8 +3,8 @@
 import sys
 from pathlib import Path
 
-from avvp.atomic import atomic_output
-from avvp.report import summary_html
+from avvp.base.atomic import atomic_output
+from avvp.reporting.report import summary_html
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 

@@ -20,6 +20,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from avvp.media import extract_audio
+    from avvp.clips.media import extract_audio
 
     print(f"{extract_audio(args.video, args.out_wav, args.min_seconds)}: {args.out_wav}")

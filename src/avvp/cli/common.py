@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 from avvp.extractors import PUBLISHED
 
 if TYPE_CHECKING:
-    from avvp.annotations import Vocabulary, WeakSplit
-    from avvp.features import FeatureSource, PackedSplit
+    from avvp.evaluation.annotations import Vocabulary, WeakSplit
+    from avvp.features.store import FeatureSource, PackedSplit
 
 
 def add_features_args(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +53,7 @@ def add_classes_arg(parser: argparse.ArgumentParser) -> None:
 
 def feature_source(args: argparse.Namespace, kinds: tuple[str, ...]) -> FeatureSource:
     from avvp.extractors import feature_kind
-    from avvp.features import released_source
+    from avvp.features.store import released_source
 
     source: dict[str, list[Path]] = released_source(args.features, kinds) if args.features else {k: [] for k in kinds}
     for item in args.features_dir:
@@ -66,7 +66,7 @@ def feature_source(args: argparse.Namespace, kinds: tuple[str, ...]) -> FeatureS
 
 
 def vocabulary(classes: Path | None, split_csv: Path) -> Vocabulary:
-    from avvp.annotations import read_classes
+    from avvp.evaluation.annotations import read_classes
 
     path = classes or split_csv.parent / "classes.txt"
     if not path.is_file():
@@ -77,8 +77,8 @@ def vocabulary(classes: Path | None, split_csv: Path) -> Vocabulary:
 def split_and_pack(split_csv: Path, vocab: Vocabulary, args: argparse.Namespace, pack: Path | None,
                    out_dir: Path, kinds: tuple[str, ...]) -> tuple[WeakSplit, PackedSplit]:
     """The split file and its packed features: `pack` if given, else packed now into `out_dir`."""
-    from avvp.annotations import read_weak
-    from avvp.features import load_packed, pack_split
+    from avvp.evaluation.annotations import read_weak
+    from avvp.features.store import load_packed, pack_split
 
     split = read_weak(split_csv, vocab)
     if pack is not None:

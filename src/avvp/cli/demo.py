@@ -14,7 +14,7 @@ HELP = "write the synthetic demo data set"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from avvp.demo import DEFAULT_N_VIDEOS
+    from avvp.clips.demo import DEFAULT_N_VIDEOS
 
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--n-videos", type=int, default=DEFAULT_N_VIDEOS,
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     import time
 
-    from avvp.demo import SPLITS, make_demo
+    from avvp.clips.demo import SPLITS, make_demo
 
     started = time.perf_counter()
     clips = make_demo(args.out, args.n_videos, args.seed, args.workers)

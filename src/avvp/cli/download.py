@@ -13,7 +13,7 @@ HELP = "fetch clips (yt-dlp sections or a local folder)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from avvp.download import DEFAULT_FORMAT, DEFAULT_URL_TEMPLATE, DownloadOptions
+    from avvp.clips.download import DEFAULT_FORMAT, DEFAULT_URL_TEMPLATE, DownloadOptions
 
     parser.add_argument("--out-dir", required=True, type=Path, help="VIDEOS folder for <filename>.mp4")
     parser.add_argument("--records", required=True, type=Path, help="records TSV to write")
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def read_filename_list(path: Path) -> list[str]:
     """One LLP filename per line (blank lines and `#` comments skipped); errors name the line."""
-    from avvp.annotations import parse_filename
+    from avvp.evaluation.annotations import parse_filename
 
     names = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -58,9 +58,9 @@ def read_filename_list(path: Path) -> list[str]:
 def run(args: argparse.Namespace) -> None:
     from collections import Counter
 
-    from avvp.annotations import parse_filename
-    from avvp.download import DownloadOptions, download_clips, fetch_local
-    from avvp.records import write_records
+    from avvp.evaluation.annotations import parse_filename
+    from avvp.clips.download import DownloadOptions, download_clips, fetch_local
+    from avvp.clips.records import write_records
 
     filenames = read_filename_list(args.list) if args.list else args.filenames
     if not filenames:

@@ -31,12 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     import json
 
-    from avvp.annotations import GroundTruth, Vocabulary, ground_truth, read_dense, read_weak
-    from avvp.evaluation import align_predictions, evaluate_arrays, segment_decisions
-    from avvp.protocol import LEVELS, SCORES
-    from avvp.events import event_rows, write_events
-    from avvp.atomic import atomic_output
-    from avvp.predictions import load_predictions
+    from avvp.evaluation.annotations import GroundTruth, Vocabulary, ground_truth, read_dense, read_weak
+    from avvp.evaluation.scores import align_predictions, evaluate_arrays, segment_decisions
+    from avvp.base.protocol import LEVELS, SCORES
+    from avvp.evaluation.events import event_rows, write_events
+    from avvp.base.atomic import atomic_output
+    from avvp.model.predictions import load_predictions
 
     preds = load_predictions(args.predictions)
     vocab = Vocabulary(preds.classes)

@@ -4,7 +4,7 @@ One network load per call; inputs whose features exist are skipped, so an interr
 simply be run again. OUT_DIR/<kind>/weights.json records which weights made the features. Inputs
 that cannot be decoded are listed in OUT_DIR/<kind>/failed.tsv with the reason and the others are
 extracted (exit status 0; the count is printed). Decoding runs in `--workers` processes beside the
-network (default: from `--threads` and the device, `avvp.extractors.extract.default_workers`). With
+network (default: from `--threads` and the device, `avvp.features.extract.default_workers`). With
 `--checkpoint`, the weights default to those its training features were made with.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from avvp.feature_weights import WeightsChoice
+    from avvp.features.weights import WeightsChoice
 
 HELP = "features of clips (WAV files, frames folders or the clips themselves) with one feature kind's network"
 MEDIUM_HELP = {"audio": "a 16 kHz WAV file", "frames": "a folder of 8 fps JPEG frames",
@@ -65,12 +65,12 @@ def read_input_list(path: Path) -> list[Path]:
 
 
 def weights_for(args: argparse.Namespace) -> WeightsChoice:
-    """--weights and --seed, defaulting to the --checkpoint's record of this kind (see avvp.feature_weights)."""
-    from avvp.feature_weights import WeightsChoice, resolve_weights
+    """--weights and --seed, defaulting to the --checkpoint's record of this kind (see avvp.features.weights)."""
+    from avvp.features.weights import WeightsChoice, resolve_weights
 
     if args.checkpoint is None:
         return WeightsChoice(args.weights or "random", args.seed or 0)
-    from avvp.checkpoint import read_checkpoint
+    from avvp.model.checkpoint import read_checkpoint
 
     trained = read_checkpoint(args.checkpoint).get("feature_weights")
     chosen = {args.kind: args.weights} if args.weights else {}
@@ -81,7 +81,7 @@ def weights_for(args: argparse.Namespace) -> WeightsChoice:
 def run(args: argparse.Namespace) -> None:
     import sys
 
-    from avvp.extractors.extract import FAILED_NAME, extract_features, output_id, read_failures
+    from avvp.features.extract import FAILED_NAME, extract_features, output_id, read_failures
 
     inputs = list(args.inputs) + (read_input_list(args.inputs_from) if args.inputs_from else [])
     if not inputs:

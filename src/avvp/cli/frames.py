@@ -14,8 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from avvp.ffmpeg import ffmpeg_exe, ffmpeg_version
-    from avvp.media import extract_frames
+    from avvp.clips.ffmpeg import ffmpeg_exe, ffmpeg_version
+    from avvp.clips.media import extract_frames
 
     count = extract_frames(args.video, args.out_dir)
     print(f"{count} frames -> {args.out_dir} (ffmpeg {ffmpeg_version()}, {ffmpeg_exe()})")

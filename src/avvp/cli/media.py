@@ -24,9 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from collections import Counter
 
-    from avvp.ffmpeg import ffmpeg_exe, ffmpeg_version
-    from avvp.media import prepare_clips
-    from avvp.records import read_records, write_records
+    from avvp.clips.ffmpeg import ffmpeg_exe, ffmpeg_version
+    from avvp.clips.media import prepare_clips
+    from avvp.clips.records import read_records, write_records
 
     records = prepare_clips(read_records(args.records), args.videos_dir, args.audio_dir, args.frames_dir)
     write_records(records, args.out_records)

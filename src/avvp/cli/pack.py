@@ -21,9 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from avvp.annotations import read_weak
-    from avvp.features import pack_split
-    from avvp.records import read_records
+    from avvp.evaluation.annotations import read_weak
+    from avvp.features.store import pack_split
+    from avvp.clips.records import read_records
 
     split = read_weak(args.split_csv, vocabulary(args.classes, args.split_csv))
     available = reasons = None

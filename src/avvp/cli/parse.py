@@ -56,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def figure_formats(text: str) -> tuple[str, ...]:
     """`png,pdf` -> ("png", "pdf"); an unknown format is an error naming the known ones."""
-    from avvp.parse import FIGURE_FORMATS
+    from avvp.parsing.parse import FIGURE_FORMATS
 
     formats = tuple(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
     if not formats or set(formats) - set(FIGURE_FORMATS):
@@ -81,8 +81,8 @@ def weight_choices(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> None:
-    from avvp.annotations import read_classes
-    from avvp.parse import parse_with_checkpoint
+    from avvp.evaluation.annotations import read_classes
+    from avvp.parsing.parse import parse_with_checkpoint
 
     given = read_classes(args.classes).classes if args.classes else None
     parse_with_checkpoint(args.videos, args.checkpoint, args.out, weight_choices(args.weights), args.weights_seed,

@@ -23,11 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from avvp.annotations import Vocabulary, read_classes
-    from avvp.checkpoint import load_han
-    from avvp.device import resolve_device
-    from avvp.inference import predict_packed
-    from avvp.predictions import save_predictions
+    from avvp.evaluation.annotations import Vocabulary, read_classes
+    from avvp.model.checkpoint import load_han
+    from avvp.base.device import resolve_device
+    from avvp.model.inference import predict_packed
+    from avvp.model.predictions import save_predictions
 
     if args.features is None and not args.features_dir and args.pack is None:
         raise ValueError("give --features (or --features-dir), or --pack")

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from avvp.annotations import ground_truth, read_dense
+    from avvp.evaluation.annotations import ground_truth, read_dense
     from avvp.cli.stage_args import stage_inputs, stage_settings
     from avvp.methods.stages import stage
     from avvp.methods.training import train

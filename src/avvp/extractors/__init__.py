@@ -22,8 +22,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from avvp.protocol import MODALITIES, SEGMENTS
-from avvp.registry import Registry
+from avvp.base.protocol import MODALITIES, SEGMENTS
+from avvp.base.registry import Registry
 
 AUDIO = "audio"  # medium: the clip's 16 kHz WAV file
 FRAMES = "frames"  # medium: the clip's folder of 8 fps JPEG frames

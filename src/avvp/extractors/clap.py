@@ -13,7 +13,7 @@ Two kinds, from one network (VALOR's `utils/clap_preprocess.py` and `utils/clap_
   (`zero_shot_logits`: logit_scale_a x audio @ text.T).
 
 Audio: the clip's own audio track as VALOR's `librosa.load(mp4, sr=48000)` reads it (decoded at
-its own rate, channel mean, soxr HQ to 48 kHz: `avvp.audio_track.load_track`, equal bit for bit),
+its own rate, channel mean, soxr HQ to 48 kHz: `avvp.clips.audio_track.load_track`, equal bit for bit),
 so the kinds' medium is the clip file itself, not the pipeline's 16 kHz WAV (which holds nothing
 above 8 kHz; CLAP's mel bands reach 14 kHz). A clip without audio gives silence. Every window
 goes through the tower without the fusion branch; VALOR's laion_clap sends one randomly chosen
@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from avvp.audio_track import load_track
+from avvp.clips.audio_track import load_track
 from avvp.extractors import Extractor
-from avvp.extractors.hf_models import ByteTokens, load_model, seeded_model, tokenizer_for
-from avvp.protocol import SEGMENTS
+from avvp.extractors.parts.hf_models import ByteTokens, load_model, seeded_model, tokenizer_for
+from avvp.base.protocol import SEGMENTS
 
 RATE = 48000
 CLIP_SAMPLES = 480000  # 10 s at 48 kHz: HTSAT-tiny's clip_samples

@@ -19,8 +19,8 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 
 from avvp.extractors import Extractor
-from avvp.extractors.frames import load_frames, normalise_frames, open_rgb
-from avvp.extractors.hf_models import ByteTokens, load_model, seeded_model, tokenizer_for
+from avvp.extractors.parts.frames import load_frames, normalise_frames, open_rgb
+from avvp.extractors.parts.hf_models import ByteTokens, load_model, seeded_model, tokenizer_for
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)

@@ -15,8 +15,8 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 
 from avvp.extractors import Extractor
-from avvp.extractors.calibration import calibration_rng, drifting_clips, random_residual
-from avvp.extractors.frames import load_frames, normalise_frames, open_rgb
+from avvp.extractors.parts.calibration import calibration_rng, drifting_clips, random_residual
+from avvp.extractors.parts.frames import load_frames, normalise_frames, open_rgb
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)

@@ -17,9 +17,9 @@ from torch import nn
 from torchvision.transforms import InterpolationMode
 
 from avvp.extractors import Extractor
-from avvp.extractors.calibration import calibration_rng, dead_leaves, random_residual
-from avvp.extractors.frames import load_frames, normalise_frames, open_rgb
-from avvp.extractors.fused_resnet import FusedResNet, can_fuse
+from avvp.extractors.parts.calibration import calibration_rng, dead_leaves, random_residual
+from avvp.extractors.parts.frames import load_frames, normalise_frames, open_rgb
+from avvp.extractors.parts.fused_resnet import FusedResNet, can_fuse
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from avvp.extractors import Extractor
-from avvp.extractors.calibration import seeded
+from avvp.extractors.parts.calibration import seeded
 
 SAMPLE_RATE = 16000
 WINDOW = 400  # 25 ms
@@ -124,7 +124,7 @@ def log_mel_spectrogram(signal: np.ndarray) -> np.ndarray:
     frames = np.lib.stride_tricks.sliding_window_view(signal, WINDOW)[::HOP]
     hann = 0.5 - 0.5 * np.cos(2.0 * np.pi / WINDOW * np.arange(WINDOW))  # periodic
     magnitude = np.abs(np.fft.rfft(frames * hann, FFT_LENGTH))
-    # einsum, not `@`: this runs beside the network while it extracts (avvp.extractors.extract), and
+    # einsum, not `@`: this runs beside the network while it extracts (avvp.features.extract), and
     # numpy's multi-threaded BLAS there fights the network's threads for the cores (on 2 cores a
     # VGGish clip took 1.5x the network's time); einsum's own loop is single-threaded, 5 ms a clip.
     return np.log(np.einsum("fb,bm->fm", magnitude, mel_matrix()) + LOG_OFFSET)
@@ -224,7 +224,7 @@ def postprocess(embeddings: np.ndarray, eigen_vectors: np.ndarray, means: np.nda
 def pca_postprocessor(spec: str) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
     """The official post-processor with PCA parameters `pretrained` (the port's file, cached like
     the weights) or a parameter file; its uint8 values are stored as float32."""
-    from avvp.extractors.weights import fetch
+    from avvp.extractors.parts.downloads import fetch
 
     path = fetch(PCA_URL) if spec == "pretrained" else Path(spec)
     vectors, means = load_pca_params(path)

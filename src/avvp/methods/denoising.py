@@ -16,7 +16,7 @@ from torch import Tensor
 
 from avvp.methods.contrastive import SMOOTHING, TEMPERATURE, contrastive_loss
 from avvp.methods.objectives import Batch, bce, describe, visual_target
-from avvp.model import HAN
+from avvp.model.han import HAN
 
 
 def _ranks(values: Tensor, members: Tensor, descending: bool) -> Tensor:

@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from avvp.atomic import atomic_output
+from avvp.base.atomic import atomic_output
 from avvp.methods.settings import FaithfulSettings, setting
 from avvp.methods.stages import Method, Pass, PassJob, StageInput, TrainingStage, register_method, register_stage
 
 if TYPE_CHECKING:
     import torch
 
-    from avvp.features import PackedSplit
-    from avvp.model import HAN
+    from avvp.features.store import PackedSplit
+    from avvp.model.han import HAN
 
 AUDIO_THRESHOLD = 0.6  # audio label noisy when a_prob < 0.6 x the class mean
 VISUAL_THRESHOLD = 1.8  # visual label noisy when (1 - s/2) v_prob < 1.8 x the class mean

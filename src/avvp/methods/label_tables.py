@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from avvp.atomic import atomic_output
+from avvp.base.atomic import atomic_output
 
 
 def write_label_table(path: str | Path, filenames: Sequence[str], labels: np.ndarray, classes: Sequence[str]) -> None:

@@ -29,8 +29,8 @@ from avvp.methods.stages import Method, Pass, PassJob, StageInput, TrainingStage
 if TYPE_CHECKING:
     import torch
 
-    from avvp.features import PackedSplit
-    from avvp.model import HAN
+    from avvp.features.store import PackedSplit
+    from avvp.model.han import HAN
 
 JUDGE_FACTOR = 0.5  # a label is noise when both probabilities fall below 0.5 x delta
 

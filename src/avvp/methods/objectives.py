@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from avvp.methods.contrastive import SMOOTHING, TEMPERATURE, contrastive_loss
-from avvp.model import HAN
+from avvp.model.han import HAN
 
 EPS = 1e-7
 

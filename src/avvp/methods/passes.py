@@ -7,11 +7,11 @@ import dataclasses
 import numpy as np
 import torch
 
-from avvp.atomic import atomic_folder
-from avvp.features import PackedSplit
-from avvp.inference import batch_tensors, iterate_batches
+from avvp.base.atomic import atomic_folder
+from avvp.features.store import PackedSplit
+from avvp.model.inference import batch_tensors, iterate_batches
 from avvp.methods.stages import Pass, PassJob
-from avvp.model import HAN
+from avvp.model.han import HAN
 
 
 @torch.inference_mode()

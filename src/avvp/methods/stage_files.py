@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from avvp.atomic import atomic_output
-from avvp.protocol import LEVELS, SCORES
+from avvp.base.atomic import atomic_output
+from avvp.base.protocol import LEVELS, SCORES
 
 LOG_NAME = "log.csv"
 SUMMARY_NAME = "summary.json"

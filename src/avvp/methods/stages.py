@@ -25,7 +25,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from avvp.registry import Registry
+from avvp.base.registry import Registry
 
 BUILTIN_MODULES = ("avvp.methods.han", "avvp.methods.ma_mmil", "avvp.methods.jomold", "avvp.methods.valor")
 ENTRY_POINTS = "avvp.methods"
@@ -64,9 +64,9 @@ class PassJob:
         """(model, packed training split, device, checkpoint payload) of the `checkpoint` input, the
         model built with the checkpoint's options and those the job fixes, in eval mode on the job's
         device."""
-        from avvp.checkpoint import load_han
-        from avvp.device import resolve_device
-        from avvp.features import load_packed
+        from avvp.model.checkpoint import load_han
+        from avvp.base.device import resolve_device
+        from avvp.features.store import load_packed
 
         packed = load_packed(self.train_pack)
         if len(packed) == 0:

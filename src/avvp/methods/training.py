@@ -23,18 +23,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from avvp.annotations import GroundTruth
-from avvp.checkpoint import save_checkpoint
-from avvp.device import resolve_device
-from avvp.evaluation import evaluate_arrays
+from avvp.evaluation.annotations import GroundTruth
+from avvp.model.checkpoint import save_checkpoint
+from avvp.base.device import resolve_device
+from avvp.evaluation.scores import evaluate_arrays
 from avvp.extractors import PUBLISHED
-from avvp.features import PackedSplit
-from avvp.inference import batch_tensors, iterate_batches, predict_packed
+from avvp.features.store import PackedSplit
+from avvp.model.inference import batch_tensors, iterate_batches, predict_packed
 from avvp.methods.objectives import Batch, HanObjective, Objective
 from avvp.methods.settings import LoopSettings, TrainSettings
 from avvp.methods.stage_files import log_row, write_log, write_summary
-from avvp.model import HAN
-from avvp.protocol import SEGMENTS
+from avvp.model.han import HAN
+from avvp.base.protocol import SEGMENTS
 
 
 class Selection(NamedTuple):

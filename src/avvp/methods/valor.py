@@ -38,10 +38,10 @@ import numpy as np
 
 from avvp.methods.settings import LoopSettings, setting
 from avvp.methods.stages import Method, Pass, PassJob, StageInput, TrainingStage, register_method, register_stage
-from avvp.protocol import SEGMENTS
+from avvp.base.protocol import SEGMENTS
 
 if TYPE_CHECKING:
-    from avvp.features import PackedSplit
+    from avvp.features.store import PackedSplit
 
 LLP_PROMPTS = "valor_llp.json"
 EMBEDDINGS = {"visual": "clip", "audio": "clap_windows"}  # the kind each modality's logits come from
@@ -117,7 +117,7 @@ FROM_FEATURES = {"clip_weights": ("clip", "weights"), "clip_seed": ("clip", "see
 def modality_logits(kind: str, weights: str, seed: int, embeds: np.ndarray, prompts: Sequence[str]) -> np.ndarray:
     """VALOR's logits of packed embeddings (N, 10, D) against the prompts, by the network that made them."""
     from avvp.extractors import clap, clip, feature_kind
-    from avvp.extractors.weights import load_network
+    from avvp.features.networks import load_network
 
     network = WEIGHTS_OF[kind]
     model, _ = load_network(feature_kind(network), weights, seed)
@@ -126,7 +126,7 @@ def modality_logits(kind: str, weights: str, seed: int, embeds: np.ndarray, prom
 
 
 def _labels(job: PassJob) -> str:
-    from avvp.features import load_packed
+    from avvp.features.store import load_packed
     from avvp.methods.label_tables import write_segment_table
 
     settings: LabelSettings = job.settings

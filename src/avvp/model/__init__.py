@@ -1,0 +1,2 @@
+"""The model: HAN, its checkpoints (ours and the released formats), inference on a packed split,
+and the predictions file."""

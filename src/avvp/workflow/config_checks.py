@@ -1,0 +1,59 @@
+"""Checks of the workflow's config that a schema cannot make: the folders and files it names exist
+and hold what the data set's mode needs. Run when the workflow is parsed, before any job, so a
+mistake fails at once with the key and the path instead of inside a job hours later.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from avvp.base.files import VIDEO_SUFFIXES
+
+
+class ConfigError(ValueError):
+    """A config value that names a missing or unusable file or folder; the message says which key."""
+
+
+def _folder(key: str, value: Any) -> Path:
+    if not value:
+        raise ConfigError(f"{key} is empty: name a folder")
+    path = Path(value)
+    if not path.is_dir():
+        raise ConfigError(f"{key}: folder {path} does not exist")
+    return path
+
+
+def check_dataset(dataset: Mapping[str, Any], kinds: Sequence[str]) -> None:
+    """The annotation files exist; local mode: `local_dir` holds at least one video; features mode:
+    `features_dir` has a folder with `.npy` files for each kind of the feature set."""
+    mode = dataset["mode"]
+    for name, value in dataset.get("annotations", {}).items() if mode != "demo" else ():
+        if not Path(value).is_file():
+            raise ConfigError(f"dataset.annotations.{name}: file {value} does not exist")
+    if mode == "local":
+        folder = _folder("dataset.local_dir", dataset.get("local_dir"))
+        if not any(p.suffix.lower() in VIDEO_SUFFIXES for p in folder.iterdir()):
+            raise ConfigError(f"dataset.local_dir: {folder} holds no video ({', '.join(VIDEO_SUFFIXES)})")
+    if mode == "features":
+        root = _folder("dataset.features_dir", dataset.get("features_dir"))
+        for kind in kinds:
+            folder = root / kind
+            if not folder.is_dir() or next(folder.glob("*.npy"), None) is None:
+                raise ConfigError(f"dataset.features_dir: {folder} holds no {kind} features (<video id>.npy); "
+                                  f"model.features needs them")
+
+
+def check_variants(methods: Sequence[str], variants: Mapping[str, Any]) -> None:
+    """Every name under train.methods is a registered method or a variant, and no variant takes the
+    name of a registered method (its runs' folders would be that method's)."""
+    from avvp.methods.stages import methods as registered
+
+    known = registered()
+    for name in variants:
+        if name in known:
+            raise ConfigError(f"variants.{name}: a registered method has that name; give the variant another")
+    for name in methods:
+        if name not in known and name not in variants:
+            raise ConfigError(f"train.methods: {name!r} is neither a registered method ({', '.join(known)}) "
+                              f"nor a name under variants")
