@@ -11,7 +11,7 @@ What is measured, per kind (seconds per clip):
 
 - decode: the kind's `load` (JPEG decoding, resize and crop; or the VGGish front end) over every
   clip, one after the other in this process, one thread: the CPU seconds one core spends per clip.
-- network: the same clips' rows, decoded beforehand, through the shipped batching (`_batched`) and
+- network: the same clips' rows, decoded beforehand, through the shipped batching (`batched`) and
   forward (`batch_forward`: to the device, `prepare`, the network, back), after one warm-up batch.
 - pipelined, for each `--workers` value: `extract_features` itself (decoding in line for 0 on the CPU,
   worker processes otherwise; writing the `.npy` files included) on the N clips into a fresh
@@ -51,8 +51,8 @@ import torch
 from avvp.clips.demo import plan_clips, write_clip
 from avvp.base.device import resolve_device
 from avvp.extractors import AUDIO, FRAMES, VIDEO, feature_kind
-from avvp.features.extract import (_batched, _exact_fp32, available_cpus, batch_forward, decode,
-                                     default_workers, extract_features)
+from avvp.features.extract import extract_features
+from avvp.features.pipeline import available_cpus, batch_forward, batched, decode, default_workers, exact_fp32
 from avvp.features.networks import load_network
 from avvp.clips.ffmpeg import ffmpeg_exe, input_arg
 from avvp.clips.media import extract_audio, extract_frames
@@ -114,10 +114,10 @@ def bench_kind(kind: str, inputs: list[Path], work: Path, device: torch.device, 
         decoded: list = []
         best_decode = min(best_decode, timed(lambda: decoded.extend(decode(network.load, p) for p in inputs)))
         # network: the decoded rows through the shipped batching and forward
-        with _exact_fp32(), torch.inference_mode():
+        with exact_fp32(), torch.inference_mode():
             forward(decoded[0][:rows_per_batch])  # warm-up (oneDNN primitives, CUDA kernels)
             best_network = min(best_network, timed(
-                lambda: list(_batched(((i, r) for i, r in enumerate(decoded)), forward, rows_per_batch))))
+                lambda: list(batched(((i, r) for i, r in enumerate(decoded)), forward, rows_per_batch))))
         del decoded
         # pipelined: extract_features itself; the steady state from the times its files appeared
         for w in workers[round_ % len(workers):] + workers[:round_ % len(workers)]:  # a new order each round

@@ -3,7 +3,7 @@ LLP-shaped random feature sets, each training epoch followed by validation on 64
 
 The packed splits are written directly with numpy (the `avvp pack` layout, pre-pooled, the real LLP
 train and validation labels, random features), then each stage runs through the same library
-calls as its `avvp train` / `avvp refine` command, in workflow order, each on the previous stage's
+calls as its `avvp train` / `avvp pass` command, in workflow order, each on the previous stage's
 output.
 
     .venv/bin/python benchmarks/bench_methods.py [--n-train 10000] [--workdir DIR] [--keep]

@@ -22,8 +22,8 @@ from avvp.cli import main
 from avvp.clips.demo import plan_clips, write_clip
 from avvp.extractors import PUBLISHED, feature_kind
 from avvp.features import networks
-from avvp.features.extract import (FAILED_NAME, RECORD_NAME, Decoder, DecodeFailure, default_workers,
-                                     extract_features, loader_threads, output_id, read_failures)
+from avvp.features.extract import FAILED_NAME, RECORD_NAME, extract_features, output_id, read_failures
+from avvp.features.pipeline import Decoder, DecodeFailure, default_workers, loader_threads
 from avvp.clips.media import extract_audio, extract_frames
 from extractor_helpers import make_frames
 from media_helpers import make_clip

@@ -17,6 +17,7 @@ from PIL import Image
 from torchvision import transforms
 
 from avvp.cli import main
+from avvp.base.files import file_sha256
 from avvp.extractors import feature_kind, res152
 from avvp.extractors.parts import calibration, downloads
 from avvp.features import networks
@@ -123,7 +124,7 @@ def test_res152_state_dict_file_matches_the_published_style_pipeline(clips, tmp_
     with torch.no_grad():
         expected = reference_net.eval()(frame[None]).numpy()
     assert max_relative(ours, np.repeat(expected, 80, axis=0)) < 1e-4
-    assert record["sha256"] == weights.file_sha256(path) and record["weights"] == str(path)
+    assert record["sha256"] == file_sha256(path) and record["weights"] == str(path)
 
 
 # ----------------------------------------------------------------------------- R(2+1)D-18
@@ -185,7 +186,7 @@ def test_offline_pretrained_names_the_url_and_the_cache_path(tmp_path, monkeypat
     expected.parent.mkdir(parents=True)
     torch.save(feature_kind("vggish").network().build().state_dict(), expected)
     record = extract_features("vggish", [wav], tmp_path / "out", weights="pretrained", progress=False)
-    assert record["weights"] == "pretrained" and record["sha256"] == weights.file_sha256(expected)
+    assert record["weights"] == "pretrained" and record["sha256"] == file_sha256(expected)
     assert (tmp_path / "out" / "clip.npy").is_file()
 
 

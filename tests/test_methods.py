@@ -323,10 +323,10 @@ def test_ma_mmil_stages_through_the_cli(data: dict[str, Path], tmp_path: Path) -
     assert read_summary(stage1)["kept_epoch"] == 2 and read_summary(stage1)["keep"] == "final"
     assert kept["objective"]["visual_stream"] == "input" and len(log_rows(stage1)) == 2
 
-    refine = ["refine", "--stage", "ma_mmil_refine", "--checkpoint", str(stage1 / "model.pt"), "--train-pack",
+    label_pass = ["pass", "--stage", "ma_mmil_refine", "--checkpoint", str(stage1 / "model.pt"), "--train-pack",
               str(data["train_pack"]), "--seed", "3"]
-    assert main([*refine, "--out-dir", str(tmp_path / "refined")]) == 0
-    assert main([*refine, "--out-dir", str(tmp_path / "again")]) == 0
+    assert main([*label_pass, "--out-dir", str(tmp_path / "refined")]) == 0
+    assert main([*label_pass, "--out-dir", str(tmp_path / "again")]) == 0
     assert not list(tmp_path.glob(".*"))  # the pass's temporary folders are gone
     for name in ("audio_labels.tsv", "visual_labels.tsv", "partners.tsv"):
         assert (tmp_path / "refined" / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
@@ -369,7 +369,7 @@ def test_jomold_stages_through_the_cli(data: dict[str, Path], tmp_path: Path, ca
 
     ratios_dir = tmp_path / "ratios"
     ratios = ratios_dir / "ratios.json"
-    assert main(["refine", "--stage", "jomold_ratios", "--checkpoint", str(estimator / "model.pt"),
+    assert main(["pass", "--stage", "jomold_ratios", "--checkpoint", str(estimator / "model.pt"),
                  "--train-pack", str(data["train_pack"]), "--out-dir", str(ratios_dir)]) == 0
     body = json.loads(ratios.read_text())
     assert len(body["audio"]) == len(body["visual"]) == len(body["classes"]) == 25
@@ -422,9 +422,9 @@ def test_stage_inputs_are_checked(data: dict[str, Path], tmp_path: Path, capsys,
 # ---------------------------------------------------------------- released checkpoint formats
 
 
-def refine_cli(data: dict[str, Path], stage: str, checkpoint: Path, out: Path, *extra: str) -> dict:
+def pass_cli(data: dict[str, Path], stage: str, checkpoint: Path, out: Path, *extra: str) -> dict:
     """Run the pass; its JSON summary (ratios.json or refine.json) without the checkpoint's path."""
-    assert main(["refine", "--stage", stage, "--checkpoint", str(checkpoint), "--train-pack", str(data["train_pack"]),
+    assert main(["pass", "--stage", stage, "--checkpoint", str(checkpoint), "--train-pack", str(data["train_pack"]),
                  "--out-dir", str(out), *extra]) == 0
     body = json.loads((out / ("ratios.json" if stage == "jomold_ratios" else "refine.json")).read_text())
     del body["checkpoint"]
@@ -448,7 +448,7 @@ def test_ratio_pass_runs_without_cross_modal_attention_whatever_the_file(data: d
     save_checkpoint(files["ours"], estimator, classes)
     save_checkpoint(files["ours, cross-modal stored"], crossing, classes)
     torch.save(estimator.state_dict(), files["plain"])
-    bodies = {name: refine_cli(data, "jomold_ratios", path, tmp_path / name) for name, path in files.items()}
+    bodies = {name: pass_cli(data, "jomold_ratios", path, tmp_path / name) for name, path in files.items()}
     assert all(body == bodies["ours"] for body in bodies.values())
 
     labels = np.asarray(load_packed(data["train_pack"]).labels)
@@ -469,8 +469,8 @@ def test_faithful_ratio_pass(data: dict[str, Path], tmp_path: Path) -> None:
                     config={"visual_smoothing": 0.3})
     packed = load_packed(data["train_pack"])
     a_prob, v_prob = packed_probabilities(estimator, data["train_pack"])
-    default = refine_cli(data, "jomold_ratios", tmp_path / "model.pt", tmp_path / "default", "--batch-size", "10")
-    faithful = refine_cli(data, "jomold_ratios", tmp_path / "model.pt", tmp_path / "faithful", "--batch-size", "10",
+    default = pass_cli(data, "jomold_ratios", tmp_path / "model.pt", tmp_path / "default", "--batch-size", "10")
+    faithful = pass_cli(data, "jomold_ratios", tmp_path / "model.pt", tmp_path / "faithful", "--batch-size", "10",
                           "--faithful", "--seed", "5")
     assert (default["visual_smoothing"], default["faithful"], default["shuffle_seed"]) == (0.3, False, None)
     assert (faithful["visual_smoothing"], faithful["faithful"], faithful["shuffle_seed"]) == (0.1, True, 5)
@@ -492,7 +492,7 @@ def test_released_formats_refine_predict_and_parse_as_ours(data: dict[str, Path]
     files = {"ours": tmp_path / "ours.pt"}
     save_checkpoint(files["ours"], model, classes)
     files.update({name: save_released(tmp_path / f"{name}.pt", model, name) for name in FORMATS})
-    refined = {name: refine_cli(data, "ma_mmil_refine", path, tmp_path / name) for name, path in files.items()}
+    refined = {name: pass_cli(data, "ma_mmil_refine", path, tmp_path / name) for name, path in files.items()}
     for name in files:
         assert refined[name] == refined["ours"]
         for table in ("audio_labels.tsv", "visual_labels.tsv", "partners.tsv"):

@@ -14,7 +14,7 @@ from torch import nn
 
 from avvp.evaluation.annotations import read_classes
 from avvp.model.checkpoint import load_han, read_checkpoint, save_checkpoint
-from avvp.model.han import HAN, load_weights
+from avvp.model.han import HAN, load_han_state
 from released_formats import FORMATS, han_state, jomold_checkpoint, ma_mmil_state, save_released, with_numpy1_names
 
 CLASSES = [f"c{i}" for i in range(25)]
@@ -129,11 +129,11 @@ def test_unknown_or_missing_keys_are_named(model: HAN) -> None:
     state = han_state(model, 0)
     state["fc_extra.weight"] = torch.zeros(3)
     with pytest.raises(ValueError, match=r"unexpected keys \['fc_extra\.weight'\]"):
-        load_weights(HAN(25), state)
+        load_han_state(HAN(25), state)
     state = han_state(model, 0)
     del state["hat_encoder.layers.0.cm_attn.in_proj_weight"]
     with pytest.raises(ValueError, match=r"missing keys \['hat_encoder\.layers\.0\.cm_attn\.in_proj_weight'\]"):
-        load_weights(HAN(25), state)
+        load_han_state(HAN(25), state)
 
 
 @pytest.mark.parametrize("released", FORMATS)
@@ -166,16 +166,16 @@ def test_jomold_random_states_load_and_nothing_else_does(model: HAN, tmp_path: P
 
 def test_ma_mmil_layers_are_ignored_only_in_its_layout(model: HAN) -> None:
     full, han = ma_mmil_state(model), han_state(model)
-    load_weights(HAN(25), full)
+    load_han_state(HAN(25), full)
     fc1 = {k: v for k, v in full.items() if k.startswith("fc1.")}
     with pytest.raises(ValueError, match=r"unexpected keys \['fc1\.bias', 'fc1\.weight'\]"):
-        load_weights(HAN(25), {**han, **fc1})
+        load_han_state(HAN(25), {**han, **fc1})
     own = {k: v for k, v in full.items() if k not in han}  # without HAN's unused modules
     with pytest.raises(ValueError, match=r"unexpected keys \['fc1\.bias', 'fc1\.weight', 'fc2\.bias', 'fc2\.weight', "
                                          r"'t_att\.fc\.bias', 't_att\.fc\.weight', 't_att\.layer_norm\.beta'"):
-        load_weights(HAN(25), {**model.state_dict(), **own})
+        load_han_state(HAN(25), {**model.state_dict(), **own})
     with pytest.raises(ValueError, match=r"unexpected keys \['fc3\.weight'\]"):
-        load_weights(HAN(25), {**full, "fc3.weight": torch.zeros(2)})
+        load_han_state(HAN(25), {**full, "fc3.weight": torch.zeros(2)})
 
 
 @pytest.mark.parametrize("layout", ["plain", "jomold", "other keys"])

@@ -243,7 +243,7 @@ def valor_data(tmp_path_factory, llp_dir: Path) -> dict[str, Path]:
                        for i, c in enumerate(prompts.classes)}}
     (root / "prompts.json").write_text(json.dumps(doc), encoding="utf-8")
     out["labels"] = root / "labels"
-    assert main(["refine", "--stage", "valor_labels", "--train-pack", str(out["train_pack"]), "--prompts",
+    assert main(["pass", "--stage", "valor_labels", "--train-pack", str(out["train_pack"]), "--prompts",
                  str(root / "prompts.json"), "--out-dir", str(out["labels"])]) == 0
     return out
 

@@ -25,7 +25,7 @@ METHODS = ["han", "ma_mmil", "jomold"]
 SEEDS = [1, 2]
 TEN_KEYS = ("audio", "visual", "audio_visual", "type_at_av", "event_at_av")
 LEVELS = ("segment_level", "event_level")
-# Stages of one seed of each method (stage -> jobs of rule train or refine), and what every run has
+# Stages of one seed of each method (stage -> jobs of rule train or run_pass), and what every run has
 # after training.
 STAGES = {"han": Counter({"han": 1}),
           "ma_mmil": Counter({"ma_mmil_stage1": 1, "ma_mmil_refine": 1, "ma_mmil_stage3": 1}),
@@ -90,7 +90,7 @@ def test_every_method_and_seed_is_a_run_of_its_stages(tmp_path: Path) -> None:
         for _ in SEEDS:
             expected += STAGES[method] + PER_RUN
     assert stage_counts(jobs) == expected  # no timelines: features mode has no videos
-    runs = {(j.get("method"), j.get("seed")) for j in jobs if j.rule == "evaluate"}
+    runs = {(j.get("run"), j.get("seed")) for j in jobs if j.rule == "evaluate"}
     assert runs == {(m, str(s)) for m in METHODS for s in SEEDS}
 
 

@@ -19,19 +19,20 @@ from avvp.base.files import VIDEO_SUFFIXES
 from avvp.workflow.config_checks import check_dataset, check_variants
 from avvp.extractors import feature_kind, feature_kinds
 from avvp.clips.ffmpeg import fidelity_warning
+from avvp.methods.settings import option_flag
 from avvp.methods.stages import method, stage, stages
 
 SPLITS = ("train", "val", "test")
 DATASET = config["dataset"]
 MODE = DATASET["mode"]
 DEMO_DIR = "results/demo"
-METHODS = list(config["train"]["methods"])
+RUNS = list(config["train"]["methods"])  # run names: a registered method or a variant
 VARIANTS = config["variants"]
 SEEDS = list(config["train"]["seeds"])
-RUN = "results/runs/{method}/seed{seed}"
+RUN = "results/runs/{run}/seed{seed}"
 ALL_SEEDS = "all_seeds"  # the folder of a run's passes that do not depend on its seed
 REPORT = "results/report"
-check_variants(METHODS, VARIANTS)
+check_variants(RUNS, VARIANTS)
 
 
 def run_method(name: str):
@@ -55,7 +56,7 @@ def run_kinds(name: str) -> list[str]:
 
 
 # The kinds to extract and pack: every run's (model.features of the runs and what their passes read).
-KINDS = list(dict.fromkeys(kind for name in METHODS for kind in run_kinds(name)))
+KINDS = list(dict.fromkeys(kind for name in RUNS for kind in run_kinds(name)))
 check_dataset(DATASET, KINDS)
 if MODE != "features" and (FFMPEG_WARNING := fidelity_warning()):
     print(f"WARNING: {FFMPEG_WARNING}", file=sys.stderr)
@@ -134,46 +135,48 @@ wildcard_constraints:
     shard=r"\d{3}",
     kind="|".join(feature_kinds()),
     split="|".join(SPLITS),
-    method="|".join(METHODS),
+    run="|".join(RUNS),
     seed=r"\d+",
 
 
-# --- runs: one per (method, seed), a folder per stage ---------------------------------------------
+# --- runs: one per (run name, seed), a folder per stage -------------------------------------------
 
 
-def stage_dir(method_name: str, seed: int | str, stage_id: str) -> str:
+def stage_dir(run_name: str, seed: int | str, stage_id: str) -> str:
     """A stage's folder in a run: under the seed's folder, or under all_seeds for a pass that is
     the same for every seed."""
     seeds = f"seed{seed}" if stage(stage_id).per_seed else ALL_SEEDS
-    return f"results/runs/{method_name}/{seeds}/{stage_id}"
+    return f"results/runs/{run_name}/{seeds}/{stage_id}"
 
 
-def final_dir(method_name: str, seed: int | str) -> str:
-    """The folder of the stage whose model is the method's result."""
-    return stage_dir(method_name, seed, run_method(method_name).final_stage)
+def final_dir(run_name: str, seed: int | str) -> str:
+    """The folder of the stage whose model is the run's result (its method's final stage)."""
+    return stage_dir(run_name, seed, run_method(run_name).final_stage)
 
 
 def final_checkpoint(wildcards) -> str:
-    return f"{final_dir(wildcards.method, wildcards.seed)}/model.pt"
+    return f"{final_dir(wildcards.run, wildcards.seed)}/model.pt"
 
 
 def first_checkpoint() -> str:
-    """The model of the first listed method's first seed: it draws timelines and parses videos."""
-    return f"{final_dir(METHODS[0], SEEDS[0])}/model.pt"
+    """The model of the first listed run's first seed: it draws timelines and parses videos."""
+    return f"{final_dir(RUNS[0], SEEDS[0])}/model.pt"
 
 
 def evaluations() -> list[str]:
-    """The scores of every run, method-major (the order of metrics params `runs`)."""
-    return [f"results/runs/{m}/seed{s}/evaluation/test.json" for m in METHODS for s in SEEDS]
+    """The scores of every run, run-major (the order of metrics params `runs`)."""
+    return [f"results/runs/{r}/seed{s}/evaluation/test.json" for r in RUNS for s in SEEDS]
 
 
-def checkpoints() -> list[str]:
-    """The model of every training stage of every run (metrics.json records their checksums)."""
+def trained_models() -> list[str]:
+    """The model of every training stage of every run (metrics.json records their checksums).
+
+    Not named `checkpoints`: that is Snakemake's global object of `checkpoint` rules."""
     return [
-        f"{stage_dir(m, s, sid)}/model.pt"
-        for m in METHODS
+        f"{stage_dir(r, s, sid)}/model.pt"
+        for r in RUNS
         for s in SEEDS
-        for sid in run_method(m).stages
+        for sid in run_method(r).stages
         if stage(sid).trains
     ]
 
@@ -182,14 +185,14 @@ def stage_inputs(wildcards) -> dict[str, str]:
     """What a stage reads from earlier stages of its run (its spec's inputs), by name, and the files
     its settings name (an edit of one reruns the stage)."""
     spec = stage(wildcards.stage)
-    settings = stage_section(wildcards.method, wildcards.stage)
+    settings = stage_section(wildcards.run, wildcards.stage)
     files = {
         f"setting_{f.name}": settings[f.name]
         for f in dataclasses.fields(spec.defaults)
         if f.metadata.get("path") and settings.get(f.name)
     }
     return files | {  # a seedless pass has no such inputs (and no seed wildcard)
-        needed.name: f"{stage_dir(wildcards.method, wildcards.seed, needed.stage)}/{needed.file}".rstrip("/")
+        needed.name: f"{stage_dir(wildcards.run, wildcards.seed, needed.stage)}/{needed.file}".rstrip("/")
         for needed in spec.inputs
     }
 
@@ -215,16 +218,18 @@ def stage_section(run: str, stage_id: str) -> dict:
 
 def stage_flags(wildcards) -> str:
     """The stage's settings in the run (`stage_section`) as options (null: its published values)."""
-    return cli_flags(stage_section(wildcards.method, wildcards.stage))
+    return cli_flags(stage_section(wildcards.run, wildcards.stage))
 
 
 def run_stage_sections() -> dict[str, dict[str, dict]]:
     """Run -> stage id -> its settings section (metrics.json's provenance)."""
-    return {m: {sid: stage_section(m, sid) for sid in run_method(m).stages} for m in METHODS}
+    return {r: {sid: stage_section(r, sid) for sid in run_method(r).stages} for r in RUNS}
 
 
 def run_flags() -> str:
-    """What every stage of every run shares: the device and, for training, the feature set."""
+    """What every stage job of every run is given alike: `--device` (config train.device).
+
+    A run's feature set is not here: rule train passes it itself (`run_features`)."""
     return f"--device {shlex.quote(config['train']['device'])}"
 
 
@@ -238,7 +243,7 @@ def cli_flags(section: dict) -> str:
     """
     flags = []
     for key, value in section.items():
-        flag = f"--{key.replace('_', '-')}"
+        flag = option_flag(key)
         if value is None:
             continue
         if isinstance(value, bool):
@@ -250,7 +255,7 @@ def cli_flags(section: dict) -> str:
 
 def report_figures() -> list[str]:
     """Everything the report shows (rule all asks for it, so `--report` finds it made)."""
-    figures = [f"{REPORT}/{name}/{m}.png" for name in ("curves", "per_class") for m in METHODS]
+    figures = [f"{REPORT}/{name}/{r}.png" for name in ("curves", "per_class") for r in RUNS]
     figures += [f"{REPORT}/metrics.html", f"{REPORT}/summary.html"]
     return figures + ([] if MODE == "features" else [f"{REPORT}/timelines"])
 
@@ -370,7 +375,7 @@ def demo_test_clips() -> list[str]:
     return sorted(name for name, (_, split) in DEMO_INDEX.items() if split == "test")
 
 
-def parse_videos() -> list[str]:
+def videos_to_parse() -> list[str]:
     """The videos of `parse.videos_dir`, or in demo mode by default the demo's test clips."""
     folder = config["parse"]["videos_dir"]
     if folder is None and MODE == "demo":
@@ -388,8 +393,8 @@ def parse_inputs(wildcards) -> dict[str, list[str] | str]:
     videos are inputs themselves (adding one reruns the job)."""
     if config["parse"]["videos_dir"] is None and MODE == "demo":
         return {
-            "folders": sorted({str(Path(v).parent) for v in parse_videos()}),
+            "folders": sorted({str(Path(v).parent) for v in videos_to_parse()}),
             "audio_csv": ANNOTATIONS["eval_audio"],
             "visual_csv": ANNOTATIONS["eval_visual"],
         }
-    return {"videos": parse_videos()}
+    return {"videos": videos_to_parse()}

@@ -1,9 +1,10 @@
-"""Every run (method, seed) is its method's stages in order, each in its own folder under
-results/runs/<method>/seed<N>/<stage>/: rule train for the training stages, rule refine for the
-passes between them (rule refine_all_seeds, under results/runs/<method>/all_seeds/, for a pass that
-is the same for every seed, such as VALOR's zero-shot labels). Each stage job gets only its own
-config section (stages.<id>), so a change reruns that stage and what follows. Then the method's final model predicts the test split, which is
-scored; metrics.json gathers all runs."""
+"""Every run (run name, seed) is its method's stages in order, each in its own folder under
+results/runs/<run>/seed<N>/<stage>/: rule train for the training stages, rule run_pass for the
+passes between them (rule run_pass_all_seeds, under results/runs/<run>/all_seeds/, for a pass that
+is the same for every seed, such as VALOR's zero-shot labels). A run name is a registered method or
+a config variant of one (`variants`). Each stage job gets only its own config section
+(stages.<id>), so a change reruns that stage and what follows. Then the run's final model predicts
+the test split, which is scored; metrics.json gathers all runs."""
 
 TRAIN_INPUTS = {
     "train_pack": "results/packed/train",
@@ -28,9 +29,9 @@ rule train:
         log=f"{RUN}/{{stage}}/log.csv",
         summary=f"{RUN}/{{stage}}/summary.json",
     log:
-        "results/logs/train/{method}_seed{seed}_{stage}.log",
+        "results/logs/train/{run}_seed{seed}_{stage}.log",
     benchmark:
-        "results/benchmarks/train/{method}_seed{seed}_{stage}.tsv"
+        "results/benchmarks/train/{run}_seed{seed}_{stage}.tsv"
     wildcard_constraints:
         stage="|".join(TRAINING_STAGES),
     conda:
@@ -44,7 +45,7 @@ rule train:
         settings=stage_flags,
         inputs=stage_input_flags,
         run=run_flags(),
-        features=lambda wildcards: ",".join(run_features(wildcards.method)),
+        features=lambda wildcards: ",".join(run_features(wildcards.run)),
         out_dir=subpath(output.model, parent=True),
     shell:
         "avvp train --stage {wildcards.stage} --train-pack {input.train_pack} --val-pack {input.val_pack}"
@@ -54,17 +55,19 @@ rule train:
         " --no-progress --out-dir {params.out_dir} > {log} 2>&1"
 
 
-rule refine:
-    """One pass of one run: a frozen model of an earlier stage over the training split."""
+rule run_pass:
+    """One pass of one run: a stage that trains nothing and writes its folder from the packed
+    training split, with the frozen model of an earlier stage (MA-MMIL's refined labels, JoMoLD's
+    noise ratios) or without one (VALOR's zero-shot labels)."""
     input:
         unpack(stage_inputs),
         train_pack="results/packed/train",
     output:
         directory(f"{RUN}/{{stage}}"),
     log:
-        "results/logs/refine/{method}_seed{seed}_{stage}.log",
+        "results/logs/pass/{run}_seed{seed}_{stage}.log",
     benchmark:
-        "results/benchmarks/refine/{method}_seed{seed}_{stage}.tsv"
+        "results/benchmarks/pass/{run}_seed{seed}_{stage}.tsv"
     wildcard_constraints:
         stage="|".join(PASSES),
     conda:
@@ -80,17 +83,17 @@ rule refine:
         run=run_flags(),
         seed=lambda wildcards: f"--seed {wildcards.seed}",
     shell:
-        "avvp refine --stage {wildcards.stage} --train-pack {input.train_pack} {params.inputs}"
+        "avvp pass --stage {wildcards.stage} --train-pack {input.train_pack} {params.inputs}"
         " {params.settings} {params.run} {params.seed} --out-dir {output} > {log} 2>&1"
 
 
-use rule refine as refine_all_seeds with:
+use rule run_pass as run_pass_all_seeds with:
     output:
-        directory(f"results/runs/{{method}}/{ALL_SEEDS}/{{stage}}"),
+        directory(f"results/runs/{{run}}/{ALL_SEEDS}/{{stage}}"),
     log:
-        "results/logs/refine/{method}_{stage}.log",
+        "results/logs/pass/{run}_{stage}.log",
     benchmark:
-        "results/benchmarks/refine/{method}_{stage}.tsv"
+        "results/benchmarks/pass/{run}_{stage}.tsv"
     wildcard_constraints:
         stage="|".join(SEEDLESS_PASSES),
     params:
@@ -110,9 +113,9 @@ rule predict:
     output:
         f"{RUN}/predictions/test.npz",
     log:
-        "results/logs/predict/{method}_seed{seed}.log",
+        "results/logs/predict/{run}_seed{seed}.log",
     benchmark:
-        "results/benchmarks/predict/{method}_seed{seed}.tsv"
+        "results/benchmarks/predict/{run}_seed{seed}.tsv"
     conda:
         "../../envs/model.yaml"
     threads: 2
@@ -138,7 +141,7 @@ rule evaluate:
         scores=f"{RUN}/evaluation/test.json",
         events=f"{RUN}/evaluation/test_events.tsv",
     log:
-        "results/logs/evaluate/{method}_seed{seed}.log",
+        "results/logs/evaluate/{run}_seed{seed}.log",
     conda:
         "../../envs/model.yaml"
     threads: 1
@@ -155,13 +158,13 @@ rule evaluate:
 
 
 rule metrics:
-    """metrics.json: every run's scores with each method's mean and sd over seeds, how many clips of
+    """metrics.json: every run's scores with each run's mean and sd over seeds, how many clips of
     each split were used and scored, and what produced them (provenance: config, stage settings, code
     and package versions, checksums of checkpoints, annotation files and feature weights)."""
     input:
         scores=evaluations(),
         packs=expand("results/packed/{split}", split=SPLITS),
-        checkpoints=checkpoints(),
+        checkpoints=trained_models(),
         annotations=list(ANNOTATIONS.values()),
         manifest=manifest_input(),
         features=feature_dirs(),
@@ -173,10 +176,10 @@ rule metrics:
         "../../envs/report.yaml"
     params:
         dataset={"name": DATASET["name"], "mode": MODE},
-        runs=[[m, s] for m in METHODS for s in SEEDS],
-        methods={
-            m: {"label": run_label(m), "final_stage": run_method(m).final_stage, "features": run_features(m)}
-            for m in METHODS
+        runs=[[r, s] for r in RUNS for s in SEEDS],
+        methods={  # metrics.json's `methods`: one entry per run name
+            r: {"label": run_label(r), "final_stage": run_method(r).final_stage, "features": run_features(r)}
+            for r in RUNS
         },
         stage_settings=run_stage_sections(),
         weights=weights_files(),

@@ -28,7 +28,7 @@ rule parse:
         runtime=120,
         gpu=config["resources"]["gpu"],
     params:
-        videos=lambda wildcards: parse_videos(),
+        videos=lambda wildcards: videos_to_parse(),
         limit=None,
         out_dir=lambda wildcards, output: str(Path(output.videos).parent),
         features=feature_roots(),

@@ -3,43 +3,43 @@ table, test timelines (not in features mode: no videos), and the summary on the 
 
 
 rule curves:
-    """Loss and validation Type@AV per epoch of one method's final stage, its seeds overlaid."""
+    """Loss and validation Type@AV per epoch of one run's final stage, its seeds overlaid."""
     input:
         lambda wildcards: [
-            f"{final_dir(wildcards.method, s)}/{name}" for s in SEEDS for name in ("log.csv", "summary.json")
+            f"{final_dir(wildcards.run, s)}/{name}" for s in SEEDS for name in ("log.csv", "summary.json")
         ],
     output:
         report(
-            f"{REPORT}/curves/{{method}}.png",
+            f"{REPORT}/curves/{{run}}.png",
             caption="../report/curves.rst",
             category="Training curves",
-            labels={"method": "{method}"},
+            labels={"run": "{run}"},
         ),
     log:
-        "results/logs/report/curves_{method}.log",
+        "results/logs/report/curves_{run}.log",
     conda:
         "../../envs/report.yaml"
     params:
         labels=[f"seed {s}" for s in SEEDS],
-        stages=lambda wildcards: [final_dir(wildcards.method, s) for s in SEEDS],
+        stages=lambda wildcards: [final_dir(wildcards.run, s) for s in SEEDS],
         weights=weights_files(),
     script:
         "../scripts/curves.py"
 
 
 rule per_class:
-    """Audio and visual segment-level F per class of one method (mean over seeds)."""
+    """Audio and visual segment-level F per class of one run (mean over seeds)."""
     input:
         "results/metrics.json",
     output:
         report(
-            f"{REPORT}/per_class/{{method}}.png",
+            f"{REPORT}/per_class/{{run}}.png",
             caption="../report/per_class.rst",
             category="Per-class F-scores",
-            labels={"method": "{method}"},
+            labels={"run": "{run}"},
         ),
     log:
-        "results/logs/report/per_class_{method}.log",
+        "results/logs/report/per_class_{run}.log",
     conda:
         "../../envs/report.yaml"
     script:
@@ -47,7 +47,7 @@ rule per_class:
 
 
 rule metrics_table:
-    """All methods and seeds with mean and sd; on LLP, the published numbers beside them."""
+    """All runs and seeds with mean and sd; on LLP, the published numbers beside them."""
     input:
         "results/metrics.json",
     output:
@@ -99,8 +99,8 @@ rule summary:
     """The report's front page: the random-weights warning, the metrics table and the figures."""
     input:
         table=f"{REPORT}/metrics.html",
-        curves=expand(f"{REPORT}/curves/{{method}}.png", method=METHODS),
-        per_class=expand(f"{REPORT}/per_class/{{method}}.png", method=METHODS),
+        curves=expand(f"{REPORT}/curves/{{run}}.png", run=RUNS),
+        per_class=expand(f"{REPORT}/per_class/{{run}}.png", run=RUNS),
         timelines=[] if MODE == "features" else [f"{REPORT}/timelines"],
     output:
         f"{REPORT}/summary.html",
@@ -109,6 +109,6 @@ rule summary:
     conda:
         "../../envs/report.yaml"
     params:
-        labels={m: run_label(m) for m in METHODS},
+        labels={r: run_label(r) for r in RUNS},
     script:
         "../scripts/summary.py"

@@ -1,4 +1,4 @@
-"""Rule curves: one method's training loss and validation Type@AV per epoch, seeds overlaid."""
+"""Rule curves: one run's training loss and validation Type@AV per epoch, seeds overlaid."""
 
 import sys
 

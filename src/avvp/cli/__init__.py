@@ -15,8 +15,17 @@ from avvp import __version__
 
 COMMANDS = (
     "demo", "download", "audio", "frames", "media", "extract",
-    "pack", "train", "refine", "predict", "evaluate", "parse",
+    "pack", "train", "pass", "predict", "evaluate", "parse",
 )
+# A command whose module is not named after it (`pass` is a Python keyword), and the former names
+# a command still answers to (argparse aliases: the same parser under each name).
+MODULES = {"pass": "run_pass"}
+ALIASES = {"pass": ("refine",)}
+
+
+def canonical(command: str | None) -> str | None:
+    """A command's own name, for one of its aliases (anything else unchanged)."""
+    return next((name for name, aliases in ALIASES.items() if command in aliases), command)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -30,9 +39,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"avvp {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    command = canonical(command)
     for name in COMMANDS:
-        module = importlib.import_module(f"avvp.cli.{name}")
-        command_parser = sub.add_parser(name, help=module.HELP, description=module.__doc__,
+        module = importlib.import_module(f"avvp.cli.{MODULES.get(name, name)}")
+        command_parser = sub.add_parser(name, aliases=ALIASES.get(name, ()), help=module.HELP,
+                                        description=module.__doc__,
                                         formatter_class=argparse.RawDescriptionHelpFormatter)
         if name == command:
             module.add_arguments(command_parser)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,12 @@ from avvp.extractors import PUBLISHED
 if TYPE_CHECKING:
     from avvp.evaluation.annotations import Vocabulary, WeakSplit
     from avvp.features.store import FeatureSource, PackedSplit
+
+
+def add_required_paths(parser: argparse.ArgumentParser, helps: Mapping[str, str]) -> None:
+    """A required path option for each flag of `helps` (flag -> help text), in order."""
+    for flag, text in helps.items():
+        parser.add_argument(flag, required=True, type=Path, help=text)
 
 
 def add_features_args(parser: argparse.ArgumentParser) -> None:
@@ -78,13 +85,8 @@ def split_and_pack(split_csv: Path, vocab: Vocabulary, args: argparse.Namespace,
                    out_dir: Path, kinds: tuple[str, ...]) -> tuple[WeakSplit, PackedSplit]:
     """The split file and its packed features: `pack` if given, else packed now into `out_dir`."""
     from avvp.evaluation.annotations import read_weak
-    from avvp.features.store import load_packed, pack_split
+    from avvp.features.store import packed_or_pack
 
     split = read_weak(split_csv, vocab)
-    if pack is not None:
-        packed = load_packed(pack)
-        if tuple(packed.classes) != vocab.classes:
-            raise ValueError(f"{pack} was packed with classes {packed.classes}, not {vocab.classes}")
-    else:
-        packed = pack_split(split, feature_source(args, kinds), out_dir, kinds, on_missing=args.on_missing)
-    return split, packed
+    source = feature_source(args, kinds) if pack is None else {}
+    return split, packed_or_pack(split, pack, source, out_dir, kinds, args.on_missing)

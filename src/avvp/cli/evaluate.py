@@ -8,17 +8,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from avvp.cli.common import add_threshold_args
+from avvp.cli.common import add_required_paths, add_threshold_args
 
 HELP = "score predictions: the ten LLP numbers, per-class F, annotation warnings"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--predictions", required=True, type=Path, help="predictions .npz")
-    parser.add_argument("--split-csv", required=True, type=Path, help="weak split file to score")
-    parser.add_argument("--audio-csv", required=True, type=Path, help="dense audio events")
-    parser.add_argument("--visual-csv", required=True, type=Path, help="dense visual events")
-    parser.add_argument("--out", required=True, type=Path, help="metrics .json to write")
+    add_required_paths(parser, {"--predictions": "predictions .npz", "--split-csv": "weak split file to score",
+                                "--audio-csv": "dense audio events", "--visual-csv": "dense visual events",
+                                "--out": "metrics .json to write"})
     add_threshold_args(parser)
     parser.add_argument("--events-out", type=Path, help="also write the predicted events (.tsv)")
     parser.add_argument(

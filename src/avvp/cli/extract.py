@@ -4,7 +4,7 @@ One network load per call; inputs whose features exist are skipped, so an interr
 simply be run again. OUT_DIR/<kind>/weights.json records which weights made the features. Inputs
 that cannot be decoded are listed in OUT_DIR/<kind>/failed.tsv with the reason and the others are
 extracted (exit status 0; the count is printed). Decoding runs in `--workers` processes beside the
-network (default: from `--threads` and the device, `avvp.features.extract.default_workers`). With
+network (default: from `--threads` and the device, `avvp.features.pipeline.default_workers`). With
 `--checkpoint`, the weights default to those its training features were made with.
 """
 from __future__ import annotations

@@ -7,18 +7,20 @@ updated status per clip (a clip that fails to decode or has the wrong length bec
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from avvp.cli.common import add_required_paths
 
 HELP = "audio + frames for the clips of a records TSV"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--records", required=True, type=Path, help="records TSV (from avvp download)")
-    parser.add_argument("--videos-dir", required=True, type=Path, help="folder of the downloaded clips")
-    parser.add_argument("--audio-dir", required=True, type=Path, help="folder for the WAVs (<clip>.wav)")
-    parser.add_argument("--frames-dir", required=True, type=Path, help="folder for the frame folders (<clip>/000001.jpg, ...)")
-    parser.add_argument("--out-records", required=True, type=Path, help="updated records TSV to write")
+    add_required_paths(parser, {
+        "--records": "records TSV (from avvp download)",
+        "--videos-dir": "folder of the downloaded clips",
+        "--audio-dir": "folder for the WAVs (<clip>.wav)",
+        "--frames-dir": "folder for the frame folders (<clip>/000001.jpg, ...)",
+        "--out-records": "updated records TSV to write",
+    })
 
 
 def run(args: argparse.Namespace) -> None:

@@ -12,12 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from avvp.methods.settings import field_type, with_overrides
+from avvp.methods.settings import field_type, option_flag, with_overrides
 from avvp.methods.stages import Stage
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 def add_stage_args(parser: argparse.ArgumentParser, specs: Iterable[Stage], default: str | None = None) -> None:
@@ -37,9 +33,10 @@ def add_stage_args(parser: argparse.ArgumentParser, specs: Iterable[Stage], defa
         per_stage = ", ".join(f"{stage} {value}" for stage, value in defaults.items())
         help_text = f"{f.metadata.get('help', '')} (defaults: {per_stage})"
         if value_type is bool:
-            group.add_argument(_flag(name), action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            group.add_argument(option_flag(name), action=argparse.BooleanOptionalAction, default=None,
+                               help=help_text)
         else:
-            group.add_argument(_flag(name), type=value_type, default=None, choices=f.metadata.get("choices"),
+            group.add_argument(option_flag(name), type=value_type, default=None, choices=f.metadata.get("choices"),
                                help=help_text)
     inputs = {i.name: i for spec in specs for i in spec.inputs}
     if inputs:
@@ -56,7 +53,7 @@ def stage_settings(spec: Stage, args: argparse.Namespace, specs: Iterable[Stage]
              if getattr(args, f.name) is not None}
     foreign = sorted(set(given) - own)
     if foreign:
-        raise ValueError(f"stage {spec.id} has no setting(s) {[_flag(n) for n in foreign]}")
+        raise ValueError(f"stage {spec.id} has no setting(s) {[option_flag(n) for n in foreign]}")
     return with_overrides(spec.defaults, given)
 
 
@@ -66,7 +63,7 @@ def stage_inputs(spec: Stage, args: argparse.Namespace, specs: Iterable[Stage]) 
     given = {i.name: getattr(args, i.name) for s in specs for i in s.inputs if getattr(args, i.name) is not None}
     foreign = sorted(set(given) - own)
     if foreign:
-        raise ValueError(f"stage {spec.id} takes no {[_flag(n) for n in foreign]}")
+        raise ValueError(f"stage {spec.id} takes no {[option_flag(n) for n in foreign]}")
     missing = [i.flag for i in spec.inputs if i.name not in given]
     if missing:
         raise ValueError(f"stage {spec.id} needs {missing} ({'; '.join(i.help for i in spec.inputs)})")

@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from avvp.cli.common import add_classes_arg, add_feature_set_arg, add_features_args, split_and_pack, vocabulary
+from avvp.cli.common import add_classes_arg, add_feature_set_arg, add_features_args, feature_source, vocabulary
 
 HELP = "train one stage (HAN, or a stage of MA-MMIL, JoMoLD or VALOR) on weak or pseudo labels"
 
@@ -40,10 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from avvp.evaluation.annotations import ground_truth, read_dense
     from avvp.cli.stage_args import stage_inputs, stage_settings
     from avvp.methods.stages import stage
     from avvp.methods.training import train
+    from avvp.methods.training_data import training_data
 
     specs = _training_stages()
     spec = stage(args.stage)
@@ -52,18 +52,14 @@ def run(args: argparse.Namespace) -> None:
     if args.features is None and not args.features_dir and not (args.train_pack and args.val_pack):
         raise ValueError("give --features (or --features-dir), or both --train-pack and --val-pack")
     vocab = vocabulary(args.classes, args.train_csv)
-    packs = args.out_dir / "packed"
     kinds = args.model_features
-    _, train_pack = split_and_pack(args.train_csv, vocab, args, args.train_pack, packs / "train", kinds)
-    val_split, val_pack = split_and_pack(args.val_csv, vocab, args, args.val_pack, packs / "val", kinds)
-    kept = set(val_pack.filenames)
-    val_split = val_split.subset([f in kept for f in val_split.filenames])
-    if val_split.filenames != val_pack.filenames:
-        raise ValueError(f"{args.val_pack}: videos are not in the order of {args.val_csv}")
-    gt = ground_truth(val_split, read_dense(args.audio_csv, vocab), read_dense(args.visual_csv, vocab))
+    source = feature_source(args, kinds) if args.train_pack is None or args.val_pack is None else {}
+    data = training_data(vocab, args.train_csv, args.val_csv, args.audio_csv, args.visual_csv, source,
+                         args.out_dir / "packed", kinds, train_pack=args.train_pack, val_pack=args.val_pack,
+                         on_missing=args.on_missing)
     objective = spec.objective(settings, inputs, vocab.classes)
-    targets = spec.targets(inputs, train_pack) if spec.targets else None
-    summary = train(train_pack, val_pack, gt, args.out_dir, settings, seed=args.seed, device=args.device,
+    targets = spec.targets(inputs, data.train) if spec.targets else None
+    summary = train(data.train, data.val, data.val_gt, args.out_dir, settings, seed=args.seed, device=args.device,
                     progress=not args.no_progress, features=kinds, resume=args.resume or False, objective=objective,
                     targets=targets)
     print(json.dumps({"stage": spec.id, **summary}))

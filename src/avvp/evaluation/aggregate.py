@@ -19,6 +19,7 @@ import jsonschema
 
 from avvp.base.atomic import atomic_output
 from avvp.base.protocol import LEVELS
+from avvp.base.random_weights import random_weight_kinds
 
 FORMAT = "avvp-metrics/2"
 RANDOM_NOTE = ("features made with RANDOM backbone weights: these numbers show that the pipeline "
@@ -140,8 +141,7 @@ def distinct(paths: Sequence[str | Path]) -> list[dict]:
 
 def random_kinds(weights: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The kinds whose features (all or some shards) come from random weights."""
-    return sorted(kind for kind, rec in weights.items()
-                  if rec["weights"] == "random" or any(r["weights"] == "random" for r in rec.get("records", [])))
+    return sorted(random_weight_kinds(weights))
 
 
 def build_metrics(scores: Sequence[str | Path], runs: Sequence[tuple[str, int]],

@@ -36,9 +36,9 @@ ENTRY_POINTS = "avvp.feature_kinds"
 class Extractor:
     """The network half of a kind: how its network is built, made random, and fed.
 
-    `load` turns one input (a WAV, or a frames folder) into its network rows (a numpy array), in a
-    decoding thread or worker process (a module-level function, so that it pickles), raising
-    ValueError or OSError for an input it cannot decode;
+    `load` turns one input (by the kind's medium: an audio WAV, a frames folder or a video file) into
+    its network rows (a numpy array), in a decoding thread or worker process (a module-level
+    function, so that it pickles), raising ValueError or OSError for an input it cannot decode;
     `prepare` turns a batch of rows (a tensor on the device) into the network's input; `features`
     wraps a built network for inference on a device. `random(seed)` returns a seeded network that
     gives usable features without training, and a sentence saying how it was made.

@@ -14,8 +14,7 @@ import torchvision.transforms.functional as TF
 from torch import nn
 from torchvision.transforms import InterpolationMode
 
-from avvp.extractors import Extractor
-from avvp.extractors.parts.calibration import calibration_rng, drifting_clips, random_residual
+from avvp.extractors.parts.calibration import calibration_rng, drifting_clips, residual_extractor
 from avvp.extractors.parts.frames import load_frames, normalise_frames, open_rgb
 
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -66,11 +65,6 @@ def feature_network(model: nn.Module, device: torch.device) -> nn.Module:
     return model.eval().to(device=device, memory_format=torch.channels_last_3d)
 
 
-EXTRACTOR = Extractor(
-    build=r2plus1d_18,
-    random=random_residual(r2plus1d_18, calibration_clips, f"{CALIBRATION_CLIPS} panning dead-leaves clips of 8x112x112"),
-    features=feature_network,
-    load=load_clips,
-    prepare=prepare,
-    memory_format=lambda: torch.channels_last_3d,
-)
+EXTRACTOR = residual_extractor(
+    r2plus1d_18, calibration_clips, f"{CALIBRATION_CLIPS} panning dead-leaves clips of 8x112x112",
+    features=feature_network, load=load_clips, prepare=prepare, layout=torch.channels_last_3d)

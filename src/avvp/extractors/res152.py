@@ -16,8 +16,7 @@ import torchvision.transforms.functional as TF
 from torch import nn
 from torchvision.transforms import InterpolationMode
 
-from avvp.extractors import Extractor
-from avvp.extractors.parts.calibration import calibration_rng, dead_leaves, random_residual
+from avvp.extractors.parts.calibration import calibration_rng, dead_leaves, residual_extractor
 from avvp.extractors.parts.frames import load_frames, normalise_frames, open_rgb
 from avvp.extractors.parts.fused_resnet import FusedResNet, can_fuse
 
@@ -62,11 +61,6 @@ def feature_network(model: nn.Module, device: torch.device) -> nn.Module:
     return model.to(device=device, memory_format=torch.channels_last)
 
 
-EXTRACTOR = Extractor(
-    build=resnet152,
-    random=random_residual(resnet152, calibration_images, f"{CALIBRATION_IMAGES} dead-leaves images of 224x224"),
-    features=feature_network,
-    load=load_res152_frames,
-    prepare=prepare,
-    memory_format=lambda: torch.channels_last,
-)
+EXTRACTOR = residual_extractor(
+    resnet152, calibration_images, f"{CALIBRATION_IMAGES} dead-leaves images of 224x224",
+    features=feature_network, load=load_res152_frames, prepare=prepare, layout=torch.channels_last)

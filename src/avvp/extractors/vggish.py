@@ -124,7 +124,7 @@ def log_mel_spectrogram(signal: np.ndarray) -> np.ndarray:
     frames = np.lib.stride_tricks.sliding_window_view(signal, WINDOW)[::HOP]
     hann = 0.5 - 0.5 * np.cos(2.0 * np.pi / WINDOW * np.arange(WINDOW))  # periodic
     magnitude = np.abs(np.fft.rfft(frames * hann, FFT_LENGTH))
-    # einsum, not `@`: this runs beside the network while it extracts (avvp.features.extract), and
+    # einsum, not `@`: this runs beside the network while it extracts (avvp.features.pipeline), and
     # numpy's multi-threaded BLAS there fights the network's threads for the cores (on 2 cores a
     # VGGish clip took 1.5x the network's time); einsum's own loop is single-threaded, 5 ms a clip.
     return np.log(np.einsum("fb,bm->fm", magnitude, mel_matrix()) + LOG_OFFSET)

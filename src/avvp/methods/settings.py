@@ -18,6 +18,12 @@ from typing import Any
 KEEP = ("type_at_av", "type_at_av_first", "event_audio", "final")
 
 
+def option_flag(name: str) -> str:
+    """The command-line option of a setting or stage input: batch_size -> --batch-size (the one rule,
+    used by the CLI's stage options, `StageInput.flag` and the workflow's config-to-options)."""
+    return "--" + name.replace("_", "-")
+
+
 def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, minimum: float | None = None,
             path: bool = False) -> Any:
     """A settings field with the help text (and constraints) that the CLI and the config schema show;

@@ -1,13 +1,14 @@
 """The stages registry: one spec per training stage or pass, one id for it everywhere.
 
 A stage's id names its config section (`stages.<id>`), its folder under
-`results/runs/<method>/seed<N>/`, its log and benchmark files and its command-line choice
-(`avvp train --stage ID`, `avvp refine --stage ID`). Its spec holds its published defaults (the
+`results/runs/<run>/seed<N>/`, its log and benchmark files and its command-line choice
+(`avvp train --stage ID`, `avvp pass --stage ID`). Its spec holds its published defaults (the
 only copy of each number), what it needs from earlier stages (`StageInput`), and what it does: a
 `TrainingStage` builds the objective of the shared training loop (`avvp.methods.training`) and,
-optionally, per-modality targets; a `Pass` runs a frozen model over the training split and writes
-its folder. A `Method` is an ordered list of stage ids; its result is the model of its last
-training stage.
+optionally, per-modality targets; a `Pass` trains nothing: it writes its folder from the packed
+training split (some passes with the frozen model of an earlier stage, such as MA-MMIL's refined
+labels, others without one, such as VALOR's zero-shot labels). A `Method` is an ordered list of
+stage ids; its result is the model of its last training stage.
 
 Specs are plain data (importing this module and the method modules loads neither torch nor the
 training loop). Built-in methods live in `avvp.methods.han`, `.ma_mmil` and `.jomold`; others are
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from avvp.base.registry import Registry
+from avvp.methods.settings import option_flag
 
 BUILTIN_MODULES = ("avvp.methods.han", "avvp.methods.ma_mmil", "avvp.methods.jomold", "avvp.methods.valor")
 ENTRY_POINTS = "avvp.methods"
@@ -43,7 +45,7 @@ class StageInput:
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return option_flag(self.name)
 
 
 @dataclass(frozen=True)

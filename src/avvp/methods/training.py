@@ -156,6 +156,27 @@ def trained_feature_weights(train_split: PackedSplit, val_split: PackedSplit,
     return records
 
 
+def _check_splits(train_split: PackedSplit, val_split: PackedSplit) -> None:
+    if tuple(train_split.classes) != tuple(val_split.classes):
+        raise ValueError("training and validation splits were packed with different class lists")
+    if len(train_split) == 0 or len(val_split) == 0:
+        raise ValueError(f"empty split: {train_split.root} packs {len(train_split)} training videos and "
+                         f"{val_split.root} {len(val_split)} validation videos (see their index.json for why)")
+
+
+def _restore(saved: dict[str, Any], model: HAN, optimizer: Any, scheduler: Any, shuffle: torch.Generator,
+             device: torch.device) -> dict[str, Any]:
+    """Put a last.pt's model, optimiser, scheduler and random states back; its training state."""
+    model.load_state_dict(saved["state_dict"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    shuffle.set_state(saved["shuffle_rng"])
+    torch.set_rng_state(saved["torch_rng"])
+    if device.type == "cuda" and saved.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(saved["cuda_rng"], device)  # dropout masks on the GPU
+    return saved["train_state"]
+
+
 def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth, out_dir: str | Path,
           settings: LoopSettings = TrainSettings(), *, seed: int = 1, device: str = "auto", progress: bool = True,
           features: Sequence[str] = PUBLISHED, resume: bool | str = False, objective: Objective | None = None,
@@ -172,11 +193,7 @@ def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth,
     or was written with other settings, seed, features, objective or targets is refused, or with
     `resume="auto"` set aside: training starts from epoch 1 and says why on stderr.
     """
-    if tuple(train_split.classes) != tuple(val_split.classes):
-        raise ValueError("training and validation splits were packed with different class lists")
-    if len(train_split) == 0 or len(val_split) == 0:
-        raise ValueError(f"empty split: {train_split.root} packs {len(train_split)} training videos and "
-                         f"{val_split.root} {len(val_split)} validation videos (see their index.json for why)")
+    _check_splits(train_split, val_split)
     if objective is None:
         objective = HanObjective(settings.visual_smoothing)
     labels_all, audio_all, visual_all = _label_tensors(train_split, targets)
@@ -198,14 +215,7 @@ def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth,
     saved = _resumable(last_path, {**extra, "model_options": model.options()}, resume, settings.epochs,
                        (train_split.root, val_split.root))
     if saved is not None:
-        model.load_state_dict(saved["state_dict"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        shuffle.set_state(saved["shuffle_rng"])
-        torch.set_rng_state(saved["torch_rng"])
-        if torch_device.type == "cuda" and saved.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(saved["cuda_rng"], torch_device)  # dropout masks on the GPU
-        state = saved["train_state"]
+        state = _restore(saved, model, optimizer, scheduler, shuffle, torch_device)
 
     n_batches = math.ceil(len(train_split) / settings.batch_size)
     epochs = tqdm(range(state["epoch"] + 1, settings.epochs + 1), desc="epochs", disable=not progress)

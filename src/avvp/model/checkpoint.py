@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from avvp.base.atomic import atomic_output
-from avvp.model.han import HAN, load_weights
+from avvp.model.han import HAN, load_han_state
 
 # The top-level keys of JoMoLD's checkpoints (its main.py saves the random-number states, then these four).
 JOMOLD_KEYS = frozenset({"torch_rng", "cuda_rng", "random_rng", "numpy_rng", "model", "optimizer", "scheduler",
@@ -86,7 +86,7 @@ def load_han(path: str | Path, classes: Sequence[str] | None = None, device: tor
     names = list(stored if stored is not None else classes)
     model = HAN(len(names), **{**payload.get("model_options", {}), **(options or {})})
     try:
-        load_weights(model, payload["state_dict"])
+        load_han_state(model, payload["state_dict"])
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
     return model.to(device).eval(), names, payload

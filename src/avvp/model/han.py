@@ -218,7 +218,7 @@ def official_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return {k: v for k, v in state.items() if k not in unused}
 
 
-def load_weights(model: HAN, state: Mapping[str, Tensor]) -> None:
+def load_han_state(model: HAN, state: Mapping[str, Tensor]) -> None:
     """Load a state dict in our format or a released network's (HAN, MA-MMIL, JoMoLD); any other
     missing or unexpected key is an error naming it."""
     state = official_state_dict(state)

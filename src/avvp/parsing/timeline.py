@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import textwrap
 from collections.abc import Iterable, Sequence
-from typing import IO
+from typing import IO, Any
 
 from avvp.evaluation.events import Event
 from avvp.base.protocol import SEGMENTS, STREAMS
@@ -44,35 +44,9 @@ def _bars(events: Iterable[Event], row_of: dict[str, int]) -> dict[tuple[int, in
     return out
 
 
-def draw_timeline(
-    out: str | IO[bytes],
-    duration: float,
-    classes: Sequence[str],
-    events: Sequence[Event],
-    ground_truth: Sequence[Event] | None = None,
-    title: str = "",
-    n_windows: int | None = None,
-    warning: str | None = None,
-    format: str = "png",
-) -> None:
-    """Write the timeline of one video to `out` (a path or a binary file) as `format`: png, pdf or svg."""
-    from matplotlib import rc_context
-    from matplotlib.figure import Figure
-    from matplotlib.legend_handler import HandlerTuple
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-    from matplotlib.ticker import MaxNLocator, MultipleLocator
-
-    order = {name: i for i, name in enumerate(classes)}
-    shown = sorted({e.label for e in events} | {e.label for e in ground_truth or ()}, key=order.__getitem__)
-    row_of = {name: i for i, name in enumerate(shown)}
-    n_rows = max(1, len(shown))
-    width = figure_width(duration)
-    # About 8 bold 11-pt characters per inch: wrapped, the warning never runs off a narrow figure.
-    warning_lines = textwrap.wrap(warning, width=int(8 * width)) if warning else []
-    fig = Figure(figsize=(width, 2.0 + 1.0 * n_rows + 0.3 * len(warning_lines)), layout="constrained")
-    ax = fig.add_subplot()
-    top = (1 - len(LANES) * LANE_HEIGHT) / 2
+def _draw_bars(ax: Any, events: Sequence[Event], ground_truth: Sequence[Event] | None, row_of: dict[str, int],
+               top: float) -> None:
+    """The predicted bars, and below them in each lane the ground truth's (hatched) when known."""
     layers = [(events, PREDICTED, 0.0)]
     if ground_truth is not None:
         layers.append((ground_truth, TRUTH, 0.5))
@@ -83,6 +57,9 @@ def draw_timeline(
             y = row + top + lane * LANE_HEIGHT + shift * LANE_HEIGHT * 0.9 + LANE_HEIGHT * 0.05
             ax.broken_barh(spans, (y, height), facecolors=colour, edgecolors=colour, **style)
 
+
+def _class_rows(ax: Any, shown: Sequence[str], n_rows: int, top: float, duration: float) -> None:
+    """The class names on the left, the lane names on the right, a line between classes."""
     ax.set_xlim(0, duration)
     ax.set_ylim(n_rows, 0)
     ax.set_yticks([r + 0.5 for r in range(len(shown))], shown, fontsize=CLASS_FONT)
@@ -95,6 +72,11 @@ def draw_timeline(
     lanes.tick_params(length=0)
     if not shown:
         ax.text(duration / 2, 0.5, "no events", ha="center", va="center", color="0.4")
+
+
+def _time_axis(ax: Any, duration: float) -> list[int]:
+    """Seconds ticks and grid, and the dashed window edges (returned; drawn when under MAX_EDGES)."""
+    from matplotlib.ticker import MaxNLocator, MultipleLocator
 
     if duration <= 30:
         ax.xaxis.set_major_locator(MultipleLocator(1))
@@ -109,19 +91,24 @@ def draw_timeline(
     if len(edges) < MAX_EDGES:
         for edge in edges:
             ax.axvline(edge, color="0.45", linestyle="--", linewidth=0.9)
-    ax.set_xlabel("time in the video (s)")
-    windows = f" · {n_windows} window{'s' if n_windows != 1 else ''} of 10 s" if n_windows else ""
-    ax.set_title(f"{title} · {duration:.2f} s{windows}", loc="left", fontsize=11)
-    if warning_lines:
-        fig.suptitle("\n".join(warning_lines), color="#c00000", fontweight="bold", fontsize=11)
+    return edges
 
-    def swatch(modality: str, style: dict) -> Patch:
-        return Patch(facecolor=COLOURS[modality], edgecolor=COLOURS[modality], **style)
 
-    handles: list = [swatch(m, PREDICTED) for m in LANES]
+def _swatch(modality: str, style: dict) -> Any:
+    from matplotlib.patches import Patch
+
+    return Patch(facecolor=COLOURS[modality], edgecolor=COLOURS[modality], **style)
+
+
+def _legend(fig: Any, with_truth: bool, edges: Sequence[int]) -> None:
+    """The legend below the axes: the modalities, the two layers when ground truth is drawn, the edges."""
+    from matplotlib.legend_handler import HandlerTuple
+    from matplotlib.lines import Line2D
+
+    handles: list = [_swatch(m, PREDICTED) for m in LANES]
     labels = [LANE_NAMES[m] for m in LANES]
-    if ground_truth is not None:  # the two layers, each shown in the three colours its bars have
-        handles += [tuple(swatch(m, PREDICTED) for m in LANES), tuple(swatch(m, TRUTH) for m in LANES)]
+    if with_truth:  # the two layers, each shown in the three colours its bars have
+        handles += [tuple(_swatch(m, PREDICTED) for m in LANES), tuple(_swatch(m, TRUTH) for m in LANES)]
         labels += ["predicted (solid)", "ground truth (hatched)"]
     if edges and len(edges) < MAX_EDGES:
         handles.append(Line2D([], [], color="0.45", linestyle="--", linewidth=0.9))
@@ -133,6 +120,42 @@ def draw_timeline(
     handles, labels = [handles[i] for i in order], [labels[i] for i in order]
     fig.legend(handles, labels, loc="outside lower center", ncols=columns, frameon=False, fontsize=LANE_FONT,
                handler_map={tuple: HandlerTuple(ndivide=None, pad=0)}, handlelength=3)
+
+
+def draw_timeline(
+    out: str | IO[bytes],
+    duration: float,
+    classes: Sequence[str],
+    events: Sequence[Event],
+    ground_truth: Sequence[Event] | None = None,
+    title: str = "",
+    n_windows: int | None = None,
+    warning: str | None = None,
+    format: str = "png",
+) -> None:
+    """Write the timeline of one video to `out` (a path or a binary file) as `format`: png, pdf or svg."""
+    from matplotlib import rc_context
+    from matplotlib.figure import Figure
+
+    order = {name: i for i, name in enumerate(classes)}
+    shown = sorted({e.label for e in events} | {e.label for e in ground_truth or ()}, key=order.__getitem__)
+    row_of = {name: i for i, name in enumerate(shown)}
+    n_rows = max(1, len(shown))
+    width = figure_width(duration)
+    # About 8 bold 11-pt characters per inch: wrapped, the warning never runs off a narrow figure.
+    warning_lines = textwrap.wrap(warning, width=int(8 * width)) if warning else []
+    fig = Figure(figsize=(width, 2.0 + 1.0 * n_rows + 0.3 * len(warning_lines)), layout="constrained")
+    ax = fig.add_subplot()
+    top = (1 - len(LANES) * LANE_HEIGHT) / 2
+    _draw_bars(ax, events, ground_truth, row_of, top)
+    _class_rows(ax, shown, n_rows, top, duration)
+    edges = _time_axis(ax, duration)
+    ax.set_xlabel("time in the video (s)")
+    windows = f" · {n_windows} window{'s' if n_windows != 1 else ''} of 10 s" if n_windows else ""
+    ax.set_title(f"{title} · {duration:.2f} s{windows}", loc="left", fontsize=11)
+    if warning_lines:
+        fig.suptitle("\n".join(warning_lines), color="#c00000", fontweight="bold", fontsize=11)
+    _legend(fig, ground_truth is not None, edges)
     # Vector text stays text (selectable, searchable): SVG <text>, PDF TrueType fonts.
     with rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}):
         fig.savefig(out, format=format, dpi=PNG_DPI if format == "png" else "figure")

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from avvp.base.protocol import SEGMENTS
+from avvp.base.random_weights import random_weight_kinds, random_weights_text
 from avvp.parsing.windows import VideoWindows, segment_count
 
 
@@ -123,5 +124,5 @@ class HANWindowModel:
 
 def random_weights_warning(description: Mapping[str, Any]) -> str | None:
     """The warning every output of a model that ran on random extractor weights carries."""
-    kinds = [k for k, r in description.get("feature_weights", {}).items() if r.get("weights") == "random"]
-    return f"features from RANDOM weights ({', '.join(kinds)}): these events are not meaningful" if kinds else None
+    kinds = random_weight_kinds(description.get("feature_weights", {}))
+    return random_weights_text(kinds, "these events are not meaningful")

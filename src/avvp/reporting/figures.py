@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
+from avvp.base.random_weights import random_weights_text
 from avvp.methods.stage_files import read_log, read_summary
 from avvp.base.protocol import LEVELS, SCORES
 HEADERS = {"audio": "Audio", "visual": "Visual", "audio_visual": "Audio-Visual",
@@ -27,10 +28,7 @@ CURVE_SCORE = "segment_type_at_av"  # the validation score drawn per epoch
 
 def random_weights_banner(kinds: Sequence[str]) -> str | None:
     """The red line on every figure whose numbers come from features of RANDOM backbone weights."""
-    if not kinds:
-        return None
-    return (f"features from RANDOM weights ({', '.join(kinds)}): "
-            "these scores are not comparable with published results")
+    return random_weights_text(kinds, "these scores are not comparable with published results")
 
 
 def _banner(fig: Any, warning: str | None) -> None:

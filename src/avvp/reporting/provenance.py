@@ -75,7 +75,7 @@ def file_checksums(paths: Iterable[str | Path]) -> dict[str, str]:
 def stage_settings(runs: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict:
     """run -> {stage id -> its settings as the stage runs them}: the stage's published defaults with
     the run's config section for it (`runs`: run -> stage id -> section) laid over them, null values
-    keeping the defaults (as `avvp train/refine` does)."""
+    keeping the defaults (as `avvp train` and `avvp pass` do)."""
     from avvp.methods.settings import with_overrides
     from avvp.methods.stages import stage
 

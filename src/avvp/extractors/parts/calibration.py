@@ -17,11 +17,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
 import torchvision
 from torch import nn
+
+from avvp.extractors import Extractor
 
 
 @contextmanager
@@ -136,6 +139,15 @@ def random_residual(build: Callable[[], nn.Module], calibration: Callable[[int],
     calibrated on `calibration(seed)` (network-ready inputs described by `what`), and a sentence
     saying how it was made."""
     return functools.partial(_random_residual, build, calibration, what)
+
+
+def residual_extractor(build: Callable[[], nn.Module], calibration: Callable[[int], torch.Tensor], what: str, *,
+                       features: Callable[[nn.Module, torch.device], nn.Module], load: Callable[[Path], np.ndarray],
+                       prepare: Callable[[torch.Tensor], torch.Tensor], layout: torch.memory_format) -> Extractor:
+    """The `Extractor` of a residual network: `random_residual` weights (calibrated on
+    `calibration(seed)`, described by `what`), its input batches in the memory format `layout`."""
+    return Extractor(build=build, random=random_residual(build, calibration, what), features=features, load=load,
+                     prepare=prepare, memory_format=lambda: layout)
 
 
 def _random_residual(build: Callable[[], nn.Module], calibration: Callable[[int], torch.Tensor], what: str,

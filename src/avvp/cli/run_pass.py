@@ -1,6 +1,8 @@
-"""`avvp refine --stage ID`: a pass between two trainings, such as MA-MMIL's label refinement
-(`ma_mmil_refine`) or JoMoLD's noise ratios (`jomold_ratios`): a frozen model over the packed
-training split; OUT_DIR appears complete or not at all."""
+"""`avvp pass --stage ID`: a pass, a stage that trains nothing and writes its folder from the packed
+training split: MA-MMIL's label refinement (`ma_mmil_refine`) and JoMoLD's noise ratios
+(`jomold_ratios`) with the frozen model of an earlier stage, VALOR's zero-shot labels
+(`valor_labels`) without one. OUT_DIR appears complete or not at all. `avvp refine` is the
+command's former name, kept as an alias."""
 from __future__ import annotations
 
 import argparse
