@@ -198,8 +198,10 @@ def stage_inputs(wildcards) -> dict[str, str]:
 
 
 def stage_input_flags(wildcards, input) -> str:
+    """The options naming a stage's inputs from earlier stages, quoted for the shell."""
     return " ".join(
-        f"{needed.flag} {getattr(input, needed.name)}" for needed in stage(wildcards.stage).inputs
+        f"{needed.flag} {shlex.quote(str(getattr(input, needed.name)))}"
+        for needed in stage(wildcards.stage).inputs
     )
 
 
@@ -234,6 +236,9 @@ def run_flags() -> str:
 
 
 # --- helpers for rules -----------------------------------------------------------------------
+# Every value a shell command gets is quoted: paths of rules' inputs, outputs and logs with `:q`
+# in the command, and each value of an option string built here with shlex.quote (a plain path or
+# number stays as it is, so the commands read as before).
 
 
 def cli_flags(section: dict) -> str:
@@ -271,7 +276,7 @@ def demo_indices(wildcards) -> list[int]:
 def download_source(wildcards) -> str:
     """Where `avvp download` takes a shard's clips from (its --local-dir, or YouTube)."""
     if MODE == "demo":
-        return f"--local-dir {DEMO_DIR}/videos/{wildcards.shard}"
+        return f"--local-dir {shlex.quote(f'{DEMO_DIR}/videos/{wildcards.shard}')}"
     if MODE == "local":
         return f"--local-dir {shlex.quote(DATASET['local_dir'])}"
     return ""
@@ -324,7 +329,9 @@ def feature_args() -> str:
     if MODE == "features":
         return f"--features {shlex.quote(DATASET['features_dir'])}"
     return " ".join(
-        f"--features-dir {kind}=results/features/{shard}/{kind}" for shard in SHARDS for kind in KINDS
+        f"--features-dir {shlex.quote(f'{kind}=results/features/{shard}/{kind}')}"
+        for shard in SHARDS
+        for kind in KINDS
     )
 
 
@@ -333,7 +340,7 @@ def manifest_input() -> list[str]:
 
 
 def manifest_arg(wildcards, input) -> str:
-    return f"--manifest {input.manifest}" if input.manifest else ""
+    return f"--manifest {shlex.quote(str(input.manifest))}" if input.manifest else ""
 
 
 def weights_files() -> dict[str, list[str]]:

@@ -59,10 +59,10 @@ rule download:
         source=download_source,
         flags=cli_flags(config["download"]),
     shell:
-        "(printf '%s\\n' {params.clips:q} > {output.clips}.part"
-        " && mv {output.clips}.part {output.clips}"
-        " && avvp download --list {output.clips} --out-dir {output.videos}"
-        " --records {output.records} {params.source} {params.flags}) > {log} 2>&1"
+        "(printf '%s\\n' {params.clips:q} > {output.clips:q}.part"
+        " && mv {output.clips:q}.part {output.clips:q}"
+        " && avvp download --list {output.clips:q} --out-dir {output.videos:q}"
+        " --records {output.records:q} {params.source} {params.flags}) > {log:q} 2>&1"
 
 
 rule manifest:

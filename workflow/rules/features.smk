@@ -24,9 +24,9 @@ rule extract:
         root=lambda wildcards: f"results/features/{wildcards.shard}",
     shell:
         # A shard whose clips are all unavailable has nothing to extract: an empty folder.
-        "(if [ -s {input.inputs} ]; then avvp extract --kind {wildcards.kind} {params.flags}"
-        " --out-dir {params.root} --inputs-from {input.inputs} --threads {threads} --no-progress;"
-        " else mkdir -p {output}; fi) > {log} 2>&1"
+        "(if [ -s {input.inputs:q} ]; then avvp extract --kind {wildcards.kind:q} {params.flags}"
+        " --out-dir {params.root:q} --inputs-from {input.inputs:q} --threads {threads} --no-progress;"
+        " else mkdir -p {output:q}; fi) > {log:q} 2>&1"
 
 
 rule pack:
@@ -53,6 +53,6 @@ rule pack:
         kinds=",".join(KINDS),
         manifest=manifest_arg,
     shell:
-        "avvp pack --split-csv {input.split} --classes {input.classes} {params.features}"
-        " --model-features {params.kinds}"
-        " {params.manifest} --on-missing skip --out-dir {output} > {log} 2>&1"
+        "avvp pack --split-csv {input.split:q} --classes {input.classes:q} {params.features}"
+        " --model-features {params.kinds:q}"
+        " {params.manifest} --on-missing skip --out-dir {output:q} > {log:q} 2>&1"

@@ -48,11 +48,11 @@ rule train:
         features=lambda wildcards: ",".join(run_features(wildcards.run)),
         out_dir=subpath(output.model, parent=True),
     shell:
-        "avvp train --stage {wildcards.stage} --train-pack {input.train_pack} --val-pack {input.val_pack}"
-        " --train-csv {input.train_csv} --val-csv {input.val_csv} --audio-csv {input.audio_csv}"
-        " --visual-csv {input.visual_csv} --classes {input.classes} --model-features {params.features}"
-        " {params.inputs} {params.settings} {params.run} --seed {wildcards.seed} --resume auto"
-        " --no-progress --out-dir {params.out_dir} > {log} 2>&1"
+        "avvp train --stage {wildcards.stage:q} --train-pack {input.train_pack:q}"
+        " --val-pack {input.val_pack:q} --train-csv {input.train_csv:q} --val-csv {input.val_csv:q}"
+        " --audio-csv {input.audio_csv:q} --visual-csv {input.visual_csv:q} --classes {input.classes:q}"
+        " --model-features {params.features:q} {params.inputs} {params.settings} {params.run}"
+        " --seed {wildcards.seed:q} --resume auto --no-progress --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule run_pass:
@@ -81,10 +81,10 @@ rule run_pass:
         settings=stage_flags,
         inputs=stage_input_flags,
         run=run_flags(),
-        seed=lambda wildcards: f"--seed {wildcards.seed}",
+        seed=lambda wildcards: f"--seed {shlex.quote(wildcards.seed)}",
     shell:
-        "avvp pass --stage {wildcards.stage} --train-pack {input.train_pack} {params.inputs}"
-        " {params.settings} {params.run} {params.seed} --out-dir {output} > {log} 2>&1"
+        "avvp pass --stage {wildcards.stage:q} --train-pack {input.train_pack:q} {params.inputs}"
+        " {params.settings} {params.run} {params.seed} --out-dir {output:q} > {log:q} 2>&1"
 
 
 use rule run_pass as run_pass_all_seeds with:
@@ -125,8 +125,8 @@ rule predict:
     params:
         flags=cli_flags(config["predict"]),
     shell:
-        "avvp predict --checkpoint {input.checkpoint} --pack {input.pack} --split-csv {input.split}"
-        " --classes {input.classes} {params.flags} --out {output} > {log} 2>&1"
+        "avvp predict --checkpoint {input.checkpoint:q} --pack {input.pack:q} --split-csv {input.split:q}"
+        " --classes {input.classes:q} {params.flags} --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -151,10 +151,10 @@ rule evaluate:
     params:
         flags=cli_flags(config["evaluate"]),
     shell:
-        "avvp evaluate --predictions {input.predictions} --split-csv {input.split}"
-        " --audio-csv {input.audio_csv} --visual-csv {input.visual_csv}"
-        " --known-csv {input.other_splits} {params.flags}"
-        " --out {output.scores} --events-out {output.events} > {log} 2>&1"
+        "avvp evaluate --predictions {input.predictions:q} --split-csv {input.split:q}"
+        " --audio-csv {input.audio_csv:q} --visual-csv {input.visual_csv:q}"
+        " --known-csv {input.other_splits:q} {params.flags}"
+        " --out {output.scores:q} --events-out {output.events:q} > {log:q} 2>&1"
 
 
 rule metrics:
