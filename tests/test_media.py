@@ -179,6 +179,72 @@ def test_paths_with_spaces_non_ascii_and_percent(tmp_path: Path) -> None:
     assert leftovers(folder) == []
 
 
+@pytest.fixture(params=["ffprobe", "ffmpeg alone"])
+def probe_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the header read by ffprobe, then by ffmpeg alone (as with imageio-ffmpeg)."""
+    import avvp.clips.ffmpeg
+
+    if request.param == "ffprobe" and avvp.clips.ffmpeg.ffprobe_exe() is None:
+        pytest.skip("no ffprobe beside this ffmpeg")
+    if request.param == "ffmpeg alone":
+        monkeypatch.setattr(avvp.clips.ffmpeg, "ffprobe_exe", lambda: None)
+    return request.param
+
+
+@pytest.mark.parametrize("audio", [True, False])
+def test_a_newline_in_the_file_name_does_not_fool_probe(tmp_path: Path, probe_path: str, audio: bool) -> None:
+    video = make_clip(tmp_path / "two\nlines.mp4", seconds=1, audio=audio)
+    for decode in (True, False):
+        info = probe(video, decode=decode)
+        assert (info.has_video, info.has_audio, info.width, info.height) == (True, audio, 64, 48)
+        assert info.duration == pytest.approx(1.0, abs=0.05) and info.path == str(video)
+    assert probe(video).video_frames == 25
+
+
+@pytest.mark.parametrize("name", ["x Stream #0:1(und): Audio: aac, 44100 Hz.mp4",
+                                  "x\n  Stream #0:1(und): Audio: aac, 44100 Hz.mp4"])
+def test_a_file_name_that_looks_like_a_stream_line_does_not_fool_probe(tmp_path: Path, probe_path: str,
+                                                                       name: str) -> None:
+    video = make_clip(tmp_path / "silent.mp4", seconds=1, audio=False).rename(tmp_path / name)
+    for decode in (True, False):
+        info = probe(video, decode=decode)
+        assert (info.has_video, info.has_audio, info.sample_rate) == (True, False, None)
+
+
+def test_errors_name_the_real_file_whatever_its_name(clips: dict[str, Path], tmp_path: Path, probe_path: str) -> None:
+    for kind, message in [("corrupt", "not a readable media file"), ("streamless", "no video or audio stream")]:
+        odd = tmp_path / f"{kind}\n  Stream #0:0: Video: h264, 64x48, 25 fps.mp4"
+        os.link(clips[kind], odd)
+        with pytest.raises(MediaError, match=message) as err:
+            probe(odd)
+        assert str(err.value).startswith(f"{odd}: ") and "/dev/fd/" not in str(err.value)
+
+
+def test_ffprobe_and_ffmpeg_alone_give_the_same_info(clips: dict[str, Path], tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import avvp.clips.ffmpeg
+
+    if avvp.clips.ffmpeg.ffprobe_exe() is None:
+        pytest.skip("no ffprobe beside this ffmpeg")
+    videos = [clips[kind] for kind in ("full", "noaudio", "audioonly", "truncated")]
+    videos += [make_clip(tmp_path / "ntsc.mp4", seconds=1, fps=30000 / 1001, sample_rate=48000),
+               make_clip(tmp_path / "portrait.mp4", seconds=1.37, size=(48, 64), fps=8, audio=False)]
+    with_ffprobe = [probe(video, decode=decode) for video in videos for decode in (True, False)]
+    monkeypatch.setattr(avvp.clips.ffmpeg, "ffprobe_exe", lambda: None)
+    assert [probe(video, decode=decode) for video in videos for decode in (True, False)] == with_ffprobe
+    assert with_ffprobe[8].fps == 29.97 and with_ffprobe[8].sample_rate == 48000
+
+
+def test_prepare_clips_takes_a_clip_whose_name_holds_a_newline(tmp_path: Path) -> None:
+    videos, audio, frames = tmp_path / "videos", tmp_path / "audio", tmp_path / "frames"
+    videos.mkdir()
+    name = "new\nline"  # not an LLP name: 10 s are expected
+    make_clip(videos / f"{name}.mp4", seconds=10)
+    [record] = prepare_clips([_record(name)], videos, audio, frames)
+    assert (record.status, record.reason) == ("ok", "")
+    assert (audio / f"{name}.wav").is_file() and 80 <= len(list((frames / name).glob("*.jpg"))) <= 82
+
+
 def test_frames_replace_an_old_folder_whole(clips: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "frames"
     out.mkdir()

@@ -1,20 +1,28 @@
 """Which ffmpeg we run, and what a media file really holds.
 
 No system ffmpeg is required: `ffmpeg` on PATH wins (PROTOCOL §2 prefers a 4.x-5.x system build for
-pixel fidelity), else the binary the `imageio-ffmpeg` wheel ships. There may be no ffprobe, so
-`probe` uses ffmpeg alone.
+pixel fidelity), else the binary the `imageio-ffmpeg` wheel ships. That wheel has no ffprobe, so
+`probe` works with ffmpeg alone and uses an ffprobe only when one comes with the chosen ffmpeg.
 
 Why `probe` decodes the whole file instead of reading the header: a header describes what the file
 was meant to hold. A download cut off mid-way keeps a header that claims the full length, and a
 container can list streams whose packets are missing or undecodable. One `ffmpeg -i FILE -f null -`
-pass reads the header (stream list, size, rate, claimed duration, from stderr) and decodes every
-selected stream to the end (decoded duration and frame count, from `-progress`), so what it reports
-is what the frame and audio steps will actually get. It costs about 0.35 s for a 10 s 360p clip on
-2 cores, small next to a download or the media step itself.
+pass decodes every selected stream to the end (decoded duration and frame count, from `-progress`),
+so what it reports is what the frame and audio steps will actually get. It costs about 0.35 s for a
+10 s 360p clip on 2 cores, small next to a download or the media step itself.
+
+Why the header (stream list, size, rate, claimed duration) never comes from text that names the
+file: ffmpeg's stderr echoes the input path, so a file name holding a newline, or text such as
+`Stream #0:1: Audio: aac, 44100 Hz`, would change what we read. The header comes from ffprobe's JSON
+when there is an ffprobe; else from ffmpeg's stderr of the decode pass. Either way the file is
+opened here and handed over as `/dev/fd/N`, so the only path any tool prints is that one (and error
+messages keep the user's real path, which we add ourselves).
 """
 from __future__ import annotations
 
 import functools
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -38,6 +46,17 @@ def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@functools.cache
+def ffprobe_exe() -> str | None:
+    """The ffprobe of the same build as `ffmpeg_exe()` (same folder, or PATH's when ffmpeg is PATH's);
+    None when there is none, as with imageio-ffmpeg's wheel."""
+    ffmpeg = ffmpeg_exe()
+    found = shutil.which("ffprobe", path=str(Path(ffmpeg).parent))
+    if found is None and ffmpeg == shutil.which("ffmpeg"):
+        found = shutil.which("ffprobe")
+    return found
 
 
 @functools.cache
@@ -108,11 +127,55 @@ _FRAME = re.compile(r"^frame=\s*(\d+)$", re.M)
 
 
 def _seconds(hours: str, minutes: str, seconds: str) -> float:
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    """`H:MM:SS.ffffff` in seconds, rounded to the microsecond (so that equal times compare equal)."""
+    return round(int(hours) * 3600 + int(minutes) * 60 + float(seconds), 6)
+
+
+def _printed_duration(seconds: str | None) -> float | None:
+    """ffprobe's duration rounded as ffmpeg prints it (to 1/100 s, halves up): both readings agree."""
+    try:
+        micros = round(float(seconds) * 1e6)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return (micros + 5000) // 10000 / 100
+
+
+def _printed_rate(rate: str | None) -> float | None:
+    """A `num/den` rate of ffprobe rounded as ffmpeg prints it (2 decimals, 4 below 0.005)."""
+    num, _, den = (rate or "").partition("/")
+    if not (num.isdigit() and den.isdigit() and int(num) and int(den)):
+        return None
+    fps = int(num) / int(den)
+    return float(f"{fps:.2f}") if round(fps * 100) else float(f"{fps:.4f}")
+
+
+def _json_header(stdout: str) -> dict:
+    """Streams and claimed duration from ffprobe's JSON, in the form `_parse_header` gives."""
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        return {}
+    info: dict = {"has_video": False, "has_audio": False,
+                  "container_duration": _printed_duration(data.get("format", {}).get("duration"))}
+    for stream in data.get("streams", []):
+        kind = stream.get("codec_type")
+        if kind == "video" and not stream.get("disposition", {}).get("attached_pic") and not info["has_video"]:
+            info["has_video"] = True
+            if stream.get("width") and stream.get("height"):
+                info["width"], info["height"] = int(stream["width"]), int(stream["height"])
+            fps = _printed_rate(stream.get("avg_frame_rate")) or _printed_rate(stream.get("r_frame_rate"))
+            if fps is not None:
+                info["fps"] = fps
+        elif kind == "audio" and not info["has_audio"]:
+            info["has_audio"] = True
+            if int(stream.get("sample_rate") or 0):
+                info["sample_rate"] = int(stream["sample_rate"])
+    return info
 
 
 def _parse_header(stderr: str) -> dict:
-    """Streams and claimed duration of input #0 from ffmpeg's stderr (the `Input #0` section)."""
+    """Streams and claimed duration of input #0 from ffmpeg's stderr (the `Input #0` section); safe
+    only when the input is named `/dev/fd/N`, since the stderr echoes the input's name."""
     lines = stderr.splitlines()
     try:
         first = next(i for i, line in enumerate(lines) if line.startswith("Input #0"))
@@ -152,6 +215,12 @@ def last_error(stderr: str, path: str | Path | None = None) -> str:
     return message.removeprefix(f"{input_arg(path)}: ") if path is not None else message
 
 
+def _run(cmd: list[str], fd: int) -> subprocess.CompletedProcess[str]:
+    """Run `cmd`, which reads the open file `fd` as `/dev/fd/N`, from its start."""
+    os.lseek(fd, 0, os.SEEK_SET)  # where /dev/fd/N shares our offset (macOS), every reader starts at 0
+    return subprocess.run(cmd, capture_output=True, text=True, errors="replace", pass_fds=(fd,))
+
+
 def probe(path: str | Path, decode: bool = True) -> MediaInfo:
     """Decode `path` to the end and describe it; MediaError (naming the file) when it cannot.
 
@@ -166,19 +235,40 @@ def probe(path: str | Path, decode: bool = True) -> MediaInfo:
         raise MediaError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise MediaError(f"{path}: empty file (0 bytes)")
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-i", input_arg(path)]
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as err:
+        raise MediaError(f"{path}: not a readable media file ({err.strerror})") from None
+    try:
+        return _probe_open(path, fd, decode)
+    finally:
+        os.close(fd)
+
+
+def _probe_open(path: Path, fd: int, decode: bool) -> MediaInfo:
+    """`probe` of the file open as `fd`; every tool sees it as `/dev/fd/N`, never by `path`."""
+    source = f"/dev/fd/{fd}"
+    decode_cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-i", input_arg(source)]
     if decode:
-        cmd += ["-f", "null", "-progress", "pipe:1", "-"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
-    header = _parse_header(proc.stderr)
+        decode_cmd += ["-f", "null", "-progress", "pipe:1", "-"]
+    ffprobe = ffprobe_exe()
+    if ffprobe is None:  # the header from the decode pass's own stderr
+        proc = _run(decode_cmd, fd)
+        header = _parse_header(proc.stderr)
+    else:
+        proc = _run([ffprobe, "-v", "error", "-print_format", "json", "-show_streams", "-show_format",
+                     "-i", input_arg(source)], fd)
+        header = _json_header(proc.stdout) if proc.returncode == 0 else {}
     if not header:
-        raise MediaError(f"{path}: not a readable media file ({last_error(proc.stderr, path)})")
+        raise MediaError(f"{path}: not a readable media file ({last_error(proc.stderr, source)})")
     if not (header["has_video"] or header["has_audio"]):
         raise MediaError(f"{path}: no video or audio stream")
-    if not decode:  # ffmpeg exits 1 without an output: expected
+    if not decode:  # (ffmpeg alone exits 1 without an output: expected)
         return MediaInfo(path=str(path), duration=header["container_duration"] or 0.0, **header)
+    if ffprobe is not None:
+        proc = _run(decode_cmd, fd)
     if proc.returncode != 0:
-        raise MediaError(f"{path}: decoding failed ({last_error(proc.stderr, path)})")
+        raise MediaError(f"{path}: decoding failed ({last_error(proc.stderr, source)})")
     times = _OUT_TIME.findall(proc.stdout)
     frames = _FRAME.findall(proc.stdout)
     duration = 0.0 if not times or times[-1][0] else _seconds(*times[-1][1:])
