@@ -155,3 +155,17 @@ def test_metrics_table_with_seeds_and_the_published_row():
     assert lines[4] == "| MA-MMIL (CVPR 2021) (published) | – | – | – | 58.9 | – | – | – | – | – | – |"
     with pytest.raises(ValueError, match="fmt"):
         metrics_table(runs, fmt="latex")
+
+
+def test_names_with_dollars_are_not_mathtext(tmp_path):
+    """Run labels and class names holding `$` (mathtext that would not even parse) draw as written."""
+    odd = "my_run_$1_$2"
+    log = write_log(tmp_path / "seed_1" / "han" / "log.csv", 1)
+    assert set(training_curves({odd: log.parent}, tmp_path / "curves.png")) == {odd}
+    check_png(tmp_path / "curves.png", (800, 300))
+    metrics = random_metrics(0)
+    for scores in metrics["per_class"]["segment_level"].values():
+        if isinstance(scores, dict) and "Speech" in scores:
+            scores[odd] = scores.pop("Speech")
+    per_class_bars(metrics, tmp_path / "bars.png", warning=f"RANDOM weights ({odd})")
+    check_png(tmp_path / "bars.png", (600, 250))

@@ -23,7 +23,7 @@ from avvp.extractors.parts.frames import pick_frame_indices
 from avvp.extractors.vggish import clip_examples, read_wav
 from avvp.clips.ffmpeg import MediaError, ffmpeg_exe, probe
 from avvp.clips.media import extract_audio, extract_frames
-from avvp.parsing.parse import ground_truth_events, parse_videos, parse_windows
+from avvp.parsing.parse import VideosFailed, ground_truth_events, parse_videos, parse_windows
 from avvp.parsing.windows import leading_copies, prepare_windows, segment_count, window_count, window_frame_indices
 from avvp.base.protocol import STREAMS
 
@@ -286,15 +286,17 @@ def test_bad_inputs_are_named(clips, tmp_path):
     copy.write_bytes(video.read_bytes())
     with pytest.raises(ValueError, match="both write"):
         parse_videos([video, copy], ContentModel(), tmp_path / "out")
+    # Media that cannot be parsed fail their video (named, with the error), not the batch.
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
-    with pytest.raises(MediaError, match="broken.mp4"):
-        parse_videos([broken], ContentModel(), tmp_path / "out")
     audio_only = tmp_path / "audio_only.m4a"
     subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=d=1", str(audio_only)],
                     check=True)
-    with pytest.raises(MediaError, match="no video stream"):
-        parse_videos([audio_only], ContentModel(), tmp_path / "out")
+    with pytest.raises(VideosFailed, match=f"2 of 2 videos failed: {broken}, {audio_only}") as failed:
+        parse_videos([broken, audio_only], ContentModel(), tmp_path / "out")
+    (_, bad), (_, silent) = failed.value.failures
+    assert isinstance(bad, MediaError) and "broken.mp4" in str(bad)
+    assert isinstance(silent, MediaError) and "no video stream" in str(silent)
 
 
 def test_weight_choices():
@@ -605,3 +607,106 @@ def test_timeline_png_draws_nothing_off_its_edges(tmp_path, seconds):
     for name, edge in (("left", pixels[:, :2]), ("right", pixels[:, -2:]), ("top", pixels[:2]),
                        ("bottom", pixels[-2:])):
         assert edge.min() > 240, f"something is drawn across the image's {name} edge"
+
+
+# ----------------------------------------------------------------------------- batches: shared folders, odd names, failures
+
+
+class HeldModel(ContentModel):
+    """The content reader, held once its windows are decoded into its work folder, until released."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.inside, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, v, work_dir):
+        v.audio, v.frames  # decoded now, into the work folder
+        self.inside.set()
+        assert self.release.wait(300), "never released"
+        return super().__call__(v, work_dir)
+
+
+def test_two_parses_into_one_folder_keep_their_own_work_folders(clips, tmp_path):
+    """A second run into the same --out while the first is decoding: both finish, both videos are written."""
+    import threading
+
+    out, held, errors = tmp_path / "parsed", HeldModel(), []
+    first, second = clips["fourseconds_0_4"], clips["tenseconds1_0_10"]
+
+    def run_first() -> None:
+        try:
+            parse_videos([first], held, out)
+        except BaseException as err:  # noqa: BLE001 - reported by the main thread
+            errors.append(err)
+
+    thread = threading.Thread(target=run_first)
+    thread.start()
+    try:
+        assert held.inside.wait(300) and list(out.glob(".parse-work-*"))
+        parse_videos([second], ContentModel(), out)
+    finally:
+        held.release.set()
+        thread.join(300)
+    assert not errors, errors
+    assert all((out / f"{v.stem}.{ext}").is_file() for v in (first, second) for ext in ("json", "csv", "png"))
+    assert not list(out.glob(".parse-work-*"))
+
+
+def test_only_work_folders_of_gone_runs_are_cleared(clips, tmp_path):
+    """Dead owner, or its PID now another process's: cleared. Live owner, or no owner yet (fresh): kept."""
+    import os
+    import sys
+    import time
+
+    from avvp.parsing.work import OWNER_FILE, owner_record
+
+    out = tmp_path / "parsed"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    records = {"dead": owner_record(dead.pid), "live": owner_record(os.getpid()),
+               "reused": {**owner_record(os.getpid()), "started": "1"}}
+    for name, record in records.items():
+        (out / f".parse-work-{name}").mkdir(parents=True)
+        (out / f".parse-work-{name}" / OWNER_FILE).write_text(json.dumps(record))
+    (out / ".parse-work-fresh").mkdir()
+    (out / ".parse-work-old").mkdir()
+    hours_ago = time.time() - 2 * 3600
+    os.utime(out / ".parse-work-old", (hours_ago, hours_ago))
+    parse_videos([clips["fourseconds_0_4"]], ContentModel(), out)
+    assert sorted(p.name for p in out.glob(".parse-work-*")) == [".parse-work-fresh", ".parse-work-live"]
+
+
+class OddNamesModel(ContentModel):
+    """The content reader under class names holding mathtext."""
+
+    classes = ("Red_$1_$2", r"Blue $\frac{a}{b}$")
+
+
+@pytest.mark.parametrize("stem", ["my_video_$1_$2", r"frac_$\frac{a}{b}$"])
+def test_names_with_dollars_are_drawn_as_written(clips, tmp_path, stem):
+    """File and class names are never mathtext: the SVG's text holds them literally."""
+    video = tmp_path / f"{stem}.mp4"
+    video.write_bytes(clips["fourseconds_0_4"].read_bytes())  # both classes
+    parsed = parse_videos([video], OddNamesModel(), tmp_path / "out", formats=("svg", "png"))
+    svg = parsed[0].figures[0].read_text(encoding="utf-8")
+    assert f">{video.name} · " in svg
+    assert {e.label for e in parsed[0].events} == set(OddNamesModel.classes)
+    assert all(f">{name}<" in svg for name in OddNamesModel.classes)
+
+
+def test_a_failed_video_is_named_and_the_batch_goes_on(clips, tmp_path, capsys, monkeypatch):
+    """`avvp parse ok corrupt ok`: both good ones are written, the bad one is named with its error, exit 1."""
+    from avvp.cli import main
+
+    monkeypatch.setattr("avvp.parsing.parse.HANWindowModel", lambda *args, **kwargs: ContentModel())
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"not a video at all")
+    videos, out = [clips["tenseconds1_0_10"], corrupt, clips["fourseconds_0_4"]], tmp_path / "parsed"
+    assert main(["parse", *map(str, videos), "--checkpoint", str(tmp_path / "model.pt"), "--out", str(out),
+                 "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert any(line.startswith(f"[2/3] {corrupt}: failed: ") and "corrupt.mp4" in line for line in err), err
+    assert err[-1].endswith(f"1 of 3 videos failed: {corrupt}"), err
+    assert all((out / f"{v.stem}.json").is_file() for v in (videos[0], videos[2]))
+    assert not (out / "corrupt.json").exists()

@@ -8,9 +8,11 @@ p the frame probability of its modality (for audio_visual the smaller of the aud
 ones) and g the class's probability in that second's 10-second window; it lies in (0, 1] and is
 at least frame threshold x global threshold. Higher means more confident.
 
-Videos are done one after the other, with a line per video on stderr. OUT is resumable: a run
-that is stopped keeps the videos it finished, and running it again skips them (a video is done
-again when the checkpoint, weights, thresholds or formats changed).
+Videos are done one after the other, with a line per video on stderr. A video that fails (e.g. a
+corrupt file) is named there with its error and the others go on; the run then exits 1, its last
+line saying `N of M videos failed: ...`. OUT is resumable: a run that is stopped keeps the videos
+it finished, and running it again skips them (a video is done again when the checkpoint, weights,
+thresholds or formats changed). Several runs may write into one OUT at once.
 """
 from __future__ import annotations
 

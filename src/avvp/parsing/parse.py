@@ -15,7 +15,8 @@ extractors, then HAN), and its probabilities become events here:
   (0, 1] and is at least t_f x t_g.
 
 Videos stream: each is decoded, run through the model and written before the next starts, with a
-line on stderr per video, into a resumable folder (see `parse_videos`).
+line on stderr per video, into a resumable folder (see `parse_videos`); a video that fails is named
+and the batch goes on.
 """
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ import io
 import json
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +40,7 @@ from avvp.evaluation.scores import segment_decisions
 from avvp.base.protocol import SEGMENTS, STREAMS
 from avvp.parsing.windows import prepare_windows, segment_count, window_count
 from avvp.parsing.window_model import HANWindowModel, WindowModel, random_weights_warning
+from avvp.parsing.work import run_work_folder
 
 PADDING_RULE = ("10-second windows; past the video's end the last window's audio is padded with silence and "
                 "its frames by repeating the last frame; nothing in the padding is reported")
@@ -212,6 +213,74 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+class VideosFailed(RuntimeError):
+    """Some videos of a batch failed; each was named with its error on stderr as it failed, and
+    the others were written. The message is the batch's last line: how many, and which."""
+
+    def __init__(self, failures: Sequence[tuple[Path, Exception]], total: int, parsed: Sequence[ParsedVideo]):
+        self.failures, self.total, self.parsed = list(failures), total, list(parsed)
+        names = ", ".join(str(path) for path, _ in self.failures)
+        super().__init__(f"{len(self.failures)} of {total} videos failed: {names}")
+
+
+def _check_inputs(paths: Sequence[Path], formats: Sequence[str]) -> None:
+    """Refuse the whole batch before any work: no videos, unknown formats, missing files, two
+    videos that would write the same outputs."""
+    if not paths:
+        raise ValueError("no videos to parse")
+    unknown = sorted(set(formats) - set(FIGURE_FORMATS))
+    if unknown or not formats:
+        raise ValueError(f"figure formats are {', '.join(FIGURE_FORMATS)}; got {', '.join(formats) or 'none'}")
+    stems: dict[str, Path] = {}
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"video {path} not found")
+        if path.stem in stems:
+            raise ValueError(f"videos {stems[path.stem]} and {path} would both write {path.stem}.json")
+        stems[path.stem] = path
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What every video of one `parse_videos` call shares."""
+
+    model: WindowModel
+    out: Path
+    work: Path  # this run's own work folder (`avvp.parsing.work`)
+    formats: Sequence[str]
+    frame_threshold: float
+    global_threshold: float
+    audio_truth: DenseEvents | None
+    visual_truth: DenseEvents | None
+    settings: Mapping[str, Any]
+    warning: str | None
+
+
+def _parse_one(path: Path, number: int, batch: _Batch) -> tuple[ParsedVideo, dict[str, Any]]:
+    """Decode, run the model on and write one video; its work files live in a subfolder of the
+    run's work folder, removed once the model has read them. Returns it and its feature sources."""
+    json_path, csv_path, figures = output_paths(batch.out, path, batch.formats)
+    work = batch.work / f"video{number}"
+    try:
+        windows = prepare_windows(path, work, "v")
+        global_prob, frame_prob, sources = batch.model(windows, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    classes = batch.model.classes
+    try:
+        events = parse_windows(global_prob, frame_prob, windows.duration, classes, batch.frame_threshold,
+                               batch.global_threshold)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    truth = batch.settings["ground_truth"]
+    result = ParsedVideo(path, windows.duration, windows.has_audio, windows.n_windows, events,
+                         ground_truth_events(path.stem, classes, batch.audio_truth, batch.visual_truth) if truth
+                         else None, np.asarray(global_prob), np.asarray(frame_prob), batch.warning, json_path,
+                         csv_path, figures)
+    _write_outputs(result, classes, batch.settings, sources)
+    return result, sources
+
+
 def parse_videos(
     videos: Sequence[str | Path],
     model: WindowModel,
@@ -228,62 +297,47 @@ def parse_videos(
     The folder is resumable: every file is written atomically, the JSON last, and a video whose
     JSON was written with the same settings (model, thresholds, formats, ground truth or not) and
     whose figures exist is skipped, so a run killed partway loses only the video it was on.
-    Returns the videos parsed by this call. Ground truth (dense LLP tables) is matched to a video
-    by its file stem. Work files (WAVs, frames, features) live in a temporary folder per video
-    inside `out_dir` and are removed when it is done.
+    A video that fails is named with its error on stderr and the batch goes on; at the end
+    `VideosFailed` says how many failed and which. Returns the videos parsed by this call.
+    Ground truth (dense LLP tables) is matched to a video by its file stem. Work files (WAVs,
+    frames, features) live in this run's own folder inside `out_dir` (`avvp.parsing.work`: other
+    runs into the same folder keep theirs), removed when it ends.
     """
     paths = [Path(v) for v in videos]
-    if not paths:
-        raise ValueError("no videos to parse")
-    unknown = sorted(set(formats) - set(FIGURE_FORMATS))
-    if unknown or not formats:
-        raise ValueError(f"figure formats are {', '.join(FIGURE_FORMATS)}; got {', '.join(formats) or 'none'}")
-    stems: dict[str, Path] = {}
-    for path in paths:
-        if not path.is_file():
-            raise FileNotFoundError(f"video {path} not found")
-        if path.stem in stems:
-            raise ValueError(f"videos {stems[path.stem]} and {path} would both write {path.stem}.json")
-        stems[path.stem] = path
+    _check_inputs(paths, formats)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    truth = audio_truth is not None or visual_truth is not None
     description = model.describe()
     settings = {"model": description, "thresholds": {"frame": float(frame_threshold), "global": float(global_threshold)},
-                "formats": list(formats), "ground_truth": truth}
-    for stale in out.glob(".parse-work-*"):  # left by a run that was killed
-        shutil.rmtree(stale, ignore_errors=True)
+                "formats": list(formats), "ground_truth": audio_truth is not None or visual_truth is not None}
     warning = random_weights_warning(description)
     if warning:
         _log(f"WARNING: {warning}; pass --weights pretrained (or state-dict files) for real parsing")
-    parsed = []
-    for number, path in enumerate(paths, start=1):
-        json_path, csv_path, figures = output_paths(out, path, formats)
-        head = f"[{number}/{len(paths)}] {path}"
-        if is_complete(json_path, figures, settings):
-            _log(f"{head}: done before, skipped ({json_path})")
-            continue
-        started = time.monotonic()
-        work = Path(tempfile.mkdtemp(prefix=".parse-work-", dir=out))
-        try:
-            windows = prepare_windows(path, work, "v")
-            global_prob, frame_prob, sources = model(windows, work)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        try:
-            events = parse_windows(global_prob, frame_prob, windows.duration, model.classes, frame_threshold,
-                                   global_threshold)
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
-        result = ParsedVideo(path, windows.duration, windows.has_audio, windows.n_windows, events,
-                             ground_truth_events(path.stem, model.classes, audio_truth, visual_truth) if truth else None,
-                             np.asarray(global_prob), np.asarray(frame_prob), warning, json_path, csv_path, figures)
-        _write_outputs(result, model.classes, settings, sources)
-        reused = sorted(k for k, v in sources.items() if "reused" in v)
-        _log(f"{head}: {windows.duration:.2f} s, {windows.n_windows} window(s), {len(events)} events, "
-             f"{time.monotonic() - started:.1f} s" + (f", features reused ({', '.join(reused)})" if reused else "")
-             + f" -> {json_path}")
-        parsed.append(result)
+    parsed: list[ParsedVideo] = []
+    failures: list[tuple[Path, Exception]] = []
+    with run_work_folder(out) as work:
+        batch = _Batch(model, out, work, formats, frame_threshold, global_threshold, audio_truth, visual_truth,
+                       settings, warning)
+        for number, path in enumerate(paths, start=1):
+            json_path, _, figures = output_paths(out, path, formats)
+            head = f"[{number}/{len(paths)}] {path}"
+            if is_complete(json_path, figures, settings):
+                _log(f"{head}: done before, skipped ({json_path})")
+                continue
+            started = time.monotonic()
+            try:
+                result, sources = _parse_one(path, number, batch)
+            except Exception as err:  # one bad video never stops the batch; it is named here and at the end
+                _log(f"{head}: failed: {type(err).__name__}: {err}")
+                failures.append((path, err))
+                continue
+            reused = sorted(k for k, v in sources.items() if "reused" in v)
+            _log(f"{head}: {result.duration:.2f} s, {result.n_windows} window(s), {len(result.events)} events, "
+                 f"{time.monotonic() - started:.1f} s" + (f", features reused ({', '.join(reused)})" if reused else "")
+                 + f" -> {json_path}")
+            parsed.append(result)
+    if failures:
+        raise VideosFailed(failures, len(paths), parsed)
     return parsed
 
 

@@ -8,7 +8,7 @@ The seconds axis spans the video (padding is never drawn); dashed lines mark the
 the height with the number of classes, so labels never crowd; the legend sits below the axes,
 outside the bars. Its swatches are drawn like the bars: a modality's colour, solid for the
 prediction and hatched for the ground truth. Written as PNG (150 dpi), PDF or SVG (vector, the
-text stays text).
+text stays text). The video's and the classes' names are drawn as written (`avvp.reporting.text`).
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from avvp.evaluation.events import Event
 from avvp.base.protocol import SEGMENTS, STREAMS
+from avvp.reporting.text import LITERAL
 
 COLOURS = {"audio": "#1f77b4", "visual": "#e6730f", "audio_visual": "#7b3fa0"}
 LANES = STREAMS
@@ -62,7 +63,7 @@ def _class_rows(ax: Any, shown: Sequence[str], n_rows: int, top: float, duration
     """The class names on the left, the lane names on the right, a line between classes."""
     ax.set_xlim(0, duration)
     ax.set_ylim(n_rows, 0)
-    ax.set_yticks([r + 0.5 for r in range(len(shown))], shown, fontsize=CLASS_FONT)
+    ax.set_yticks([r + 0.5 for r in range(len(shown))], shown, fontsize=CLASS_FONT, **LITERAL)
     for r in range(1, n_rows):
         ax.axhline(r, color="0.75", linewidth=0.8)
     lanes = ax.twinx()
@@ -152,9 +153,9 @@ def draw_timeline(
     edges = _time_axis(ax, duration)
     ax.set_xlabel("time in the video (s)")
     windows = f" · {n_windows} window{'s' if n_windows != 1 else ''} of 10 s" if n_windows else ""
-    ax.set_title(f"{title} · {duration:.2f} s{windows}", loc="left", fontsize=11)
+    ax.set_title(f"{title} · {duration:.2f} s{windows}", loc="left", fontsize=11, **LITERAL)
     if warning_lines:
-        fig.suptitle("\n".join(warning_lines), color="#c00000", fontweight="bold", fontsize=11)
+        fig.suptitle("\n".join(warning_lines), color="#c00000", fontweight="bold", fontsize=11, **LITERAL)
     _legend(fig, ground_truth is not None, edges)
     # Vector text stays text (selectable, searchable): SVG <text>, PDF TrueType fonts.
     with rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}):

@@ -2,7 +2,8 @@
 
 Each function reads the files the pipeline writes (`log.csv` of `avvp train`, `metrics.json` of
 `avvp evaluate`) and writes one PNG or returns one table, so report rules stay one call each.
-Published numbers are data, kept in `avvp/data/published.json` (from docs/PROTOCOL.md).
+Published numbers are data, kept in `avvp/data/published.json` (from docs/PROTOCOL.md). Class and
+run names are drawn as written (`avvp.reporting.text`).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import IO, Any
 from avvp.base.random_weights import random_weights_text
 from avvp.methods.stage_files import read_log, read_summary
 from avvp.base.protocol import LEVELS, SCORES
+from avvp.reporting.text import LITERAL, make_literal
 HEADERS = {"audio": "Audio", "visual": "Visual", "audio_visual": "Audio-Visual",
            "type_at_av": "Type@AV", "event_at_av": "Event@AV"}
 CURVE_SCORE = "segment_type_at_av"  # the validation score drawn per epoch
@@ -33,7 +35,7 @@ def random_weights_banner(kinds: Sequence[str]) -> str | None:
 
 def _banner(fig: Any, warning: str | None) -> None:
     if warning:
-        fig.suptitle(textwrap.fill(warning, 90), color="#c00000", fontweight="bold", fontsize=11)
+        fig.suptitle(textwrap.fill(warning, 90), color="#c00000", fontweight="bold", fontsize=11, **LITERAL)
 
 
 # ----------------------------------------------------------------------------- training curves
@@ -78,8 +80,9 @@ def training_curves(stages: str | Path | Sequence[str | Path] | Mapping[str, str
     for ax in (loss_ax, score_ax):
         ax.grid(color="0.9")
         ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.legend(handles=loss_ax.get_lines(), loc="outside lower center", ncols=min(len(runs), 6), frameon=False,
-               fontsize=9)
+    legend = fig.legend(handles=loss_ax.get_lines(), loc="outside lower center", ncols=min(len(runs), 6),
+                        frameon=False, fontsize=9)
+    make_literal(legend.get_texts())  # run labels are folder names
     _banner(fig, warning)
     fig.savefig(out, format="png")
     return marked
@@ -122,12 +125,12 @@ def per_class_bars(metrics: str | Path | Mapping[str, Any], out: str | Path | IO
         for y, v in zip(ys, values):
             if v is None:
                 ax.text(1, y, "n/a", va="center", fontsize=7, color="0.4")
-    ax.set_yticks(range(len(classes)), classes, fontsize=9)
+    ax.set_yticks(range(len(classes)), classes, fontsize=9, **LITERAL)
     ax.set_ylim(len(classes) - 0.4, -0.6)
     ax.set_xlim(0, 100)
     ax.set_xlabel("F-score (%), TP/FP/FN summed over all videos")
     n = body.get("n_videos")
-    ax.set_title(f"Per-class {level.replace('_', ' ')} F" + (f" ({n} videos)" if n is not None else ""))
+    ax.set_title(f"Per-class {level.replace('_', ' ')} F" + (f" ({n} videos)" if n is not None else ""), **LITERAL)
     ax.grid(axis="x", color="0.9")
     ax.set_axisbelow(True)
     fig.legend(loc="outside lower center", ncols=2, frameon=False)
