@@ -8,7 +8,7 @@ The seconds axis spans the video (padding is never drawn); dashed lines mark the
 the height with the number of classes, so labels never crowd; the legend sits below the axes,
 outside the bars. Its swatches are drawn like the bars: a modality's colour, solid for the
 prediction and hatched for the ground truth. Written as PNG (150 dpi), PDF or SVG (vector, the
-text stays text). The video's and the classes' names are drawn as written (`avvp.reporting.text`).
+text stays text). The video's and the classes' names are drawn as written (`avvp.base.literal_text`).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from avvp.evaluation.events import Event
 from avvp.base.protocol import SEGMENTS, STREAMS
-from avvp.reporting.text import LITERAL
+from avvp.base.literal_text import LITERAL
 
 COLOURS = {"audio": "#1f77b4", "visual": "#e6730f", "audio_visual": "#7b3fa0"}
 LANES = STREAMS

@@ -3,7 +3,7 @@
 Each function reads the files the pipeline writes (`log.csv` of `avvp train`, `metrics.json` of
 `avvp evaluate`) and writes one PNG or returns one table, so report rules stay one call each.
 Published numbers are data, kept in `avvp/data/published.json` (from docs/PROTOCOL.md). Class and
-run names are drawn as written (`avvp.reporting.text`).
+run names are drawn as written (`avvp.base.literal_text`).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import IO, Any
 from avvp.base.random_weights import random_weights_text
 from avvp.methods.stage_files import read_log, read_summary
 from avvp.base.protocol import LEVELS, SCORES
-from avvp.reporting.text import LITERAL, make_literal
+from avvp.base.literal_text import LITERAL, make_literal
 HEADERS = {"audio": "Audio", "visual": "Visual", "audio_visual": "Audio-Visual",
            "type_at_av": "Type@AV", "event_at_av": "Event@AV"}
 CURVE_SCORE = "segment_type_at_av"  # the validation score drawn per epoch
