@@ -8,7 +8,7 @@ from pathlib import Path
 
 from snakemake.utils import min_version, validate
 
-from avvp.workflow.config_schema import write_config_schema
+from avvp.workflow.config_schema import check_config, write_config_schema
 from avvp.workflow.snakemake_log import hide_empty_shell_commands
 
 min_version("9.0")
@@ -18,15 +18,14 @@ hide_empty_shell_commands()  # script rules would print "Shell command: None"
 configfile: "config/config.yaml"
 
 
-# The schema's feature kinds, methods and stage sections come from avvp's registries.
-validate(
-    config,
-    write_config_schema(
-        Path(workflow.basedir) / "workflow/schemas/config.schema.yaml",
-        ".snakemake/avvp/config.schema.json",
-    ),
-    set_default=True,
+# The schema's feature kinds, methods and stage sections come from avvp's registries; a config it
+# rejects is refused naming the key (check_config), then validate fills in the defaults.
+CONFIG_SCHEMA = write_config_schema(
+    Path(workflow.basedir) / "workflow/schemas/config.schema.yaml",
+    ".snakemake/avvp/config.schema.json",
 )
+check_config(config, CONFIG_SCHEMA)
+validate(config, CONFIG_SCHEMA, set_default=True)
 
 
 report: "workflow/report/workflow.rst"

@@ -128,3 +128,14 @@ def test_weak_labels_are_a_dense_matrix(tmp_path: Path) -> None:
     split = read_weak(path, Vocabulary(("Dog", "Cat", "Cow")))
     np.testing.assert_array_equal(split.labels, [[1, 1, 0]])
     assert split.labels.dtype == np.float32
+
+
+@pytest.mark.parametrize("name", ["a,b", "a\tb", 'a"b'])
+def test_a_class_name_with_a_csv_separator_is_refused_with_file_and_line(tmp_path: Path, name: str) -> None:
+    """LLP's files separate labels by commas (and columns by tabs, fields quoted by `"`): such a
+    name could never be read back as a label, so the classes file is refused where it names one."""
+    path = tmp_path / "classes.txt"
+    path.write_text(f"Speech\n\n{name}\nDog\n", encoding="utf-8")
+    with pytest.raises(AnnotationError) as err:
+        read_classes(path)
+    assert str(err.value).startswith(f"{path}:3:") and repr(name) in str(err.value)

@@ -91,6 +91,36 @@ def test_resume_auto_starts_afresh_from_a_corrupt_or_foreign_last_pt(data: dict[
     assert "other training settings: starting from epoch 1" in capsys.readouterr().err
 
 
+def _foreign_last_pts(trained: Path) -> dict[str, object]:
+    """Files a last.pt may be that this program did not write as a training state."""
+    model_pt = torch.load(trained / "model.pt", weights_only=True)  # our format, no optimiser
+    last_pt = torch.load(trained / "last.pt", weights_only=True)
+    return {"text": b"not a checkpoint at all\n", "tensor": torch.zeros(3), "list": [1, 2, 3],
+            "other program": {"epoch": 3, "weights": torch.zeros(2)}, "model.pt": model_pt,
+            "no config": {k: v for k, v in last_pt.items() if k != "config"},
+            "other stage": {**last_pt, "objective": {"name": "someone else's"}}}
+
+
+def test_resume_auto_starts_afresh_from_any_foreign_last_pt(data: dict[str, Path], trained: Path,
+                                                           tmp_path: Path, capsys) -> None:
+    """A file that is no torch checkpoint, another program's dict and our format with a key missing
+    or from another stage: `--resume auto` starts afresh saying why; `--resume` refuses in one line."""
+    for name, payload in _foreign_last_pts(trained).items():
+        out = tmp_path / name.replace(" ", "_")
+        out.mkdir()
+        if isinstance(payload, bytes):
+            (out / "last.pt").write_bytes(payload)
+        else:
+            torch.save(payload, out / "last.pt")
+        assert main(train_args(data, out, "--epochs", "1", "--resume")) == 1, name
+        err = capsys.readouterr().err
+        assert str(out / "last.pt") in err and err.count("\n") == 1, (name, err)
+        assert main(train_args(data, out, "--epochs", "1", "--resume", "auto")) == 0, name
+        err = capsys.readouterr().err
+        assert str(out / "last.pt") in err and "starting from epoch 1" in err, (name, err)
+        assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 1, name
+
+
 def test_predict_and_evaluate_the_trained_model(data: dict[str, Path], trained: Path, tmp_path: Path) -> None:
     preds = tmp_path / "val.npz"
     assert main(["predict", "--checkpoint", str(trained / "model.pt"), "--features",

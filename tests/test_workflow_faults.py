@@ -116,3 +116,20 @@ def test_features_mode_notices_a_repaired_feature_file(tmp_path: Path) -> None:
     jobs = planned_jobs(workdir, *args)
     assert [j.get("split") for j in jobs if j.rule == "pack"] == ["test"]
     assert rule_counts(jobs)["train"] == 0 and rule_counts(jobs)["evaluate"] == 1
+
+
+def test_out_of_range_settings_and_unusable_feature_sets_fail_before_any_job(tmp_path: Path) -> None:
+    """Probabilities outside [0, 1], a feature set without an audio or a visual kind and a missing
+    weights file are refused by a dry run, naming the key, instead of failing in their job."""
+    workdir = copy_workflow(tmp_path / "wf")
+    out = dry_run_error(workdir, {"stages": {"han": {"dropout": 2.0}}})
+    assert "stages.han.dropout" in out and "maximum" in out
+    out = dry_run_error(workdir, {"stages": {"han": {"visual_smoothing": 7}}})
+    assert "stages.han.visual_smoothing" in out
+    out = dry_run_error(workdir, {"model": {"features": ["res152", "r2plus1d_18"]}})
+    assert "model.features" in out and "no audio kind" in out
+    out = dry_run_error(workdir, {"train": {"methods": ["mine"]},
+                                  "variants": {"mine": {"method": "han", "features": ["vggish", "clap"]}}})
+    assert "variants.mine.features" in out and "no visual kind" in out
+    out = dry_run_error(workdir, {"features": {"vggish": {"weights": "no/such/vggish.pth"}}})
+    assert "features.vggish.weights: no/such/vggish.pth does not exist" in out

@@ -16,7 +16,7 @@ from pathlib import Path
 import dataclasses
 
 from avvp.base.files import VIDEO_SUFFIXES
-from avvp.workflow.config_checks import check_dataset, check_variants
+from avvp.workflow.config_checks import check_dataset, check_feature_sets, check_variants, check_weights
 from avvp.extractors import feature_kind, feature_kinds
 from avvp.clips.ffmpeg import fidelity_warning
 from avvp.methods.settings import option_flag
@@ -33,6 +33,8 @@ RUN = "results/runs/{run}/seed{seed}"
 ALL_SEEDS = "all_seeds"  # the folder of a run's passes that do not depend on its seed
 REPORT = "results/report"
 check_variants(RUNS, VARIANTS)
+check_feature_sets(config["model"]["features"], VARIANTS)
+check_weights(config["features"])
 
 
 def run_method(name: str):

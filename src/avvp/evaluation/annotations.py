@@ -47,10 +47,22 @@ class Vocabulary:
         return name in self._index  # type: ignore[attr-defined]
 
 
+# What separates labels (`,`), columns (tab) and quotes fields (`"`) in LLP's files: a class name
+# holding one could be written to a classes file but never read back as a label.
+_SEPARATORS = (",", "\t", '"')
+
+
 def read_classes(path: str | Path) -> Vocabulary:
-    """Read a `classes.txt` (one class per line, blank lines ignored)."""
-    names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
-    names = [n for n in names if n]
+    """Read a `classes.txt` (one class per line, blank lines ignored); a name holding a CSV
+    separator of LLP's files is refused with its line, as no split file could name it."""
+    names = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        name = line.strip()
+        if any(sep in name for sep in _SEPARATORS):
+            raise AnnotationError(f"{path}:{number}: class name {name!r} holds a separator of LLP's files "
+                                  f"(comma, tab or double quote), so no label could name it")
+        if name:
+            names.append(name)
     if not names:
         raise AnnotationError(f"{path}:1: no class names")
     return Vocabulary(tuple(names))

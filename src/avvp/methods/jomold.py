@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from avvp.base.atomic import atomic_output
-from avvp.methods.settings import FaithfulSettings, setting
+from avvp.methods.settings import FaithfulSettings, probability, setting
 from avvp.methods.stages import Method, Pass, PassJob, StageInput, TrainingStage, register_method, register_stage
 
 if TYPE_CHECKING:
@@ -137,9 +137,8 @@ class RatioSettings:
     """The noise-ratio pass."""
 
     batch_size: int = setting(128, "videos per forward pass (faithful: per batch of the class means)", minimum=1)
-    visual_smoothing: float | None = setting(None, "the estimator's visual label smoothing (null: the one its "
-                                             "checkpoint was trained with; faithful: 0.1, as the released pass)",
-                                             minimum=0)
+    visual_smoothing: float | None = probability(None, "the estimator's visual label smoothing (null: the one its "
+                                                 "checkpoint was trained with; faithful: 0.1, as the released pass)")
     faithful: bool = setting(False, "the released pass: class means of shuffled batches (the run's seed) averaged "
                              "with equal weights, visual smoothing 0.1")
 

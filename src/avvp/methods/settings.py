@@ -25,11 +25,18 @@ def option_flag(name: str) -> str:
 
 
 def setting(default: Any, help: str, choices: tuple[str, ...] | None = None, minimum: float | None = None,
-            path: bool = False) -> Any:
+            maximum: float | None = None, below: float | None = None, path: bool = False) -> Any:
     """A settings field with the help text (and constraints) that the CLI and the config schema show;
-    `path`: the value names a file, which the workflow makes an input of the stage's jobs (so an
-    edit of the file reruns them)."""
-    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum, "path": path})
+    `minimum`/`maximum` bound the value inclusively, `below` exclusively; `path`: the value names a
+    file, which the workflow makes an input of the stage's jobs (so an edit of the file reruns them)."""
+    return field(default=default, metadata={"help": help, "choices": choices, "minimum": minimum,
+                                            "maximum": maximum, "below": below, "path": path})
+
+
+def probability(default: float | None, help: str) -> Any:
+    """A setting that is a probability or a fraction (dropout, smoothing, a threshold): in [0, 1], so
+    the config schema refuses a mistake at start rather than the job that uses it."""
+    return setting(default, help, minimum=0, maximum=1)
 
 
 @dataclass(frozen=True)
@@ -40,18 +47,18 @@ class LoopSettings:
     epochs: int = setting(40, "training epochs", minimum=1)
     lr: float = setting(3e-4, "learning rate (where the schedule warms up: its peak)", minimum=0)
     batch_size: int = setting(16, "videos per training batch", minimum=1)
-    dropout: float = setting(0.1, "dropout inside the attention layer", minimum=0)
+    dropout: float = probability(0.1, "dropout inside the attention layer")
     cross_modal: bool = setting(True, "cross-modal attention (off: each stream attends only to itself)")
-    visual_dropout: float = setting(0.0, "dropout on the visual stream before the classifier", minimum=0)
+    visual_dropout: float = probability(0.0, "dropout on the visual stream before the classifier")
     keep: str = setting("type_at_av", "the epoch kept as model.pt: best validation segment Type@AV (type_at_av: "
                         "a tie replaces the kept epoch; type_at_av_first: the earliest stays), best validation "
                         "event-level audio F, or the final one", choices=KEEP)
-    frame_threshold: float = setting(0.5, "segment threshold of the validation scores that choose the kept epoch",
-                                     minimum=0)
-    global_threshold: float = setting(0.5, "video threshold of the validation scores", minimum=0)
+    frame_threshold: float = probability(0.5, "segment threshold of the validation scores that choose the kept "
+                                         "epoch")
+    global_threshold: float = probability(0.5, "video threshold of the validation scores")
 
     def __post_init__(self) -> None:
-        check_choices(self)
+        check_values(self)
 
     def model_options(self) -> dict[str, Any]:
         """HAN's constructor options that training settings decide."""
@@ -77,7 +84,7 @@ class TrainSettings(LoopSettings):
 
     step_size: int = setting(10, "epochs between learning-rate steps", minimum=1)
     gamma: float = setting(0.1, "learning-rate factor at each step", minimum=0)
-    visual_smoothing: float = setting(0.1, "label smoothing s of the visual target (1 - s) y + s / 2", minimum=0)
+    visual_smoothing: float = probability(0.1, "label smoothing s of the visual target (1 - s) y + s / 2")
 
     def optimizer(self, params: Any) -> Any:
         import torch
@@ -97,12 +104,29 @@ class FaithfulSettings(TrainSettings):
     faithful: bool = setting(False, "reproduce the released code where it departs from the paper")
 
 
-def check_choices(settings: Any) -> None:
-    """A field with choices must hold one of them."""
+def check_values(settings: Any) -> None:
+    """Each field holds one of its choices and lies within its bounds (the command line's values meet
+    the same constraints as the config schema's)."""
     for f in dataclasses.fields(settings):
-        choices = f.metadata.get("choices")
-        if choices and getattr(settings, f.name) not in choices:
-            raise ValueError(f"{f.name} must be one of {list(choices)}, not {getattr(settings, f.name)!r}")
+        value, meta = getattr(settings, f.name), f.metadata
+        if meta.get("choices") and value not in meta["choices"]:
+            raise ValueError(f"{f.name} must be one of {list(meta['choices'])}, not {value!r}")
+        if value is None or isinstance(value, (bool, str)):
+            continue
+        problem = _out_of_bounds(value, meta)
+        if problem:
+            raise ValueError(f"{f.name} must be {problem}, not {value!r}")
+
+
+def _out_of_bounds(value: float, meta: Any) -> str | None:
+    """Which bound of a field's metadata `value` breaks, as words ("at most 1"); None if none."""
+    if meta.get("minimum") is not None and value < meta["minimum"]:
+        return f"at least {meta['minimum']}"
+    if meta.get("maximum") is not None and value > meta["maximum"]:
+        return f"at most {meta['maximum']}"
+    if meta.get("below") is not None and value >= meta["below"]:
+        return f"below {meta['below']}"
+    return None
 
 
 def with_overrides(defaults: Any, overrides: dict[str, Any]) -> Any:
@@ -111,7 +135,9 @@ def with_overrides(defaults: Any, overrides: dict[str, Any]) -> Any:
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown} for {type(defaults).__name__}; known: {sorted(names)}")
-    return dataclasses.replace(defaults, **{k: v for k, v in overrides.items() if v is not None})
+    settings = dataclasses.replace(defaults, **{k: v for k, v in overrides.items() if v is not None})
+    check_values(settings)  # also the passes' settings, which have no __post_init__
+    return settings
 
 
 TYPES = {"int": int, "float": float, "bool": bool, "str": str}

@@ -83,6 +83,60 @@ def _recipe(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k != "epochs"}
 
 
+# What a last.pt written by `train` holds beyond a model; a file without them was written by
+# something else (a copied model.pt, another program) and cannot be continued.
+RESUME_KEYS = ("config", "model_options", "epoch", "state_dict", "optimizer", "scheduler", "shuffle_rng",
+               "torch_rng", "train_state")
+
+
+def _first_line(err: BaseException) -> str:
+    """An error's message on one line (the CLI's errors are one line each)."""
+    return (str(err).splitlines() or [type(err).__name__])[0]
+
+
+def _load_last(last_path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The training state in last.pt, or None and why it is none: unreadable, not a dict, or a dict
+    without the keys `train` writes."""
+    try:
+        saved = torch.load(last_path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a file cut off by a kill or a full disk: torch's errors vary
+        return None, f"{last_path}: not a readable checkpoint ({_first_line(err)})"
+    if not isinstance(saved, dict):
+        return None, f"{last_path}: not a training checkpoint (it holds a {type(saved).__name__})"
+    missing = [key for key in RESUME_KEYS if key not in saved]
+    if missing:
+        return None, f"{last_path}: not a resumable training state (no {', '.join(missing)})"
+    return saved, None
+
+
+def _mismatch(last_path: Path, saved: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """Why a training state cannot continue this run (other settings, model, objective or targets)."""
+    if not isinstance(saved["config"], dict) or _recipe(saved["config"]) != _recipe(current["config"]):
+        return f"{last_path} was written with other training settings"
+    for key, what in (("model_options", "model (feature set)"), ("objective", "objective"),
+                      ("targets_sha256", "targets")):
+        if saved.get(key) != current[key]:
+            return f"{last_path} was written with another {what}"
+    return None
+
+
+def _stale(last_path: Path, saved: dict[str, Any], epochs: int, data: Sequence[Path]) -> str | None:
+    """Why `auto` sets a matching state aside: older than the packed data, or no epoch left."""
+    packed = max((Path(root) / "index.json").stat().st_mtime for root in data)
+    if last_path.stat().st_mtime < packed:
+        return f"{last_path} is older than the packed splits"
+    if not isinstance(saved["epoch"], int) or saved["epoch"] >= epochs:
+        return f"{last_path} has no epoch left to train (it is at epoch {saved['epoch']} of {epochs})"
+    return None
+
+
+def _set_aside(problem: str, resume: bool | str) -> None:
+    """`auto` starts afresh, saying why on stderr; an explicit resume refuses in one line."""
+    if resume != "auto":
+        raise ValueError(f"{problem}; remove it to restart")
+    print(f"{problem}: starting from epoch 1", file=sys.stderr)
+
+
 def _resumable(last_path: Path, current: dict[str, Any], resume: bool | str, epochs: int,
                data: Sequence[Path]) -> dict[str, Any] | None:
     """The saved state to continue from, or None to start at epoch 1 (see `train`).
@@ -92,30 +146,15 @@ def _resumable(last_path: Path, current: dict[str, Any], resume: bool | str, epo
     run asked again, e.g. because its model.pt was removed)."""
     if not resume or not last_path.is_file():
         return None
-    try:
-        saved = torch.load(last_path, map_location="cpu", weights_only=True)
-        problem = None
-    except Exception as err:  # a file cut off by a kill or a full disk: torch's errors vary
-        saved, problem = None, f"{last_path}: not a readable checkpoint ({str(err).splitlines()[0]})"
+    saved, problem = _load_last(last_path)
     if saved is not None:
-        if _recipe(saved["config"]) != _recipe(current["config"]):
-            problem = f"{last_path} was written with other training settings"
-        for key, what in (("model_options", "model (feature set)"), ("objective", "objective"),
-                          ("targets_sha256", "targets")):
-            if problem is None and saved.get(key) != current[key]:
-                problem = f"{last_path} was written with another {what}"
+        problem = _mismatch(last_path, saved, current)
     if problem is None and resume == "auto":
-        packed = max((Path(root) / "index.json").stat().st_mtime for root in data)
-        if last_path.stat().st_mtime < packed:
-            problem = f"{last_path} is older than the packed splits"
-        elif saved["epoch"] >= epochs:
-            problem = f"{last_path} has no epoch left to train (it is at epoch {saved['epoch']} of {epochs})"
+        problem = _stale(last_path, saved, epochs, data)
     if problem is None:
         print(f"resuming from {last_path} after epoch {saved['epoch']}", file=sys.stderr)
         return saved
-    if resume != "auto":
-        raise ValueError(f"{problem}; remove it to restart")
-    print(f"{problem}: starting from epoch 1", file=sys.stderr)
+    _set_aside(problem, resume)
     return None
 
 
@@ -164,6 +203,16 @@ def _check_splits(train_split: PackedSplit, val_split: PackedSplit) -> None:
                          f"{val_split.root} {len(val_split)} validation videos (see their index.json for why)")
 
 
+def _fresh(settings: LoopSettings, features: Sequence[str], n_classes: int, seed: int,
+           device: torch.device) -> tuple[HAN, Any, Any, torch.Generator]:
+    """A seeded model, its optimiser and schedule and the shuffling generator of epoch 1 (again
+    after a failed restore, so a run set aside equals a fresh one)."""
+    torch.manual_seed(seed)
+    model = HAN(n_classes, features, **settings.model_options()).to(device)
+    optimizer = settings.optimizer(model.parameters())
+    return model, optimizer, settings.scheduler(optimizer), torch.Generator().manual_seed(seed)
+
+
 def _restore(saved: dict[str, Any], model: HAN, optimizer: Any, scheduler: Any, shuffle: torch.Generator,
              device: torch.device) -> dict[str, Any]:
     """Put a last.pt's model, optimiser, scheduler and random states back; its training state."""
@@ -201,12 +250,8 @@ def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth,
     out_dir.mkdir(parents=True, exist_ok=True)
     torch_device = resolve_device(device)
     classes = list(train_split.classes)
-    torch.manual_seed(seed)
-    model = HAN(len(classes), features, **settings.model_options()).to(torch_device)
-    optimizer = settings.optimizer(model.parameters())
-    scheduler = settings.scheduler(optimizer)
+    model, optimizer, scheduler, shuffle = _fresh(settings, features, len(classes), seed, torch_device)
     max_norm = settings.max_grad_norm()
-    shuffle = torch.Generator().manual_seed(seed)
     extra = {"config": {**dataclasses.asdict(settings), "seed": seed}, "objective": objective.describe(),
              "targets_sha256": targets.fingerprint() if targets else None,
              "feature_weights": trained_feature_weights(train_split, val_split, features)}
@@ -215,7 +260,11 @@ def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth,
     saved = _resumable(last_path, {**extra, "model_options": model.options()}, resume, settings.epochs,
                        (train_split.root, val_split.root))
     if saved is not None:
-        state = _restore(saved, model, optimizer, scheduler, shuffle, torch_device)
+        try:
+            state = _restore(saved, model, optimizer, scheduler, shuffle, torch_device)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:  # a state of another shape
+            _set_aside(f"{last_path}: its training state does not fit this run ({_first_line(err)})", resume)
+            model, optimizer, scheduler, shuffle = _fresh(settings, features, len(classes), seed, torch_device)
 
     n_batches = math.ceil(len(train_split) / settings.batch_size)
     epochs = tqdm(range(state["epoch"] + 1, settings.epochs + 1), desc="epochs", disable=not progress)

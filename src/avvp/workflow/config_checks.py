@@ -57,3 +57,34 @@ def check_variants(methods: Sequence[str], variants: Mapping[str, Any]) -> None:
         if name not in known and name not in variants:
             raise ConfigError(f"train.methods: {name!r} is neither a registered method ({', '.join(known)}) "
                               f"nor a name under variants")
+
+
+def check_feature_sets(model_features: Sequence[str], variants: Mapping[str, Any]) -> None:
+    """`model.features` and each variant's feature set hold an audio and a visual kind: HAN has a
+    stream of each, so a set without one could only fail in its training job."""
+    check_feature_set("model.features", model_features)
+    for name, variant in variants.items():
+        if variant.get("features"):
+            check_feature_set(f"variants.{name}.features", variant["features"])
+
+
+def check_feature_set(key: str, names: Sequence[str]) -> None:
+    """The kinds `names` (known to the schema) feed each of HAN's modalities."""
+    from avvp.base.protocol import MODALITIES
+    from avvp.extractors import feature_kind
+
+    have = {feature_kind(name).modality for name in names}
+    for modality in MODALITIES:
+        if modality not in have:
+            raise ConfigError(f"{key}: feature set {list(names)} has no {modality} kind (HAN needs an audio "
+                              f"and a visual kind)")
+
+
+def check_weights(features: Mapping[str, Mapping[str, Any]]) -> None:
+    """Each `features.<kind>.weights` that names a path (not `pretrained` or `random`) exists, so a
+    typo fails now rather than in the extraction job of every shard."""
+    for kind, section in features.items():
+        weights = section.get("weights", "pretrained")
+        if weights not in ("pretrained", "random") and not Path(weights).exists():
+            raise ConfigError(f"features.{kind}.weights: {weights} does not exist (pretrained, random or "
+                              f"the path of a weights file or model folder)")

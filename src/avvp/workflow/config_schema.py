@@ -19,6 +19,7 @@ from avvp.base.atomic import atomic_output
 from avvp.extractors import PUBLISHED, feature_kinds
 from avvp.methods.settings import field_type
 from avvp.methods.stages import methods, stages
+from avvp.workflow.config_checks import ConfigError
 
 JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
 
@@ -32,8 +33,9 @@ def settings_schema(defaults: Any, description: str) -> dict[str, Any]:
                                 "description": f"{f.metadata.get('help', '')} (published: {getattr(defaults, f.name)})"}
         if f.metadata.get("choices"):
             prop["enum"] = [*f.metadata["choices"], None]
-        if f.metadata.get("minimum") is not None:
-            prop["minimum"] = f.metadata["minimum"]
+        for bound, key in (("minimum", "minimum"), ("maximum", "maximum"), ("below", "exclusiveMaximum")):
+            if f.metadata.get(bound) is not None:
+                prop[key] = f.metadata[bound]
         properties[f.name] = prop
     return {"type": "object", "additionalProperties": False, "default": {}, "description": description,
             "properties": properties}
@@ -63,3 +65,16 @@ def write_config_schema(base: str | Path, out: str | Path) -> Path:
         with atomic_output(out, "w") as fh:
             fh.write(text)
     return out
+
+
+def check_config(config: dict[str, Any], schema_file: str | Path) -> None:
+    """Refuse a config that the schema rejects, naming the key as the config writes it
+    (`stages.han.dropout`); snakemake's own message names it `instance['stages']['han']['dropout']`."""
+    import jsonschema
+
+    schema = json.loads(Path(schema_file).read_text(encoding="utf-8"))
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        key = ".".join(str(part) for part in error.absolute_path) or "the config"
+        raise ConfigError(f"{key}: {error.message}")
