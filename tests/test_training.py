@@ -144,3 +144,38 @@ def test_missing_features_are_a_clear_error(data: dict[str, Path], tmp_path: Pat
     args[2] = str(empty)
     assert main(args) == 1
     assert "no vggish features for video" in capsys.readouterr().err
+
+
+def test_resume_writes_the_kept_epoch_again_whatever_was_removed(data: dict[str, Path], tmp_path: Path,
+                                                                  capsys) -> None:
+    """What Snakemake does to a killed job: its outputs (model.pt, log.csv, summary.json) are
+    removed, last.pt stays. Resuming after the kept epoch, with no later epoch kept (lr 0: every
+    epoch scores the same, and `type_at_av_first` keeps the first), still writes all three as an
+    uninterrupted run does; so does a finished last.pt, training nothing. (`--resume`, not `auto`:
+    --features packs the splits again each run, newer than last.pt.)"""
+    recipe = ("--lr", "0", "--keep", "type_at_av_first")
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main(train_args(data, straight, "--epochs", "3", *recipe)) == 0
+    assert main(train_args(data, resumed, "--epochs", "2", *recipe)) == 0
+    outputs = ("model.pt", "log.csv", "summary.json")
+
+    def same() -> None:
+        ours, theirs = (torch.load(d / "model.pt", weights_only=True) for d in (resumed, straight))
+        assert ours["epoch"] == theirs["epoch"] == 1
+        assert all(torch.equal(ours["state_dict"][k], theirs["state_dict"][k]) for k in theirs["state_dict"])
+        assert read_summary(resumed) == read_summary(straight)
+        rows = [[{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader((d / "log.csv").open())]
+                for d in (resumed, straight)]
+        assert rows[0] == rows[1] and len(rows[0]) == 3
+
+    for name in outputs:
+        (resumed / name).unlink()
+    capsys.readouterr()
+    assert main(train_args(data, resumed, "--epochs", "3", *recipe, "--resume")) == 0
+    assert "after epoch 2" in capsys.readouterr().err
+    same()
+    for name in outputs:
+        (resumed / name).unlink()
+    assert main(train_args(data, resumed, "--epochs", "3", *recipe, "--resume")) == 0
+    assert "after epoch 3" in capsys.readouterr().err
+    same()

@@ -20,7 +20,10 @@ TRAIN_INPUTS = {
 rule train:
     """One training stage of one run (its spec decides the objective, the inputs and the kept epoch).
     last.pt is not an output, so Snakemake keeps it when a killed job runs again, and training
-    continues from it when it matches the settings (`--resume auto`; otherwise it starts afresh)."""
+    continues from it when it matches the settings (`--resume auto`; otherwise it starts afresh);
+    it holds the kept epoch too, so the rerun writes all three outputs again. `exec` makes the
+    trainer Snakemake's own child: with --stop-with-parent it stops when Snakemake is killed, and
+    train.lock refuses a second trainer on the folder while one lives."""
     input:
         unpack(stage_inputs),
         **TRAIN_INPUTS,
@@ -48,11 +51,11 @@ rule train:
         features=lambda wildcards: ",".join(run_features(wildcards.run)),
         out_dir=subpath(output.model, parent=True),
     shell:
-        "avvp train --stage {wildcards.stage:q} --train-pack {input.train_pack:q}"
+        "exec avvp train --stage {wildcards.stage:q} --train-pack {input.train_pack:q}"
         " --val-pack {input.val_pack:q} --train-csv {input.train_csv:q} --val-csv {input.val_csv:q}"
         " --audio-csv {input.audio_csv:q} --visual-csv {input.visual_csv:q} --classes {input.classes:q}"
         " --model-features {params.features:q} {params.inputs} {params.settings} {params.run}"
-        " --seed {wildcards.seed:q} --resume auto --no-progress --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " --seed {wildcards.seed:q} --resume auto --stop-with-parent --no-progress --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule run_pass:

@@ -1,6 +1,9 @@
 """`avvp train --stage ID`: one training stage of a method (HAN by default), from packed splits or
 feature folders; every setting of the stage is an option whose default is the stage's published
-value. Writes OUT_DIR/model.pt (the kept epoch), last.pt (resumable), log.csv and summary.json."""
+value. Writes OUT_DIR/model.pt (the kept epoch), last.pt (resumable), log.csv and summary.json.
+
+One training at a time writes a stage folder: OUT_DIR/train.lock names the live one, and a second
+is refused (a killed one's lock is gone with it)."""
 from __future__ import annotations
 
 import argparse
@@ -37,9 +40,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue from OUT_DIR/last.pt exactly where it stopped; `auto`: only when it "
                              "matches these settings, else start again (saying why)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--stop-with-parent", action="store_true",
+                        help="stop when the process that started this one ends (e.g. a killed Snakemake); "
+                             "the next run resumes from last.pt with --resume")
 
 
 def run(args: argparse.Namespace) -> None:
+    from contextlib import nullcontext
+
+    from avvp.base.folder_lock import ParentWatch, folder_lock
+
+    watch = ParentWatch() if args.stop_with_parent else None
+    try:
+        with watch or nullcontext(), folder_lock(args.out_dir):
+            _train(args)
+    except BaseException:  # the interrupt, or what a library made of it (torch.save: a RuntimeError)
+        if watch is None or not watch.fired:
+            raise
+        raise RuntimeError(f"stopped: the process that started it (PID {watch.parent}) has ended; "
+                           f"{args.out_dir / 'last.pt'} holds the last finished epoch") from None
+
+
+def _train(args: argparse.Namespace) -> None:
     from avvp.cli.stage_args import stage_inputs, stage_settings
     from avvp.methods.stages import stage
     from avvp.methods.training import train

@@ -6,6 +6,11 @@ model options, which epoch to keep), the objective (a loss per batch; HAN's by d
 per-modality labels it trains on. The kept epoch becomes model.pt: the best validation
 segment-level Type@AV (HAN: a tie replaces the kept one; VALOR: the earliest stays), the best
 validation event-level audio F (JoMoLD), or the final weights (MA-MMIL); `summary.json` records which.
+
+last.pt carries everything a rerun needs to finish the stage as an uninterrupted run would: the
+model, optimiser, scheduler and random states of the last finished epoch, the log rows so far and
+the kept epoch's weights and scores. So a rerun after a kill rewrites model.pt, log.csv and
+summary.json even when no later epoch is kept (Snakemake removes a killed job's outputs).
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from tqdm import tqdm
 from avvp.evaluation.annotations import GroundTruth
 from avvp.model.checkpoint import save_checkpoint
 from avvp.base.device import resolve_device
+from avvp.base.folder_lock import folder_lock
 from avvp.evaluation.scores import evaluate_arrays
 from avvp.extractors import PUBLISHED
 from avvp.features.store import PackedSplit
@@ -86,7 +92,7 @@ def _recipe(config: dict[str, Any]) -> dict[str, Any]:
 # What a last.pt written by `train` holds beyond a model; a file without them was written by
 # something else (a copied model.pt, another program) and cannot be continued.
 RESUME_KEYS = ("config", "model_options", "epoch", "state_dict", "optimizer", "scheduler", "shuffle_rng",
-               "torch_rng", "train_state")
+               "torch_rng", "train_state", "kept")
 
 
 def _first_line(err: BaseException) -> str:
@@ -121,12 +127,13 @@ def _mismatch(last_path: Path, saved: dict[str, Any], current: dict[str, Any]) -
 
 
 def _stale(last_path: Path, saved: dict[str, Any], epochs: int, data: Sequence[Path]) -> str | None:
-    """Why `auto` sets a matching state aside: older than the packed data, or no epoch left."""
+    """Why `auto` sets a matching state aside: older than the packed data, or past the epochs asked
+    (a finished state is taken: its kept epoch's files are written again)."""
     packed = max((Path(root) / "index.json").stat().st_mtime for root in data)
     if last_path.stat().st_mtime < packed:
         return f"{last_path} is older than the packed splits"
-    if not isinstance(saved["epoch"], int) or saved["epoch"] >= epochs:
-        return f"{last_path} has no epoch left to train (it is at epoch {saved['epoch']} of {epochs})"
+    if not isinstance(saved["epoch"], int) or saved["epoch"] > epochs:
+        return f"{last_path} is past the epochs asked (it is at epoch {saved['epoch']} of {epochs})"
     return None
 
 
@@ -142,8 +149,8 @@ def _resumable(last_path: Path, current: dict[str, Any], resume: bool | str, epo
     """The saved state to continue from, or None to start at epoch 1 (see `train`).
 
     `auto` also starts afresh from a last.pt older than the packed data (`data`: packed splits made
-    since may hold other videos or features) or one that has no epoch left to train (a finished
-    run asked again, e.g. because its model.pt was removed)."""
+    since may hold other videos or features) or one past the epochs asked. A finished one (all
+    epochs trained) is taken: nothing is trained, its kept epoch's files are written again."""
     if not resume or not last_path.is_file():
         return None
     saved, problem = _load_last(last_path)
@@ -226,6 +233,10 @@ def _restore(saved: dict[str, Any], model: HAN, optimizer: Any, scheduler: Any, 
     return saved["train_state"]
 
 
+def _cpu_copy(model: HAN) -> dict[str, torch.Tensor]:
+    return {key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()}
+
+
 def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth, out_dir: str | Path,
           settings: LoopSettings = TrainSettings(), *, seed: int = 1, device: str = "auto", progress: bool = True,
           features: Sequence[str] = PUBLISHED, resume: bool | str = False, objective: Objective | None = None,
@@ -240,13 +251,22 @@ def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth,
     training continues from out_dir/last.pt (model, optimiser, scheduler and random states), so an
     interrupted run ends exactly where an uninterrupted one would have; a last.pt that is unreadable
     or was written with other settings, seed, features, objective or targets is refused, or with
-    `resume="auto"` set aside: training starts from epoch 1 and says why on stderr.
+    `resume="auto"` set aside: training starts from epoch 1 and says why on stderr. Resuming
+    writes model.pt, log.csv and summary.json at the end whatever is missing, even when no epoch
+    after the restored one is kept. One training at a time writes out_dir (`folder_lock`).
     """
+    with folder_lock(out_dir):
+        return _train(train_split, val_split, val_gt, Path(out_dir), settings, seed=seed, device=device,
+                      progress=progress, features=features, resume=resume, objective=objective, targets=targets)
+
+
+def _train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth, out_dir: Path,
+           settings: LoopSettings, *, seed: int, device: str, progress: bool, features: Sequence[str],
+           resume: bool | str, objective: Objective | None, targets: ModalityTargets | None) -> dict[str, Any]:
     _check_splits(train_split, val_split)
     if objective is None:
         objective = HanObjective(settings.visual_smoothing)
     labels_all, audio_all, visual_all = _label_tensors(train_split, targets)
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch_device = resolve_device(device)
     classes = list(train_split.classes)
@@ -256,12 +276,15 @@ def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth,
              "targets_sha256": targets.fingerprint() if targets else None,
              "feature_weights": trained_feature_weights(train_split, val_split, features)}
     state = {"epoch": 0, "best_score": -math.inf, "best_epoch": 0, "log": []}
+    kept = None  # the kept epoch: {"epoch", "state_dict" (on the CPU), "val_metrics"}
+    written = None  # the epoch this run wrote to model.pt
     last_path = out_dir / "last.pt"
     saved = _resumable(last_path, {**extra, "model_options": model.options()}, resume, settings.epochs,
                        (train_split.root, val_split.root))
     if saved is not None:
         try:
-            state = _restore(saved, model, optimizer, scheduler, shuffle, torch_device)
+            restored = _restore(saved, model, optimizer, scheduler, shuffle, torch_device)
+            state, kept = restored, saved["kept"]
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:  # a state of another shape
             _set_aside(f"{last_path}: its training state does not fit this run ({_first_line(err)})", resume)
             model, optimizer, scheduler, shuffle = _fresh(settings, features, len(classes), seed, torch_device)
@@ -291,17 +314,26 @@ def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth,
         better, score = _keeps(settings.keep, metrics, epoch, state["best_score"])
         if better:
             state["best_score"], state["best_epoch"] = score, epoch
+            kept = {"epoch": epoch, "state_dict": _cpu_copy(model), "val_metrics": metrics}
             save_checkpoint(out_dir / "model.pt", model, classes, epoch=epoch, val_metrics=metrics, **extra)
+            written = epoch
         state["epoch"] = epoch
         epochs.set_postfix(loss=f"{total / count:.4f}", val_type_at_av=f"{metrics['segment_level']['type_at_av']:.2f}")
         save_checkpoint(last_path, model, classes, epoch=epoch, optimizer=optimizer.state_dict(),
                         scheduler=scheduler.state_dict(), shuffle_rng=shuffle.get_state(),
                         torch_rng=torch.get_rng_state(),
                         cuda_rng=torch.cuda.get_rng_state(torch_device) if torch_device.type == "cuda" else None,
-                        train_state=state, **extra)
+                        train_state=state, kept=kept, **extra)
         write_log(out_dir, state["log"])
         write_summary(out_dir, _summary(state, settings.keep, len(train_split), len(val_split)))
-    return _summary(state, settings.keep, len(train_split), len(val_split))
+    if kept is not None and written != kept["epoch"]:  # resumed after the kept epoch: its model.pt again
+        model.load_state_dict(kept["state_dict"])
+        save_checkpoint(out_dir / "model.pt", model, classes, epoch=kept["epoch"], val_metrics=kept["val_metrics"],
+                        **extra)
+    summary = _summary(state, settings.keep, len(train_split), len(val_split))
+    write_log(out_dir, state["log"])
+    write_summary(out_dir, summary)
+    return summary
 
 
 def _summary(state: dict[str, Any], keep: str, n_train: int, n_val: int) -> dict[str, Any]:
