@@ -23,5 +23,7 @@ rule media:
     resources:
         mem_mb=2000,
         runtime=120,
+    params:
+        limits=config["media"],
     script:
         "../scripts/media.py"

@@ -5,10 +5,11 @@ also lists the videos and their outputs (its output, written when all are done).
 import sys
 from pathlib import Path
 
-from avvp.base.atomic import atomic_output
+from avvp.base.atomic import atomic_output, exit_on_sigterm
 from avvp.parsing.parse import available_videos, parse_with_checkpoint
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
+exit_on_sigterm()  # a cancelled job removes its temporary outputs and work folders
 
 inp, params = snakemake.input, snakemake.params
 videos = available_videos(params.videos, inp.manifest, params.limit) if "manifest" in inp.keys() else params.videos

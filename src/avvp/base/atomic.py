@@ -2,6 +2,9 @@
 
 A failure removes what was written so far; an OSError without a file name (a full disk hit while
 writing through a file handle) is raised again naming the final path, so messages say where.
+A SIGTERM (a scheduler or Snakemake stopping a job) kills Python without running any `finally`,
+which would leave the temporary files and folders behind: `exit_on_sigterm` makes it raise
+SystemExit instead, so that these cleanups (and a parse run's work folder) run.
 """
 from __future__ import annotations
 
@@ -9,11 +12,24 @@ import filecmp
 import os
 import secrets
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+
+def exit_on_sigterm() -> None:
+    """From now on a SIGTERM raises SystemExit(143) in the main thread (128 + SIGTERM, the status a
+    killed process reports to a shell), so `finally` blocks and these writers' cleanups run, and
+    `subprocess.run` kills its child. Later SIGTERMs are ignored, so that the cleanup is not cut
+    short (SIGKILL still ends the process). Call it from the main thread of a program's entry point."""
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 @contextmanager

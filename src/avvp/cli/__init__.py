@@ -58,6 +58,9 @@ def _command(argv: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_command(argv)).parse_args(argv)
+    from avvp.base.atomic import exit_on_sigterm
+
+    exit_on_sigterm()  # a stopped command removes its temporary outputs and work folders
     try:
         result = args.func(args)
     except (ValueError, RuntimeError) as err:

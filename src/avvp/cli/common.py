@@ -19,6 +19,21 @@ def add_required_paths(parser: argparse.ArgumentParser, helps: Mapping[str, str]
         parser.add_argument(flag, required=True, type=Path, help=text)
 
 
+def add_limit_args(parser: argparse.ArgumentParser, seconds: float, frames: int, what: str) -> None:
+    """--max-seconds and --max-frames: bounds on a video as it decodes (0 = no bound)."""
+    parser.add_argument("--max-seconds", type=float, default=seconds, metavar="S",
+                        help=f"refuse a {what} longer than this, as decoded, not as its header claims "
+                             "(default: %(default)g; 0: no limit)")
+    parser.add_argument("--max-frames", type=int, default=frames, metavar="N",
+                        help=f"refuse a {what} with more video frames than this (default: %(default)d; 0: no limit)")
+
+
+def limits(args: argparse.Namespace) -> dict[str, float | int | None]:
+    """The --max-seconds/--max-frames values, 0 (or less) as None: no limit."""
+    return {"max_seconds": args.max_seconds if args.max_seconds > 0 else None,
+            "max_frames": args.max_frames if args.max_frames > 0 else None}
+
+
 def add_features_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--features", type=Path,
                         help="a folder in the released layout (<kind>/<video id>.npy for each kind)")

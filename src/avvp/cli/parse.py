@@ -13,11 +13,18 @@ corrupt file) is named there with its error and the others go on; the run then e
 line saying `N of M videos failed: ...`. OUT is resumable: a run that is stopped keeps the videos
 it finished, and running it again skips them (a video is done again when the checkpoint, weights,
 thresholds or formats changed). Several runs may write into one OUT at once.
+
+A video longer than --max-seconds (default 4 hours) or with more than --max-frames video frames,
+as decoded (not as its header claims), fails with that reason before anything is written; a
+truncated video or one with an implausible frame rate (below 1 or above 240 fps) is warned about.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from avvp.cli.common import add_limit_args, limits
+from avvp.clips.ffmpeg import MAX_VIDEO_FRAMES, MAX_VIDEO_SECONDS
 
 HELP = "parse videos into audio, visual and audio-visual events with a trained model"
 
@@ -54,6 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audio-csv", type=Path, help="dense audio annotations (LLP format) to draw beside the prediction")
     p.add_argument("--visual-csv", type=Path, help="dense visual annotations (LLP format), likewise")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (the line per video stays)")
+    add_limit_args(p, MAX_VIDEO_SECONDS, MAX_VIDEO_FRAMES, "video")
 
 
 def figure_formats(text: str) -> tuple[str, ...]:
@@ -90,4 +98,4 @@ def run(args: argparse.Namespace) -> None:
     parse_with_checkpoint(args.videos, args.checkpoint, args.out, weight_choices(args.weights), args.weights_seed,
                           args.device, args.batch_size, args.frame_threshold, args.global_threshold, args.audio_csv,
                           args.visual_csv, given, progress=not args.no_progress, features=args.features,
-                          formats=args.format, allow_mismatch=args.allow_weights_mismatch)
+                          formats=args.format, allow_mismatch=args.allow_weights_mismatch, **limits(args))

@@ -24,7 +24,7 @@ import numpy as np
 
 from avvp.base.atomic import atomic_path
 from avvp.clips.ffmpeg import MediaError, MediaInfo, ffmpeg_exe, input_arg, last_error, probe
-from avvp.clips.media import MIN_AUDIO_SECONDS, write_wav
+from avvp.clips.media import MIN_AUDIO_SECONDS, write_silence
 
 
 def _ffmpeg_wav(path: Path, out: str) -> bytes:
@@ -96,4 +96,4 @@ def write_track(info: MediaInfo, out_wav: str | Path, silence_rate: int = 48000)
         if info.has_audio:
             _ffmpeg_wav(Path(info.path), str(tmp))
         else:
-            write_wav(tmp, bytes(2 * len(silence(info.duration, silence_rate))), silence_rate, 1)
+            write_silence(tmp, round(max(info.duration, MIN_AUDIO_SECONDS) * silence_rate), silence_rate, 1)

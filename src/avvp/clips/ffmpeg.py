@@ -31,6 +31,13 @@ from pathlib import Path
 
 # A clip is "truncated" when fewer seconds decode than its header claims, by more than this.
 TRUNCATION_SLACK_S = 0.5
+# Frame rates outside this range are warned about: a header that says 0.002 fps (or 10,000) makes a
+# short clip decode as minutes of repeated pictures (or the other way round).
+PLAUSIBLE_FPS = (1.0, 240.0)
+# Bounds on what a file is as decoded (`limit_problem`), whatever its name or header claims: the
+# media step's (LLP clips are 10 s; `avvp media`, config `media`) and `avvp parse`'s (config `parse`).
+MAX_CLIP_SECONDS, MAX_CLIP_FRAMES = 60.0, 14_400  # 60 s at 240 fps
+MAX_VIDEO_SECONDS, MAX_VIDEO_FRAMES = 4 * 3600.0, 1_000_000  # 4 h; about 4.6 h at 60 fps
 
 
 class MediaError(ValueError):
@@ -221,14 +228,16 @@ def _run(cmd: list[str], fd: int) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, errors="replace", pass_fds=(fd,))
 
 
-def probe(path: str | Path, decode: bool = True) -> MediaInfo:
+def probe(path: str | Path, decode: bool = True, max_frames: int | None = None) -> MediaInfo:
     """Decode `path` to the end and describe it; MediaError (naming the file) when it cannot.
 
     A missing, empty or unreadable file, or one with neither a video nor an audio stream, is an
     error. A truncated file is not: it probes with the duration that decodes (and `truncated` set
     when its header claims more), so that callers can say how much of it was there.
     `decode=False` reads the header only (about 40 ms): `duration` is then the claimed one, for
-    callers that need the stream list of a file already checked.
+    callers that need the stream list of a file already checked. `max_frames`: the decode stops
+    after one video frame more than this (`video_frames` then exceeds it, and `duration` is how far
+    it got), so a file far too long to use costs little to refuse (`limit_problem`).
     """
     path = Path(path)
     if not path.is_file():
@@ -240,16 +249,18 @@ def probe(path: str | Path, decode: bool = True) -> MediaInfo:
     except OSError as err:
         raise MediaError(f"{path}: not a readable media file ({err.strerror})") from None
     try:
-        return _probe_open(path, fd, decode)
+        return _probe_open(path, fd, decode, max_frames)
     finally:
         os.close(fd)
 
 
-def _probe_open(path: Path, fd: int, decode: bool) -> MediaInfo:
+def _probe_open(path: Path, fd: int, decode: bool, max_frames: int | None = None) -> MediaInfo:
     """`probe` of the file open as `fd`; every tool sees it as `/dev/fd/N`, never by `path`."""
     source = f"/dev/fd/{fd}"
     decode_cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-i", input_arg(source)]
     if decode:
+        if max_frames is not None:
+            decode_cmd += ["-frames:v", str(max_frames + 1)]
         decode_cmd += ["-f", "null", "-progress", "pipe:1", "-"]
     ffprobe = ffprobe_exe()
     if ffprobe is None:  # the header from the decode pass's own stderr
@@ -278,3 +289,33 @@ def _probe_open(path: Path, fd: int, decode: bool) -> MediaInfo:
         video_frames=int(frames[-1]) if frames else 0,
         **header,
     )
+
+
+def limit_problem(info: MediaInfo, max_seconds: float | None, max_frames: int | None) -> str | None:
+    """Why a decoded file is too big to process: longer than `max_seconds` as decoded (not as its
+    header claims), or more than `max_frames` video frames; None when within both (None = no limit)."""
+    if max_seconds is not None and info.duration > max_seconds:
+        return (f"too long to process: {info.duration:.2f} s decode, over the limit of {max_seconds:g} s "
+                "(max_seconds)")
+    if max_frames is not None and info.video_frames > max_frames:
+        return f"too many frames to process: over the limit of {max_frames} video frames (max_frames)"
+    return None
+
+
+def media_warnings(info: MediaInfo, max_frames: int | None = None) -> list[str]:
+    """What is odd about a decoded file but does not stop its use: a stream shorter than its
+    container says (truncated), an implausible frame rate (claimed by the header, or as decoded).
+    `max_frames`: the cap `probe` decoded with; a decode stopped by it is not called truncated."""
+    capped = max_frames is not None and info.video_frames > max_frames
+    warnings = []
+    if info.truncated and not capped:
+        warnings.append(f"truncated: {info.duration:.2f} s decode, the container says {info.container_duration:.2f} s")
+    low, high = PLAUSIBLE_FPS
+    if info.fps is not None and not low <= info.fps <= high:
+        warnings.append(f"implausible frame rate: the header says {info.fps:g} fps (expected {low:g} to {high:g})")
+    elif info.has_video and info.video_frames > 1 and info.duration > 0 and not capped:
+        rate = info.video_frames / info.duration
+        if not low <= rate <= high:
+            warnings.append(f"implausible frame rate: {info.video_frames} frames decode over {info.duration:.2f} s "
+                            f"({rate:.3g} fps; expected {low:g} to {high:g})")
+    return warnings

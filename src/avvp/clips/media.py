@@ -12,20 +12,29 @@ Rules (the same in the single-video commands and in `prepare_clips`):
   segments. Half a segment is the most misalignment we accept, while a correct section (cut within
   a frame of the asked points, its last audio frame within ~0.05 s) is always inside. Outside it the
   clip is `unavailable` with its length in the reason.
-Outputs are written under a temporary name in the target folder and renamed into place (`avvp.base.atomic`).
+- Bounds come from what a file is, not what its name or header claims: a clip whose decoded length
+  exceeds `max_seconds` (60 s by default; LLP clips are 10 s) or that decodes more than `max_frames`
+  video frames is `unavailable` with that reason, before anything is written. Odd but usable clips
+  (a stream shorter than its container says, a frame rate below 1 or above 240 fps) are warned
+  about on stderr and noted in their record's reason.
+Outputs are written under a temporary name in the target folder and renamed into place (`avvp.base.atomic`);
+silence is written in blocks, so a long clip without audio never sits in memory.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import subprocess
+import sys
 import wave
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from avvp.evaluation.annotations import parse_filename
 from avvp.base.atomic import atomic_folder, atomic_output, atomic_path
-from avvp.clips.ffmpeg import MediaError, MediaInfo, ffmpeg_exe, ffmpeg_record, input_arg, last_error, probe
+from avvp.clips.ffmpeg import (MAX_CLIP_FRAMES, MAX_CLIP_SECONDS, MediaError, MediaInfo, ffmpeg_exe, ffmpeg_record,
+                               input_arg, last_error, limit_problem, media_warnings, probe)
 from avvp.clips.records import ClipRecord
 
 AUDIO_RATE = 16000
@@ -34,6 +43,7 @@ FRAME_RATE = 8
 MIN_AUDIO_SECONDS = 10.0
 DURATION_TOLERANCE_S = 0.5
 DEFAULT_CLIP_SECONDS = 10.0
+BLOCK_BYTES = 1 << 20  # silence and copies are written in blocks of this size
 NO_AUDIO_REASON = "no audio track: the WAV is silence of the clip's length"
 FFMPEG_RECORD = "ffmpeg.json"  # in a shard's frames folder: the ffmpeg that made its frames
 
@@ -72,24 +82,41 @@ def _moviepy_audio_clip(path: Path):
 
 
 def _pad_wav(path: Path, seconds: float) -> None:
-    """Append digital silence to a 16-bit WAV until it lasts at least `seconds`."""
+    """Append digital silence to a 16-bit WAV until it lasts at least `seconds` (copied in blocks)."""
     with wave.open(str(path), "rb") as src:
         params = src.getparams()
-        data = src.readframes(params.nframes)
-    missing = round(seconds * params.framerate) - params.nframes
-    if missing <= 0:
-        return
-    write_wav(path, data + bytes(missing * params.nchannels * params.sampwidth),
-               params.framerate, params.nchannels)
+        missing = round(seconds * params.framerate) - params.nframes
+        if missing <= 0:
+            return
+        padded = path.with_name(path.name + ".pad")
+        try:
+            with wave.open(str(padded), "wb") as out:
+                out.setnchannels(params.nchannels)
+                out.setsampwidth(params.sampwidth)
+                out.setframerate(params.framerate)
+                block = max(1, BLOCK_BYTES // (params.nchannels * params.sampwidth))
+                while data := src.readframes(block):
+                    out.writeframes(data)
+                _write_zeros(out, missing * params.nchannels * params.sampwidth)
+            os.replace(padded, path)
+        finally:
+            padded.unlink(missing_ok=True)
 
 
-def write_wav(path: Path, data: bytes, rate: int, channels: int) -> None:
-    """16-bit PCM frames `data` as a WAV file."""
+def _write_zeros(out: wave.Wave_write, n_bytes: int) -> None:
+    block = bytes(min(n_bytes, BLOCK_BYTES))
+    while n_bytes > 0:
+        out.writeframes(block[:n_bytes])
+        n_bytes -= len(block)
+
+
+def write_silence(path: Path, n_frames: int, rate: int, channels: int) -> None:
+    """`n_frames` of 16-bit digital silence as a WAV file, written in blocks (never whole in memory)."""
     with wave.open(str(path), "wb") as out:
         out.setnchannels(channels)
         out.setsampwidth(2)
         out.setframerate(rate)
-        out.writeframes(data)
+        _write_zeros(out, n_frames * channels * 2)
 
 
 def write_audio(info: MediaInfo, out_wav: str | Path, min_seconds: float = MIN_AUDIO_SECONDS) -> str:
@@ -104,8 +131,7 @@ def write_audio(info: MediaInfo, out_wav: str | Path, min_seconds: float = MIN_A
                     clip.close()
                 _pad_wav(tmp, min_seconds)
             else:
-                n = round(max(info.duration, min_seconds) * AUDIO_RATE)
-                write_wav(tmp, bytes(n * AUDIO_CHANNELS * 2), AUDIO_RATE, AUDIO_CHANNELS)
+                write_silence(tmp, round(max(info.duration, min_seconds) * AUDIO_RATE), AUDIO_RATE, AUDIO_CHANNELS)
     except (OSError, wave.Error) as err:
         raise MediaError(f"{info.path}: audio extraction failed ({err})") from err
     return "ok" if info.has_audio else "no_audio"
@@ -120,23 +146,25 @@ def extract_audio(video: str | Path, out_wav: str | Path, min_seconds: float = M
 
 
 def extract_frames(video: str | Path, out_dir: str | Path) -> int:
-    """Run `ffmpeg -i VIDEO -y -r 8 OUT_DIR/%06d.jpg` (via ffmpeg-python); returns the frame count.
+    """Run `ffmpeg -i VIDEO -y -r 8 OUT_DIR/%06d.jpg` (built by ffmpeg-python); returns the frame count.
 
     Frames go to a temporary folder next to OUT_DIR that replaces it only when ffmpeg succeeded and
-    wrote at least one frame; otherwise MediaError names the video.
+    wrote at least one frame; otherwise MediaError names the video. ffmpeg runs under
+    `subprocess.run`, which kills it when we are interrupted (SIGTERM, Ctrl-C), so that it cannot
+    write on into the temporary folder after that is removed.
     """
     import ffmpeg
 
     video = Path(video)
     with atomic_folder(out_dir) as tmp:
         pattern = str(tmp.absolute()).replace("%", "%%") + "/%06d.jpg"
-        try:
-            (ffmpeg.input(input_arg(video)).output(pattern, r=FRAME_RATE)
-             .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
-             .overwrite_output()
-             .run(cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True))
-        except ffmpeg.Error as err:
-            message = last_error(err.stderr.decode(errors="replace"), video)
+        cmd = (ffmpeg.input(input_arg(video)).output(pattern, r=FRAME_RATE)
+               .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+               .overwrite_output()
+               .compile(cmd=ffmpeg_exe()))
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
+        if proc.returncode != 0:
+            message = last_error(proc.stderr.decode(errors="replace"), video)
             raise MediaError(f"{video}: frame extraction failed ({message})") from None
         count = sum(1 for _ in tmp.glob("*.jpg"))
         if count == 0:
@@ -150,14 +178,17 @@ def prepare_clips(
     audio_dir: str | Path,
     frames_dir: str | Path,
     tolerance: float = DURATION_TOLERANCE_S,
+    max_seconds: float | None = MAX_CLIP_SECONDS,
+    max_frames: int | None = MAX_CLIP_FRAMES,
 ) -> list[ClipRecord]:
     """Audio and frames of every usable clip of a shard; returns the updated records, in order.
 
     VIDEOS/<filename>.mp4 -> AUDIO/<filename>.wav and FRAMES/<filename>/%06d.jpg. A clip whose WAV
     and frames folder both exist is skipped (its audio status re-read from the file header). A clip
-    that is missing, fails to decode or has the wrong length becomes `unavailable` with the reason,
-    and its outputs are removed, so that outputs and records always agree. Unusable input records
-    pass through unchanged.
+    that is missing, fails to decode, is over the bounds (`max_seconds`, `max_frames`, as decoded;
+    None = no bound) or has the wrong length becomes `unavailable` with the reason, and its outputs
+    are removed, so that outputs and records always agree. Warnings (truncated, implausible frame
+    rate) go to stderr and into the reason as `note: ...`. Unusable input records pass through unchanged.
     """
     from tqdm import tqdm
 
@@ -169,12 +200,18 @@ def prepare_clips(
             continue
         video = videos_dir / f"{rec.filename}.mp4"
         wav, frames = audio_dir / f"{rec.filename}.wav", frames_dir / rec.filename
+        notes: list[str] = []
         try:
             if wav.is_file() and any(frames.glob("*.jpg")):
                 info = probe(video, decode=False)
             else:
-                info = probe(video)
-                problem = clip_problem(info, clip_seconds(rec.filename), tolerance)
+                info = probe(video, max_frames=max_frames)
+                problem = limit_problem(info, max_seconds, max_frames) or clip_problem(
+                    info, clip_seconds(rec.filename), tolerance)
+                notes = [n for n in media_warnings(info, max_frames)
+                         if not (problem or "").startswith(n.partition(":")[0])]  # not said twice
+                for note in notes:
+                    print(f"{video}: warning: {note}", file=sys.stderr, flush=True)
                 if problem is not None:
                     raise MediaError(f"{video}: {problem}")
                 write_audio(info, wav)
@@ -183,15 +220,20 @@ def prepare_clips(
             wav.unlink(missing_ok=True)
             shutil.rmtree(frames, ignore_errors=True)
             reason = str(err).removeprefix(f"{video}: ")  # the record names the clip already
-            out.append(ClipRecord(rec.filename, rec.video_id, "unavailable", reason))
+            out.append(ClipRecord(rec.filename, rec.video_id, "unavailable", _with_notes(reason, notes)))
             continue
         status, reason = ("ok", "") if info.has_audio else ("no_audio", NO_AUDIO_REASON)
-        out.append(ClipRecord(rec.filename, rec.video_id, status, reason))
+        out.append(ClipRecord(rec.filename, rec.video_id, status, _with_notes(reason, notes)))
     return out
 
 
+def _with_notes(reason: str, notes: list[str]) -> str:
+    return "; ".join([reason] * bool(reason) + [f"note: {n}" for n in notes])
+
+
 def prepare_shard(records: str | Path, videos_dir: str | Path, audio_dir: str | Path, frames_dir: str | Path,
-                  out_records: str | Path, lists: Mapping[str, str | Path]) -> list[ClipRecord]:
+                  out_records: str | Path, lists: Mapping[str, str | Path], max_seconds: float | None = MAX_CLIP_SECONDS,
+                  max_frames: int | None = MAX_CLIP_FRAMES) -> list[ClipRecord]:
     """`prepare_clips` for one shard's records TSV, then the updated records and the extractors'
     input lists of its usable clips, one per medium in `lists` (`audio`: the WAVs, `frames`: the
     frames folders, `video`: the clips themselves). The audio and frames folders exist afterwards
@@ -204,7 +246,8 @@ def prepare_shard(records: str | Path, videos_dir: str | Path, audio_dir: str | 
     frames_dir.mkdir(parents=True, exist_ok=True)
     with atomic_output(frames_dir / FFMPEG_RECORD, "w") as fh:
         json.dump(ffmpeg_record(), fh, indent=1)
-    updated = prepare_clips(read_records(records), videos_dir, audio_dir, frames_dir)
+    updated = prepare_clips(read_records(records), videos_dir, audio_dir, frames_dir, max_seconds=max_seconds,
+                            max_frames=max_frames)
     write_records(updated, out_records)
     usable = [r.filename for r in updated if r.usable]
     inputs = {"audio": [audio_dir / f"{name}.wav" for name in usable], "frames": [frames_dir / name for name in usable],

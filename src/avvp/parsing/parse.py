@@ -35,6 +35,7 @@ import numpy as np
 
 from avvp.evaluation.annotations import DenseEvents
 from avvp.base.atomic import atomic_output
+from avvp.clips.ffmpeg import MAX_VIDEO_FRAMES, MAX_VIDEO_SECONDS
 from avvp.evaluation.events import PARSED_COLUMNS, Event, runs
 from avvp.evaluation.scores import segment_decisions
 from avvp.base.protocol import SEGMENTS, STREAMS
@@ -143,6 +144,7 @@ class ParsedVideo:
     json_path: Path
     csv_path: Path
     figures: tuple[Path, ...]  # the timeline in each format asked for
+    media_warnings: tuple[str, ...] = ()  # odd but usable media: truncated, implausible frame rate
 
 
 def output_paths(out_dir: Path, video: Path, formats: Sequence[str]) -> tuple[Path, Path, tuple[Path, ...]]:
@@ -183,6 +185,7 @@ def _write_outputs(parsed: ParsedVideo, classes: Sequence[str], settings: Mappin
         "classes": list(classes),
         "thresholds": settings["thresholds"],
         "warning": parsed.warning,
+        "media_warnings": list(parsed.media_warnings),
         "model": settings["model"],
         "features": dict(features),  # per kind: reused from a file, or extracted (with the weights record)
         "settings": dict(settings),  # a rerun into the same folder skips this video when they are equal
@@ -254,15 +257,21 @@ class _Batch:
     visual_truth: DenseEvents | None
     settings: Mapping[str, Any]
     warning: str | None
+    max_seconds: float | None = MAX_VIDEO_SECONDS
+    max_frames: int | None = MAX_VIDEO_FRAMES
 
 
-def _parse_one(path: Path, number: int, batch: _Batch) -> tuple[ParsedVideo, dict[str, Any]]:
+def _parse_one(path: Path, number: int, batch: _Batch, head: str = "") -> tuple[ParsedVideo, dict[str, Any]]:
     """Decode, run the model on and write one video; its work files live in a subfolder of the
-    run's work folder, removed once the model has read them. Returns it and its feature sources."""
+    run's work folder, removed once the model has read them. Returns it and its feature sources.
+    A video over the batch's bounds fails before anything is decoded to disk; its media warnings
+    are said on stderr (after `head`) before the work starts."""
     json_path, csv_path, figures = output_paths(batch.out, path, batch.formats)
     work = batch.work / f"video{number}"
     try:
-        windows = prepare_windows(path, work, "v")
+        windows = prepare_windows(path, work, "v", batch.max_seconds, batch.max_frames)
+        for note in windows.warnings:
+            _log(f"{head}: WARNING: {note}")
         global_prob, frame_prob, sources = batch.model(windows, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -276,7 +285,7 @@ def _parse_one(path: Path, number: int, batch: _Batch) -> tuple[ParsedVideo, dic
     result = ParsedVideo(path, windows.duration, windows.has_audio, windows.n_windows, events,
                          ground_truth_events(path.stem, classes, batch.audio_truth, batch.visual_truth) if truth
                          else None, np.asarray(global_prob), np.asarray(frame_prob), batch.warning, json_path,
-                         csv_path, figures)
+                         csv_path, figures, windows.warnings)
     _write_outputs(result, classes, batch.settings, sources)
     return result, sources
 
@@ -290,6 +299,8 @@ def parse_videos(
     audio_truth: DenseEvents | None = None,
     visual_truth: DenseEvents | None = None,
     formats: Sequence[str] = ("png",),
+    max_seconds: float | None = MAX_VIDEO_SECONDS,
+    max_frames: int | None = MAX_VIDEO_FRAMES,
 ) -> list[ParsedVideo]:
     """Parse each video into `<out_dir>/<stem>.json`, `.csv` and a timeline per format, one video
     after the other (decode, features, outputs), saying so on stderr one line per video.
@@ -301,7 +312,10 @@ def parse_videos(
     `VideosFailed` says how many failed and which. Returns the videos parsed by this call.
     Ground truth (dense LLP tables) is matched to a video by its file stem. Work files (WAVs,
     frames, features) live in this run's own folder inside `out_dir` (`avvp.parsing.work`: other
-    runs into the same folder keep theirs), removed when it ends.
+    runs into the same folder keep theirs), removed when it ends. A video longer than `max_seconds`
+    as decoded (not as its header claims), or with more than `max_frames` video frames, fails with
+    that reason (None: no bound); a truncated one or one with an implausible frame rate is warned
+    about on stderr and in its JSON (`media_warnings`).
     """
     paths = [Path(v) for v in videos]
     _check_inputs(paths, formats)
@@ -317,7 +331,7 @@ def parse_videos(
     failures: list[tuple[Path, Exception]] = []
     with run_work_folder(out) as work:
         batch = _Batch(model, out, work, formats, frame_threshold, global_threshold, audio_truth, visual_truth,
-                       settings, warning)
+                       settings, warning, max_seconds, max_frames)
         for number, path in enumerate(paths, start=1):
             json_path, _, figures = output_paths(out, path, formats)
             head = f"[{number}/{len(paths)}] {path}"
@@ -326,7 +340,7 @@ def parse_videos(
                 continue
             started = time.monotonic()
             try:
-                result, sources = _parse_one(path, number, batch)
+                result, sources = _parse_one(path, number, batch, head)
             except Exception as err:  # one bad video never stops the batch; it is named here and at the end
                 _log(f"{head}: failed: {type(err).__name__}: {err}")
                 failures.append((path, err))
@@ -358,6 +372,8 @@ def parse_with_checkpoint(
     features: Sequence[str | Path] = (),
     formats: Sequence[str] = ("png",),
     allow_mismatch: bool = False,
+    max_seconds: float | None = MAX_VIDEO_SECONDS,
+    max_frames: int | None = MAX_VIDEO_FRAMES,
 ) -> list[ParsedVideo]:
     """`parse_videos` with the real model of a checkpoint (`HANWindowModel`: weights default to the
     checkpoint's, `features` roots are reused), drawing the dense annotations of
@@ -375,7 +391,8 @@ def parse_with_checkpoint(
     audio = read_dense(audio_csv, vocab) if audio_csv else None
     visual = read_dense(visual_csv, vocab) if visual_csv else None
     with reused_networks():
-        return parse_videos(videos, model, out_dir, frame_threshold, global_threshold, audio, visual, formats)
+        return parse_videos(videos, model, out_dir, frame_threshold, global_threshold, audio, visual, formats,
+                            max_seconds, max_frames)
 
 
 def available_videos(videos: Mapping[str, str | Path], manifest: str | Path, limit: int | None = None) -> list[Path]:

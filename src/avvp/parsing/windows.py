@@ -40,7 +40,7 @@ import numpy as np
 from avvp.clips.audio_track import write_track
 from avvp.extractors import FRAMES, MEDIA, VIDEO
 from avvp.extractors.parts.frames import N_FRAMES, pick_frame_indices
-from avvp.clips.ffmpeg import MediaError, MediaInfo, probe
+from avvp.clips.ffmpeg import MediaError, MediaInfo, limit_problem, media_warnings, probe
 from avvp.clips.media import FRAME_RATE, extract_frames, write_audio
 from avvp.base.protocol import SEGMENTS
 
@@ -125,8 +125,9 @@ class VideoWindows:
     files when first asked for. Each medium is decoded separately, so a model that finds a video's
     features already extracted decodes nothing."""
 
-    def __init__(self, info: MediaInfo, work_dir: Path, key: str) -> None:
+    def __init__(self, info: MediaInfo, work_dir: Path, key: str, warnings: Sequence[str] = ()) -> None:
         self.video, self.duration, self.has_audio = Path(info.path), info.duration, info.has_audio
+        self.warnings = tuple(warnings)  # odd but usable (truncated, implausible frame rate)
         self.n_windows = window_count(info.duration)
         self._info, self._work, self._names = info, work_dir, [f"{key}w{w:04d}" for w in range(self.n_windows)]
         self._key = key
@@ -165,12 +166,18 @@ class VideoWindows:
         return folders
 
 
-def prepare_windows(video: str | Path, work_dir: str | Path, key: str) -> VideoWindows:
+def prepare_windows(video: str | Path, work_dir: str | Path, key: str, max_seconds: float | None = None,
+                    max_frames: int | None = None) -> VideoWindows:
     """Probe `video`; its windows are decoded under `work_dir` on first use (`VideoWindows`).
 
-    A file that cannot be decoded or has no video stream raises MediaError naming it.
+    A file that cannot be decoded, has no video stream, or decodes longer than `max_seconds` or to
+    more than `max_frames` video frames (None: no bound) raises MediaError naming it, before
+    anything is written; what is odd but usable is in the windows' `warnings`.
     """
-    info = probe(video)
+    info = probe(video, max_frames=max_frames)
     if not info.has_video:
         raise MediaError(f"{video}: no video stream (parsing needs pictures)")
-    return VideoWindows(info, Path(work_dir), key)
+    problem = limit_problem(info, max_seconds, max_frames)
+    if problem is not None:
+        raise MediaError(f"{video}: {problem}")
+    return VideoWindows(info, Path(work_dir), key, media_warnings(info, max_frames))
