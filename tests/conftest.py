@@ -1,9 +1,13 @@
-"""Shared fixtures: the real LLP annotation files, random features in the released layout, and the
-demo run end to end (once per session, shared by the workflow test modules)."""
+"""Shared fixtures: the real LLP annotation files, random features in the released layout, small
+disks that fill up, and the demo run end to end (once per session, shared by the workflow test modules)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +45,30 @@ def write_weak_csv(path: Path, filenames: list[str], labels: np.ndarray, classes
         lines.append(f"{name}\t{','.join(classes[i] for i in np.flatnonzero(row))}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+@contextmanager
+def small_tmpfs(folder: Path, size: str = "1m") -> Iterator[Path]:
+    """A tmpfs of `size` mounted on `folder`: a real file system that fills up. Mounting needs root
+    (the test is skipped where it is refused); it is unmounted afterwards."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                           capture_output=True, text=True)
+    if mount.returncode:
+        refused = os.geteuid() != 0 or any(word in mount.stderr.lower() for word in ("permission", "not permitted"))
+        if refused:
+            pytest.skip(f"cannot mount a small tmpfs here (needs root): {mount.stderr.strip()}")
+        raise AssertionError(f"mount -t tmpfs failed: {mount.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill_disk(disk: Path, leave: int) -> None:
+    """Fill `disk` with a file (`filler`), leaving `leave` bytes free."""
+    stat = os.statvfs(disk)
+    (disk / "filler").write_bytes(bytes(max(0, stat.f_bavail * stat.f_frsize - leave)))
 
 
 DEMO_BUDGET_S = 600

@@ -10,7 +10,7 @@ import pytest
 from avvp.evaluation.annotations import Vocabulary, read_weak
 from avvp.extractors import PUBLISHED
 from avvp.features.store import FeatureError, load_packed, pack_split, pool_segments, released_source
-from conftest import write_random_features, write_weak_csv
+from conftest import fill_disk, small_tmpfs, write_random_features, write_weak_csv
 
 VOCAB = Vocabulary(("Dog", "Cat", "Car"))
 NAMES = ["aaaaaaaaaaa_0_10", "b_b-b_b_b_b_5.5_15.5", "ccccccccccc_30_40"]
@@ -106,17 +106,9 @@ def test_several_folders_per_kind_are_searched(split, feats: Path, tmp_path: Pat
 
 @pytest.fixture
 def small_disk(tmp_path: Path):
-    """A 1 MiB tmpfs: a real file system that fills up (needs root; skipped where mounting is refused)."""
-    import subprocess
-
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
+    """A 1 MiB tmpfs (needs root; skipped where mounting is refused)."""
+    with small_tmpfs(tmp_path / "disk") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_disk_is_one_line_naming_the_path_and_leaves_nothing(tmp_path: Path, small_disk: Path,
@@ -147,8 +139,7 @@ def test_a_full_disk_is_one_line_naming_the_path_and_leaves_nothing(tmp_path: Pa
             fh.setsampwidth(2)
             fh.setframerate(16000)
             fh.writeframes(np.array([int(8000 * math.sin(i * t / 9)) for t in range(160000)], "<i2").tobytes())
-    filler = small_disk / "filler"
-    filler.write_bytes(bytes(1024 * 1024 - 9 * 1024))  # leaves room for the record and one clip, not three
+    fill_disk(small_disk, 9 * 1024)  # leaves room for the record and one clip, not three
     feats = small_disk / "feats"
     assert main(["extract", "--kind", "vggish", "--out-dir", str(feats), "--no-progress", *map(str, wavs)]) == 1
     err = capsys.readouterr().err.strip()

@@ -1,13 +1,16 @@
 """Writing files and folders so that readers never see them half-written under their final name.
 
 A failure removes what was written so far; an OSError without a file name (a full disk hit while
-writing through a file handle) is raised again naming the final path, so messages say where.
+writing through a file handle) is raised again naming the final path, so messages say where. A full
+disk always names the final path (a copy's error names its source, a tool's its temporary file), also
+where a library wrapped it in an error of its own (torch.save's "unexpected pos" RuntimeError).
 A SIGTERM (a scheduler or Snakemake stopping a job) kills Python without running any `finally`,
 which would leave the temporary files and folders behind: `exit_on_sigterm` makes it raise
 SystemExit instead, so that these cleanups (and a parse run's work folder) run.
 """
 from __future__ import annotations
 
+import errno
 import filecmp
 import os
 import secrets
@@ -32,18 +35,41 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
+_FULL_DISK = (errno.ENOSPC, errno.EDQUOT)  # no space left, or none left to this user (a quota)
+
+
+def full_disk(err: BaseException) -> OSError | None:
+    """The full-disk OSError that `err` is or was raised from (its cause or unsuppressed context):
+    libraries report one in errors of their own, torch.save as "unexpected pos"."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _FULL_DISK:
+            return seen
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return None
+
+
 @contextmanager
-def _naming(path: Path, always: bool = False) -> Iterator[None]:
-    """OSErrors of the block name `path` (where they name no file, or always: a temporary name
-    inside a folder being filled means nothing to a reader)."""
+def naming(path: str | Path, always: bool = False) -> Iterator[None]:
+    """OSErrors of the block name `path` where they name no file, and always for a full disk (it is
+    about where the block writes) or with `always` (a temporary name inside a folder being filled
+    means nothing to a reader). An error that wraps a full disk becomes that OSError, its text kept."""
     try:
         yield
     except OSError as err:
         if err.errno is None and type(err) is OSError:  # numpy's short write says only "N requested and M written"
-            raise OSError(None, f"could not write it whole ({err}): no space left on the device?", str(path)) from err
-        if err.errno is not None and (err.filename is None or always):
+            if shutil.disk_usage(Path(path).parent).free == 0:  # what was written still fills the disk
+                raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({err})", str(path)) from err
+            raise OSError(None, f"could not write it whole ({err})", str(path)) from err
+        if err.errno is not None and (err.filename is None or always or err.errno in _FULL_DISK):
             raise type(err)(err.errno, err.strerror, str(path)) from err
         raise
+    except Exception as err:
+        full = full_disk(err)
+        if full is None:
+            raise
+        first_line = (str(err).splitlines() or [type(err).__name__])[0]
+        raise OSError(full.errno, f"{full.strerror} ({first_line})", str(path)) from err
 
 
 @contextmanager
@@ -54,7 +80,7 @@ def atomic_output(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
     try:
-        with _naming(path), os.fdopen(fd, mode, **text) as fh:
+        with naming(path), os.fdopen(fd, mode, **text) as fh:
             yield fh
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
@@ -75,7 +101,7 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        with _naming(path, always=True):
+        with naming(path, always=True):
             yield tmp
         os.chmod(tmp, 0o755)
         old = path.parent / f".{path.name}.{secrets.token_hex(4)}.old" if path.exists() else None
@@ -100,7 +126,8 @@ def atomic_path(path: str | Path, suffix: str = "", keep_identical: bool = False
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp{suffix}"
     try:
-        yield tmp
+        with naming(path):
+            yield tmp
         if keep_identical and path.is_file() and filecmp.cmp(tmp, path, shallow=False):
             return
         os.replace(tmp, path)

@@ -10,9 +10,10 @@ at least frame threshold x global threshold. Higher means more confident.
 
 Videos are done one after the other, with a line per video on stderr. A video that fails (e.g. a
 corrupt file) is named there with its error and the others go on; the run then exits 1, its last
-line saying `N of M videos failed: ...`. OUT is resumable: a run that is stopped keeps the videos
-it finished, and running it again skips them (a video is done again when the checkpoint, weights,
-thresholds or formats changed). Several runs may write into one OUT at once.
+line saying `N of M videos failed: ...`. A full disk stops the run at once, its last line naming
+the file that did not fit. OUT is resumable: a run that is stopped keeps the videos it finished,
+and running it again skips them (a video is done again when the checkpoint, weights, thresholds or
+formats changed). Several runs may write into one OUT at once.
 
 A video longer than --max-seconds (default 4 hours) or with more than --max-frames video frames,
 as decoded (not as its header claims), fails with that reason before anything is written; a

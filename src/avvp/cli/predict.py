@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from avvp.base.atomic import naming
     from avvp.evaluation.annotations import Vocabulary, read_classes
     from avvp.model.checkpoint import load_han
     from avvp.base.device import resolve_device
@@ -37,7 +38,8 @@ def run(args: argparse.Namespace) -> None:
     given = read_classes(class_file).classes if class_file else None
     model, classes, _ = load_han(args.checkpoint, given, device)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=args.out.parent) as scratch:
+    # The split is packed beside the output, on its disk: a full disk there names the output.
+    with naming(args.out), tempfile.TemporaryDirectory(dir=args.out.parent) as scratch:
         _, packed = split_and_pack(args.split_csv, Vocabulary(tuple(classes)), args, args.pack,
                                    Path(scratch) / "pack", model.features)
         save_predictions(args.out, predict_packed(model, packed, device))

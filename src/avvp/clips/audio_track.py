@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from avvp.base.atomic import atomic_path
-from avvp.clips.ffmpeg import MediaError, MediaInfo, ffmpeg_exe, input_arg, last_error, probe
+from avvp.clips.ffmpeg import (MediaError, MediaInfo, ffmpeg_exe, input_arg, last_error, probe,
+                               raise_if_disk_full)
 from avvp.clips.media import MIN_AUDIO_SECONDS, write_silence
 
 
@@ -32,7 +33,9 @@ def _ffmpeg_wav(path: Path, out: str) -> bytes:
     proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", input_arg(path),
                            "-f", "wav", "-y", out], capture_output=True)
     if proc.returncode != 0:
-        raise MediaError(f"{path}: audio decoding failed ({last_error(proc.stderr.decode(errors='replace'), path)})")
+        stderr = proc.stderr.decode(errors="replace")
+        raise_if_disk_full(stderr, out)
+        raise MediaError(f"{path}: audio decoding failed ({last_error(stderr, path)})")
     return proc.stdout
 
 

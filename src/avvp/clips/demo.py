@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from avvp.base.atomic import atomic_path
-from avvp.clips.ffmpeg import ffmpeg_exe, input_arg
+from avvp.clips.ffmpeg import ffmpeg_exe, input_arg, raise_if_disk_full
 
 DEFAULT_N_VIDEOS = 40
 DURATION_S = 10
@@ -308,6 +308,7 @@ def write_clip(clip: DemoClip, path: str | Path) -> None:
         proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True)
         if proc.returncode != 0:
             message = proc.stderr.decode(errors="replace").strip()
+            raise_if_disk_full(message, path)
             raise RuntimeError(f"ffmpeg failed writing {path}: {message}")
 
 

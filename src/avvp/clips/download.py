@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from avvp.base.atomic import naming
 from avvp.evaluation.annotations import ClipName, parse_filename
 from avvp.clips.ffmpeg import MediaError, ffmpeg_exe, probe
 from avvp.clips.media import DURATION_TOLERANCE_S, NO_AUDIO_REASON, clip_problem, clip_seconds
@@ -320,7 +321,8 @@ def fetch_local(
             try:
                 os.link(target, staged)
             except OSError:
-                shutil.copyfile(target, staged)
+                with naming(final):  # a full disk names the clip, not the copy's source
+                    shutil.copyfile(target, staged)
             try:
                 records.append(_place(staged, final, filename, name.video_id, tolerance))
             except MediaError as err:

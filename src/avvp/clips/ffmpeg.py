@@ -20,6 +20,7 @@ messages keep the user's real path, which we add ourselves).
 """
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -42,6 +43,15 @@ MAX_VIDEO_SECONDS, MAX_VIDEO_FRAMES = 4 * 3600.0, 1_000_000  # 4 h; about 4.6 h 
 
 class MediaError(ValueError):
     """A media file that cannot be read or lacks what is needed; the message names the file."""
+
+
+def raise_if_disk_full(message: str, path: str | Path) -> None:
+    """Raise the OSError of a full disk, naming `path`, where a tool's failure `message` (ffmpeg's,
+    or moviepy's quoting it) says so: their text is all that tells, and a full disk is no fault of
+    the clip (a MediaError would record it as unavailable)."""
+    for code in (errno.ENOSPC, errno.EDQUOT):
+        if os.strerror(code) in message:
+            raise OSError(code, os.strerror(code), str(path))
 
 
 @functools.cache

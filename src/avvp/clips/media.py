@@ -34,7 +34,7 @@ from pathlib import Path
 from avvp.evaluation.annotations import parse_filename
 from avvp.base.atomic import atomic_folder, atomic_output, atomic_path
 from avvp.clips.ffmpeg import (MAX_CLIP_FRAMES, MAX_CLIP_SECONDS, MediaError, MediaInfo, ffmpeg_exe, ffmpeg_record,
-                               input_arg, last_error, limit_problem, media_warnings, probe)
+                               input_arg, last_error, limit_problem, media_warnings, probe, raise_if_disk_full)
 from avvp.clips.records import ClipRecord
 
 AUDIO_RATE = 16000
@@ -133,6 +133,7 @@ def write_audio(info: MediaInfo, out_wav: str | Path, min_seconds: float = MIN_A
             else:
                 write_silence(tmp, round(max(info.duration, min_seconds) * AUDIO_RATE), AUDIO_RATE, AUDIO_CHANNELS)
     except (OSError, wave.Error) as err:
+        raise_if_disk_full(str(err), out_wav)
         raise MediaError(f"{info.path}: audio extraction failed ({err})") from err
     return "ok" if info.has_audio else "no_audio"
 
@@ -164,7 +165,9 @@ def extract_frames(video: str | Path, out_dir: str | Path) -> int:
                .compile(cmd=ffmpeg_exe()))
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
         if proc.returncode != 0:
-            message = last_error(proc.stderr.decode(errors="replace"), video)
+            stderr = proc.stderr.decode(errors="replace")
+            raise_if_disk_full(stderr, out_dir)
+            message = last_error(stderr, video)
             raise MediaError(f"{video}: frame extraction failed ({message})") from None
         count = sum(1 for _ in tmp.glob("*.jpg"))
         if count == 0:

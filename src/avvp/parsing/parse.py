@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from avvp.evaluation.annotations import DenseEvents
-from avvp.base.atomic import atomic_output
+from avvp.base.atomic import atomic_output, full_disk
 from avvp.clips.ffmpeg import MAX_VIDEO_FRAMES, MAX_VIDEO_SECONDS
 from avvp.evaluation.events import PARSED_COLUMNS, Event, runs
 from avvp.evaluation.scores import segment_decisions
@@ -309,7 +309,8 @@ def parse_videos(
     JSON was written with the same settings (model, thresholds, formats, ground truth or not) and
     whose figures exist is skipped, so a run killed partway loses only the video it was on.
     A video that fails is named with its error on stderr and the batch goes on; at the end
-    `VideosFailed` says how many failed and which. Returns the videos parsed by this call.
+    `VideosFailed` says how many failed and which. A full disk stops the batch (every later video
+    would fail too): its OSError names the file. Returns the videos parsed by this call.
     Ground truth (dense LLP tables) is matched to a video by its file stem. Work files (WAVs,
     frames, features) live in this run's own folder inside `out_dir` (`avvp.parsing.work`: other
     runs into the same folder keep theirs), removed when it ends. A video longer than `max_seconds`
@@ -342,6 +343,8 @@ def parse_videos(
             try:
                 result, sources = _parse_one(path, number, batch, head)
             except Exception as err:  # one bad video never stops the batch; it is named here and at the end
+                if full_disk(err):
+                    raise  # but a full disk fails every later video too: stop, naming the file
                 _log(f"{head}: failed: {type(err).__name__}: {err}")
                 failures.append((path, err))
                 continue

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from avvp.base.atomic import naming
+
 PREFIX = ".parse-work-"
 OWNER_FILE = "owner.json"
 UNOWNED_GRACE_S = 3600.0  # a folder without an owner record is kept this long (it may be just made)
@@ -96,7 +98,8 @@ def run_work_folder(out: Path) -> Iterator[Path]:
     clear_stale(out)
     folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=out))
     try:
-        (folder / OWNER_FILE).write_text(json.dumps(owner_record()), encoding="utf-8")
+        with naming(folder / OWNER_FILE):  # a full disk says where
+            (folder / OWNER_FILE).write_text(json.dumps(owner_record()), encoding="utf-8")
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
