@@ -33,9 +33,9 @@ def exit_on_sigterm() -> None:
 
 
 @contextmanager
-def _naming(path: Path, always: bool = False) -> Iterator[None]:
+def naming(path: str | Path, always: bool = False) -> Iterator[None]:
     """OSErrors of the block name `path` (where they name no file, or always: a temporary name
-    inside a folder being filled means nothing to a reader)."""
+    inside a folder being filled, or one a read-only disk refused, means nothing to a reader)."""
     try:
         yield
     except OSError as err:
@@ -51,10 +51,11 @@ def atomic_output(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file next to `path`; it replaces `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with naming(path, always=True):  # a read-only folder: the file asked for, not a temporary name
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
     try:
-        with _naming(path), os.fdopen(fd, mode, **text) as fh:
+        with naming(path), os.fdopen(fd, mode, **text) as fh:
             yield fh
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
@@ -73,9 +74,10 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    with naming(path, always=True):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        with _naming(path, always=True):
+        with naming(path, always=True):
             yield tmp
         os.chmod(tmp, 0o755)
         old = path.parent / f".{path.name}.{secrets.token_hex(4)}.old" if path.exists() else None
@@ -105,4 +107,5 @@ def atomic_path(path: str | Path, suffix: str = "", keep_identical: bool = False
             return
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        if os.path.lexists(tmp):  # not unlink(missing_ok): a read-only disk refuses even that, hiding the error
+            tmp.unlink()

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from avvp.base.atomic import naming
 from avvp.evaluation.annotations import ClipName, parse_filename
 from avvp.clips.ffmpeg import MediaError, ffmpeg_exe, probe
 from avvp.clips.media import DURATION_TOLERANCE_S, NO_AUDIO_REASON, clip_problem, clip_seconds
@@ -116,7 +117,8 @@ def _place(candidate: Path, final: Path, filename: str, video_id: str, tolerance
 @contextmanager
 def _scratch(out_dir: Path, filename: str) -> Iterator[Path]:
     """A private folder next to the outputs, removed with whatever is left in it (.part files)."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{filename}.", suffix=".part", dir=out_dir))
+    with naming(out_dir / f"{filename}.mp4", always=True):  # a read-only folder: the clip asked for
+        tmp = Path(tempfile.mkdtemp(prefix=f".{filename}.", suffix=".part", dir=out_dir))
     try:
         yield tmp
     finally:

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from avvp.base.atomic import naming
+
 PREFIX = ".parse-work-"
 OWNER_FILE = "owner.json"
 UNOWNED_GRACE_S = 3600.0  # a folder without an owner record is kept this long (it may be just made)
@@ -94,7 +96,8 @@ def clear_stale(out: Path) -> list[Path]:
 def run_work_folder(out: Path) -> Iterator[Path]:
     """This run's own work folder in `out` (stale ones cleared first), removed when the run ends."""
     clear_stale(out)
-    folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=out))
+    with naming(out, always=True):  # a read-only folder: named, not the work folder it refused
+        folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=out))
     try:
         (folder / OWNER_FILE).write_text(json.dumps(owner_record()), encoding="utf-8")
         yield folder
