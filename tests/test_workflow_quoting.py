@@ -6,6 +6,7 @@ word, and nothing may have been executed."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import shlex
 import shutil
 from pathlib import Path
@@ -147,3 +148,26 @@ def test_config_paths_reach_the_shell_as_one_word(tmp_path: Path, shipped: str, 
     missing = expected - words
     assert not missing, f"not one word of any command: {sorted(missing)}"
     assert not list(workdir.rglob(MARKER)) and not (Path.cwd() / MARKER).exists()
+
+
+@pytest.mark.slow
+def test_hostile_annotation_and_feature_paths_run_to_metrics(tmp_path: Path) -> None:
+    """A real run, not a dry one: every annotation file and the features folder under a hostile name
+    reach metrics.json with scores, and no shell ever ran the names' commands."""
+    from workflow_helpers import annotations, write_random_features
+
+    workdir = copy_workflow(tmp_path / "real run")
+    chosen = small_demo_dataset(workdir / hostile("annotations"), {"train": 4, "val": 2, "test": 2})
+    write_random_features(workdir / hostile("features"), list(chosen))
+    config = {"dataset": {"mode": "features", "annotations": annotations(hostile("annotations")),
+                          "features_dir": hostile("features")},
+              "stages": {"han": {"epochs": 1}}}
+    run_snakemake(workdir, "--cores", "2", f"--configfile={write_yaml(workdir / 'hostile.yaml', config)}",
+                  "results/metrics.json")
+    metrics = json.loads((workdir / "results/metrics.json").read_text(encoding="utf-8"))
+    assert metrics["coverage"]["test"]["scored"] == 2
+    scores = [m for entry in metrics["methods"].values() for m in entry["seeds"].values()]
+    assert scores and all(0 <= s["segment_level"]["audio"] <= 100 for s in scores)
+    for folder in (workdir, Path.cwd(), Path("/tmp")):
+        assert not (folder / MARKER).exists(), folder
+    assert not list(workdir.rglob(MARKER))

@@ -52,8 +52,9 @@ def full_disk(err: BaseException) -> OSError | None:
 @contextmanager
 def naming(path: str | Path, always: bool = False) -> Iterator[None]:
     """OSErrors of the block name `path` where they name no file, and always for a full disk (it is
-    about where the block writes) or with `always` (a temporary name inside a folder being filled
-    means nothing to a reader). An error that wraps a full disk becomes that OSError, its text kept."""
+    about where the block writes) or with `always` (a temporary name inside a folder being filled,
+    or one a read-only disk refused, means nothing to a reader). An error that wraps a full disk
+    becomes that OSError, its text kept."""
     try:
         yield
     except OSError as err:
@@ -77,7 +78,8 @@ def atomic_output(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file next to `path`; it replaces `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with naming(path, always=True):  # a read-only folder: the file asked for, not a temporary name
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
     try:
         with naming(path), os.fdopen(fd, mode, **text) as fh:
@@ -99,7 +101,8 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    with naming(path, always=True):
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         with naming(path, always=True):
             yield tmp
@@ -132,4 +135,5 @@ def atomic_path(path: str | Path, suffix: str = "", keep_identical: bool = False
             return
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        if os.path.lexists(tmp):  # not unlink(missing_ok): a read-only disk refuses even that, hiding the error
+            tmp.unlink()

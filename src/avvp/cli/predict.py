@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> None:
     from avvp.base.device import resolve_device
     from avvp.model.inference import predict_packed
     from avvp.model.predictions import save_predictions
+    from avvp.base.atomic import naming
 
     if args.features is None and not args.features_dir and args.pack is None:
         raise ValueError("give --features (or --features-dir), or --pack")
@@ -38,8 +39,10 @@ def run(args: argparse.Namespace) -> None:
     given = read_classes(class_file).classes if class_file else None
     model, classes, _ = load_han(args.checkpoint, given, device)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    with naming(args.out, always=True):  # a read-only folder: the file asked for, not a scratch name
+        scratch_folder = tempfile.TemporaryDirectory(dir=args.out.parent)
     # The split is packed beside the output, on its disk: a full disk there names the output.
-    with naming(args.out), tempfile.TemporaryDirectory(dir=args.out.parent) as scratch:
+    with naming(args.out), scratch_folder as scratch:
         _, packed = split_and_pack(args.split_csv, Vocabulary(tuple(classes)), args, args.pack,
                                    Path(scratch) / "pack", model.features)
         save_predictions(args.out, predict_packed(model, packed, device))

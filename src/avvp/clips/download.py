@@ -117,7 +117,8 @@ def _place(candidate: Path, final: Path, filename: str, video_id: str, tolerance
 @contextmanager
 def _scratch(out_dir: Path, filename: str) -> Iterator[Path]:
     """A private folder next to the outputs, removed with whatever is left in it (.part files)."""
-    tmp = Path(tempfile.mkdtemp(prefix=f".{filename}.", suffix=".part", dir=out_dir))
+    with naming(out_dir / f"{filename}.mp4", always=True):  # a read-only folder: the clip asked for
+        tmp = Path(tempfile.mkdtemp(prefix=f".{filename}.", suffix=".part", dir=out_dir))
     try:
         yield tmp
     finally:

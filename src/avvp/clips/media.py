@@ -22,6 +22,7 @@ silence is written in blocks, so a long clip without audio never sits in memory.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -32,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from avvp.evaluation.annotations import parse_filename
-from avvp.base.atomic import atomic_folder, atomic_output, atomic_path
+from avvp.base.atomic import atomic_folder, atomic_output, atomic_path, naming
 from avvp.clips.ffmpeg import (MAX_CLIP_FRAMES, MAX_CLIP_SECONDS, MediaError, MediaInfo, ffmpeg_exe, ffmpeg_record,
                                input_arg, last_error, limit_problem, media_warnings, probe, raise_if_disk_full)
 from avvp.clips.records import ClipRecord
@@ -46,6 +47,8 @@ DEFAULT_CLIP_SECONDS = 10.0
 BLOCK_BYTES = 1 << 20  # silence and copies are written in blocks of this size
 NO_AUDIO_REASON = "no audio track: the WAV is silence of the clip's length"
 FFMPEG_RECORD = "ffmpeg.json"  # in a shard's frames folder: the ffmpeg that made its frames
+# Errors of the disk written to, not of the clip: they stop the step instead of marking clips unavailable.
+DISK_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT})
 
 
 def clip_seconds(filename: str) -> float:
@@ -120,9 +123,12 @@ def write_silence(path: Path, n_frames: int, rate: int, channels: int) -> None:
 
 
 def write_audio(info: MediaInfo, out_wav: str | Path, min_seconds: float = MIN_AUDIO_SECONDS) -> str:
-    """The audio step for an already probed clip; returns `ok` or `no_audio` (see module rules)."""
+    """The audio step for an already probed clip; returns `ok` or `no_audio` (see module rules).
+    A read-only or full disk raises OSError naming `out_wav`: no clip is to blame for it."""
     try:
         with atomic_path(out_wav, ".wav") as tmp:
+            with naming(out_wav, always=True):
+                tmp.touch()  # a disk that takes no file fails here, with its errno, not inside moviepy's ffmpeg
             if info.has_audio:
                 clip = _moviepy_audio_clip(Path(info.path).absolute())
                 try:
@@ -133,6 +139,8 @@ def write_audio(info: MediaInfo, out_wav: str | Path, min_seconds: float = MIN_A
             else:
                 write_silence(tmp, round(max(info.duration, min_seconds) * AUDIO_RATE), AUDIO_RATE, AUDIO_CHANNELS)
     except (OSError, wave.Error) as err:
+        if isinstance(err, OSError) and err.errno in DISK_ERRNOS:
+            raise
         raise_if_disk_full(str(err), out_wav)
         raise MediaError(f"{info.path}: audio extraction failed ({err})") from err
     return "ok" if info.has_audio else "no_audio"

@@ -28,6 +28,10 @@ class ClipRecord:
     reason: str = ""
 
     def __post_init__(self) -> None:
+        # The filename names the clip's outputs (VIDEOS/<filename>.mp4, FRAMES/<filename>/, which a
+        # failed clip has removed): `..`, `x/../y` or `/abs` would reach outside those folders.
+        if self.filename in ("", ".", "..") or any(c in self.filename for c in "/\\\0"):
+            raise ValueError(f"{self.filename!r} is not a clip filename (one name, no folder part)")
         if self.status not in STATUSES:
             raise ValueError(f"{self.filename}: status {self.status!r} is not one of {STATUSES}")
         # One TSV line per record, whatever a tool's message looked like.

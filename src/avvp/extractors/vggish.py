@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from avvp.base.files import load_refusal
 from avvp.extractors import Extractor
 from avvp.extractors.parts.calibration import seeded
 
@@ -197,11 +198,17 @@ class VGGish(nn.Module):
 def load_pca_params(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(eigen_vectors (128, 128), means (128,)) from the official `.npz` or the port's `.pth`."""
     path = Path(path)
-    if path.suffix == ".npz":
-        with np.load(path) as data:
-            params = {k: data[k] for k in data.files}
-    else:
-        params = {k: np.asarray(v) for k, v in torch.load(path, map_location="cpu", weights_only=True).items()}
+    try:  # never unpickled: object arrays and code in the pickle are refused
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                params = {k: data[k] for k in data.files}
+        else:
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+            params = {k: np.asarray(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+    except OSError:
+        raise
+    except Exception as err:  # numpy's and torch's errors for a file that is not theirs vary
+        raise ValueError(f"{path}: not a readable PCA parameter file ({load_refusal(err)})") from None
     missing = {"pca_eigen_vectors", "pca_means"} - set(params)
     if missing:
         raise ValueError(f"{path}: PCA parameters lack {sorted(missing)}")

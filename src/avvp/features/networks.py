@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from avvp.base.files import file_sha256
+from avvp.base.files import file_sha256, load_refusal
 from avvp.extractors import FeatureKind
 from avvp.extractors.parts.downloads import fetch, hub_folder
 from avvp.features.weights import WeightsRecord, state_dict_sha256
@@ -38,7 +38,7 @@ def load_state_file(kind: str, model: nn.Module, path: Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and torch errors all mean: not a state-dict file
-        raise ValueError(f"{path}: not a readable PyTorch state dict ({err})") from err
+        raise ValueError(f"{path}: not a readable PyTorch state dict ({load_refusal(err)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: expected a plain state dict (parameter name -> tensor)")
     try:

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from avvp.evaluation.annotations import GroundTruth
 from avvp.model.checkpoint import save_checkpoint
 from avvp.base.device import resolve_device
+from avvp.base.files import load_refusal
 from avvp.base.folder_lock import folder_lock
 from avvp.evaluation.scores import evaluate_arrays
 from avvp.extractors import PUBLISHED
@@ -106,7 +107,7 @@ def _load_last(last_path: Path) -> tuple[dict[str, Any] | None, str | None]:
     try:
         saved = torch.load(last_path, map_location="cpu", weights_only=True)
     except Exception as err:  # a file cut off by a kill or a full disk: torch's errors vary
-        return None, f"{last_path}: not a readable checkpoint ({_first_line(err)})"
+        return None, f"{last_path}: not a readable checkpoint ({load_refusal(err)})"
     if not isinstance(saved, dict):
         return None, f"{last_path}: not a training checkpoint (it holds a {type(saved).__name__})"
     missing = [key for key in RESUME_KEYS if key not in saved]

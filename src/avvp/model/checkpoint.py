@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from avvp.base.atomic import atomic_output
+from avvp.base.files import load_refusal
 from avvp.model.han import HAN, load_han_state
 
 # The top-level keys of JoMoLD's checkpoints (its main.py saves the random-number states, then these four).
@@ -53,7 +54,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         with torch.serialization.safe_globals(NUMPY_RNG_GLOBALS):
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several unrelated types for a bad file
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({err})") from None
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({load_refusal(err)})") from None
     if not isinstance(payload, dict):
         raise ValueError(f"{path}: expected a state dict or a checkpoint dict")
     if "state_dict" in payload:

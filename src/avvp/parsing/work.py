@@ -96,7 +96,8 @@ def clear_stale(out: Path) -> list[Path]:
 def run_work_folder(out: Path) -> Iterator[Path]:
     """This run's own work folder in `out` (stale ones cleared first), removed when the run ends."""
     clear_stale(out)
-    folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=out))
+    with naming(out, always=True):  # a read-only folder: named, not the work folder it refused
+        folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=out))
     try:
         with naming(folder / OWNER_FILE):  # a full disk says where
             (folder / OWNER_FILE).write_text(json.dumps(owner_record()), encoding="utf-8")

@@ -37,8 +37,14 @@ class ByteTokens:
 
 
 def load_model(cls: Any, folder: Path) -> Any:
-    """A transformers model class's model from a local folder, float32, never downloading."""
-    return cls.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
+    """A transformers model class's model from a local folder, float32, never downloading; a folder
+    whose weights are no plain tensors (a pickle naming code) fails in one line naming it."""
+    from avvp.base.files import load_refusal
+
+    try:
+        return cls.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32)
+    except Exception as err:  # a pickle a weights-only load refuses, no weights file, a broken one
+        raise ValueError(f"{folder}: not a loadable model folder ({load_refusal(err)})") from None
 
 
 def seeded_model(cls: Any, config: Any, seed: int) -> Any:
