@@ -18,6 +18,7 @@ from functools import lru_cache
 import numpy as np
 
 from avvp.evaluation.annotations import GroundTruth
+from avvp.evaluation.dataset_scores import class_totals, dataset_level, f_percent
 from avvp.evaluation.events import runs
 from avvp.evaluation.protocols import BUILT_IN, Outputs, Protocol, decide, decisions
 from avvp.base.protocol import LEVELS, STREAMS
@@ -122,9 +123,7 @@ def _summary(counts: Counts) -> dict[str, float]:
 
 
 def _class_f(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, classes: Sequence[str]) -> dict:
-    denom = 2 * tp + fp + fn
-    return {c: (100.0 * 2 * t / d if d > 0 else None)
-            for c, t, d in zip(classes, tp.tolist(), denom.tolist())}
+    return {c: f_percent(t, p, n) for c, t, p, n in zip(classes, tp.tolist(), fp.tolist(), fn.tolist())}
 
 
 @dataclass(frozen=True)
@@ -149,12 +148,8 @@ class Scores:
         are audio, visual, audio_visual and event_at_av (audio + visual counts); None where the
         class has neither predictions nor ground truth.
         """
-        out = {}
-        for level, counts in zip(LEVELS, (self.segment, self.event)):
-            tp, fp, fn = (x.sum(1) for x in (counts.tp, counts.fp, counts.fn))  # (3, C)
-            out[level] = {s: _class_f(tp[i], fp[i], fn[i], classes) for i, s in enumerate(STREAMS)}
-            out[level]["event_at_av"] = _class_f(tp[0] + tp[1], fp[0] + fp[1], fn[0] + fn[1], classes)
-        return out
+        return {level: {s: _class_f(*totals, classes) for s, totals in class_totals(counts).items()}
+                for level, counts in zip(LEVELS, (self.segment, self.event))}
 
 
 def score(pred_a: np.ndarray, pred_v: np.ndarray, gt_a: np.ndarray, gt_v: np.ndarray) -> Scores:
@@ -192,7 +187,8 @@ def evaluate_outputs(
     classes: Sequence[str] | None = None,
 ) -> dict:
     """The metrics.json body for N videos under `protocol`: ten numbers, n_videos, per-class F,
-    annotation warnings and the protocol's definition (with its calibrated thresholds, if any).
+    dataset-level F (a second opinion, not the published metric), annotation warnings and the
+    protocol's definition (with its calibrated thresholds, if any).
 
     `gt` must hold the same N videos in the same order; `classes` names the per-class keys (class
     indices as strings when not given).
@@ -218,6 +214,7 @@ def evaluate_outputs(
         **scores.ten_numbers(),
         "n_videos": scores.n_videos,
         "per_class": scores.per_class(names),
+        "dataset_level": dataset_level(scores, names),
         "annotation_warnings": gt.report.as_dict(),
         "protocol": rule,
     }
