@@ -184,7 +184,9 @@ def run_protocol(run_name: str, entry: str):
 def evaluations() -> list[str]:
     """The scores of every run under every protocol: protocol-major, then run-major (the order of
     metrics params `protocols` and `runs`)."""
-    return [f"results/runs/{r}/seed{s}/evaluation/{p}/test.json" for p in PROTOCOLS for r in RUNS for s in SEEDS]
+    return [
+        f"results/runs/{r}/seed{s}/evaluation/{p}/test.json" for p in PROTOCOLS for r in RUNS for s in SEEDS
+    ]
 
 
 def protocols_param() -> dict[str, dict]:
