@@ -305,3 +305,36 @@ def test_protocols_refuse_nonsense_and_name_themselves() -> None:
     assert BUILT_IN["cmpae_as_published"].gate_threshold[1] == CALIBRATED
     for rule in BUILT_IN.values():  # every rule says where it comes from and describes itself as JSON
         assert rule.source and json.loads(json.dumps(rule.describe()))["name"] == rule.name
+
+
+def test_calibrate_then_evaluate_under_cmpae_rule(tmp_path: Path) -> None:
+    """`avvp calibrate` chooses CMPAE's visual thresholds on the mixed validation probabilities (the
+    released search: tests/test_calibration.py); `avvp evaluate` gates with them, and refuses without."""
+    from avvp.evaluation.calibration import calibrate_thresholds
+
+    val_names = split_names(LLP / "AVVP_val_pd.csv")
+    val = random_predictions(val_names, seed=8)
+    save_predictions(tmp_path / "val.npz", val)
+    save_predictions(tmp_path / "test.npz", random_predictions(split_names(LLP / "AVVP_test_pd.csv"), seed=9))
+    common = ["--audio-csv", str(LLP / "AVVP_eval_audio.csv"), "--visual-csv", str(LLP / "AVVP_eval_visual.csv"),
+              "--protocol", "cmpae_as_published", "--legacy-audio-csv", str(LEGACY_AUDIO)]
+    assert main(["calibrate", "--predictions", str(tmp_path / "val.npz"), "--split-csv", str(LLP / "AVVP_val_pd.csv"),
+                 *common, "--out", str(tmp_path / "thresholds.json")]) == 0
+    chosen = json.loads((tmp_path / "thresholds.json").read_text())
+    assert chosen["classes"] == CLASSES and set(chosen["thresholds"]) == {"visual"}
+
+    vocab = Vocabulary(CLASSES)
+    split = read_weak(LLP / "AVVP_val_pd.csv", vocab)
+    gt = ground_truth(split, read_dense(LEGACY_AUDIO, vocab, broken_names_are_orphans=True),
+                      read_dense(LLP / "AVVP_eval_visual.csv", vocab))
+    mixed = val.outputs(BUILT_IN["cmpae_as_published"])
+    expected = calibrate_thresholds(mixed.a_prob, mixed.v_prob, mixed.frame_prob, gt.audio, gt.visual)
+    assert chosen["thresholds"]["visual"] == pytest.approx(expected.tolist(), abs=0)
+
+    scored = evaluate_cli(tmp_path, tmp_path / "test.npz", "--protocol", "cmpae_as_published",
+                          "--legacy-audio-csv", str(LEGACY_AUDIO), "--calibration", str(tmp_path / "thresholds.json"))
+    assert list(scored["protocol"]["calibrated_thresholds"]["visual"].values()) == chosen["thresholds"]["visual"]
+    assert scored["protocol"]["forward"] == "mix" and scored["protocol"]["frame_threshold"]["audio"] == 0.25
+    out = tmp_path / "refused.json"
+    assert main(["evaluate", "--predictions", str(tmp_path / "test.npz"), "--split-csv", str(LLP / "AVVP_test_pd.csv"),
+                 *common, "--out", str(out)]) == 1 and not out.exists()
