@@ -10,6 +10,7 @@ import pytest
 
 from avvp.evaluation.aggregate import (aggregate, build_metrics, mean_sd, per_method, random_kinds, split_coverage,
                             validate_metrics, weights_used)
+from avvp.evaluation.protocols import BUILT_IN
 from avvp.reporting.provenance import provenance_block
 
 CHECKS = {"rows_outside_split": {"audio": 4, "visual": 4}, "orphan_rows": {"audio": 0, "visual": 0},
@@ -24,7 +25,7 @@ def body(audio: float, per_class_a: float | None, n: int = 8) -> dict:
     per_class = {"audio": {"a": per_class_a, "b": 50.0}}
     return {"segment_level": level, "event_level": {k: v / 2 for k, v in level.items()}, "n_videos": n,
             "per_class": {"segment_level": per_class, "event_level": per_class}, "unscored": [],
-            "annotation_warnings": CHECKS, "thresholds": {"frame": 0.5, "global": 0.5}}
+            "annotation_warnings": CHECKS, "protocol": {**BUILT_IN["avvp"].describe(), "annotations_scored": "2024"}}
 
 
 def test_mean_and_sample_sd_skip_missing_values() -> None:
@@ -72,16 +73,47 @@ def provenance(tmp_path: Path, weights: dict) -> dict:
     return provenance_block(config, {"han": {"han": {"epochs": 2}}}, [model], [classes], weights, [])
 
 
+PROTOCOLS = {"avvp": {"title": "avvp", "rules": {"han": BUILT_IN["avvp"].describe()}}}
+TWO_PROTOCOLS = {**PROTOCOLS, "as_published": {"title": "as published",
+                                               "rules": {"han": BUILT_IN["han_as_published"].describe()}}}
+
+
+def packs(tmp_path: Path) -> list[Path]:
+    out = []
+    for split, skipped in (("train", {}), ("val", {}), ("test", {"gone_0_10": "unavailable: 404"})):
+        out.append(tmp_path / split)
+        write(tmp_path / split / "index.json", {"filenames": ["a", "b", "c"], "skipped": skipped})
+    return out
+
+
 def build(tmp_path: Path, weights: dict | None = None) -> dict:
     scores = [write(tmp_path / f"s{i}.json", {**body(10 * (i + 1), 1.0, n=3), "unscored": ["gone_0_10"]})
               for i in range(2)]
-    packs = []
-    for split, skipped in (("train", {}), ("val", {}), ("test", {"gone_0_10": "unavailable: 404"})):
-        packs.append(tmp_path / split)
-        write(tmp_path / split / "index.json", {"filenames": ["a", "b", "c"], "skipped": skipped})
     weights = weights or {"vggish": {"kind": "vggish", "weights": "pretrained", "sha256": "0" * 64}}
-    return build_metrics(scores, [("han", 1), ("han", 2)], HAN_ONLY, packs,
-                         {"name": "x", "mode": "demo"}, provenance(tmp_path, weights))
+    return build_metrics(scores, [("han", 1), ("han", 2)], HAN_ONLY, packs(tmp_path),
+                         {"name": "x", "mode": "demo"}, provenance(tmp_path, weights), PROTOCOLS)
+
+
+def test_each_protocol_is_a_block_the_first_is_primary(tmp_path: Path) -> None:
+    """Evaluations protocol-major: methods.<m> holds the first protocol's scores, by_protocol all;
+    annotation checks are kept per annotation version."""
+    legacy_checks = {**CHECKS, "orphan_rows": {"audio": 3, "visual": 0}}
+    scores = [write(tmp_path / f"avvp{i}.json", body(10 * (i + 1), 1.0)) for i in range(2)]
+    legacy = {"protocol": {**BUILT_IN["han_as_published"].describe(), "annotations_scored": "legacy"},
+              "annotation_warnings": legacy_checks}
+    scores += [write(tmp_path / f"pub{i}.json", {**body(40 + i, 1.0), **legacy}) for i in range(2)]
+    metrics = build_metrics(scores, [("han", 1), ("han", 2)], HAN_ONLY, packs(tmp_path), {"name": "x", "mode": "demo"},
+                            provenance(tmp_path, {}), TWO_PROTOCOLS)
+    han = metrics["methods"]["han"]
+    assert han["seeds"]["2"]["segment_level"]["audio"] == 20 and han["by_protocol"]["avvp"]["seeds"] == han["seeds"]
+    assert han["by_protocol"]["as_published"]["mean"]["segment_level"]["audio"] == 40.5
+    assert metrics["evaluation"] == {"primary_protocol": "avvp",
+                                     "annotation_checks": {"2024": CHECKS, "legacy": legacy_checks}}
+    assert list(metrics["protocols"]) == ["avvp", "as_published"]
+    validate_metrics(json.loads(json.dumps(metrics)))
+    with pytest.raises(ValueError, match="4 evaluation files for 2 runs x 1 protocols"):
+        build_metrics(scores, [("han", 1), ("han", 2)], HAN_ONLY, packs(tmp_path), {"name": "x", "mode": "demo"},
+                      provenance(tmp_path, {}), PROTOCOLS)
 
 
 def test_build_metrics_states_coverage_once_and_validates(tmp_path: Path) -> None:
@@ -89,7 +121,7 @@ def test_build_metrics_states_coverage_once_and_validates(tmp_path: Path) -> Non
     assert metrics["coverage"]["test"] == {"total": 4, "used": 3, "not_used": {"gone_0_10": "unavailable: 404"},
                                            "scored": 3, "not_scored": {"gone_0_10": "unavailable: 404"}}
     assert metrics["methods"]["han"]["mean"]["segment_level"]["audio"] == 15
-    assert metrics["evaluation"]["annotation_checks"] == CHECKS
+    assert metrics["evaluation"]["annotation_checks"] == {"2024": CHECKS}
     assert metrics["random_weights"] == [] and "weights_note" not in metrics
     # nothing is said twice: the scores live under methods only, the counts under coverage only
     assert not {"segment_level", "event_level", "per_class", "n_videos", "runs"} & set(metrics)
@@ -116,12 +148,17 @@ def test_schema_refuses_a_single_seed_sd_and_a_missing_provenance(tmp_path: Path
 
 def test_runs_scored_on_different_files_are_refused(tmp_path: Path) -> None:
     build(tmp_path)
-    other = {**body(10, 1.0, n=3), "unscored": ["gone_0_10"], "thresholds": {"frame": 0.4, "global": 0.5}}
+    other = {**body(10, 1.0, n=3), "unscored": ["gone_0_10"], "annotation_warnings": {**CHECKS, "orphan_rows": {}}}
     write(tmp_path / "s1.json", other)
-    with pytest.raises(ValueError, match=r"s1\.json: thresholds differ"):
+    with pytest.raises(ValueError, match=r"s1\.json: its annotation checks differ"):
         build_metrics([tmp_path / "s0.json", tmp_path / "s1.json"], [("han", 1), ("han", 2)], HAN_ONLY,
                       [tmp_path / s for s in ("train", "val", "test")], {"name": "x", "mode": "demo"},
-                      provenance(tmp_path, {}))
+                      provenance(tmp_path, {}), PROTOCOLS)
+    write(tmp_path / "s1.json", {**body(10, 1.0, n=3), "unscored": []})
+    with pytest.raises(ValueError, match=r"s1\.json: unscored differ"):
+        build_metrics([tmp_path / "s0.json", tmp_path / "s1.json"], [("han", 1), ("han", 2)], HAN_ONLY,
+                      [tmp_path / s for s in ("train", "val", "test")], {"name": "x", "mode": "demo"},
+                      provenance(tmp_path, {}), PROTOCOLS)
 
 
 def test_mixed_weights_are_listed_and_count_as_random(tmp_path: Path) -> None:

@@ -244,7 +244,8 @@ def test_llp_split_matches_reference(llp, split, kind, frame_thr, global_thr, se
     assert_matches_reference(metrics, expected)
     assert metrics["n_videos"] == len(gt.audio)
     assert metrics["annotation_warnings"] == gt.report.as_dict()
-    assert metrics["thresholds"] == {"frame": frame_thr, "global": global_thr}
+    assert metrics["protocol"]["frame_threshold"] == {"audio": frame_thr, "visual": frame_thr}
+    assert metrics["protocol"]["gate_threshold"] == {"audio": global_thr, "visual": global_thr}
     if kind == "exact":  # predicting the ground truth itself is perfect everywhere
         assert all(metrics[level][k] == pytest.approx(100.0) for level in LEVELS for k in SCORES)
 
@@ -473,7 +474,9 @@ def test_cli_end_to_end(llp, tmp_path, capsys):
     assert metrics["n_split"] == 649
     kept = set(keep.tolist())
     assert metrics["unscored"] == [f for i, f in enumerate(filenames) if i not in kept]
-    assert metrics["thresholds"] == {"frame": 0.4, "global": 0.5}
+    assert metrics["protocol"]["name"] == "avvp+custom" and metrics["protocol"]["gate"] == "fused"
+    assert metrics["protocol"]["frame_threshold"] == {"audio": 0.4, "visual": 0.4}
+    assert metrics["protocol"]["gate_threshold"] == {"audio": 0.5, "visual": 0.5}
     # The LLP README: 14 audio and 11 visual dense rows belong to no split.
     assert metrics["annotation_warnings"]["orphan_rows"] == {"audio": 14, "visual": 11}
     assert sorted(os.listdir(tmp_path / "out")) == ["events.tsv", "metrics.json"]

@@ -130,9 +130,20 @@ def test_training_change_reruns_training_and_after(demo_run: DemoRun) -> None:
 
 
 @pytest.mark.slow
-def test_threshold_change_reruns_evaluation_only(demo_run: DemoRun) -> None:
-    jobs = planned_jobs(demo_run.workdir, *override(demo_run.workdir, "eval.yaml", {"evaluate": {"frame_threshold": 0.4}}))
+def test_protocol_changes_rerun_evaluation_and_metrics_only(demo_run: DemoRun) -> None:
+    """A protocol added or defined is one more evaluation per run and the metrics; one that
+    calibrates on the validation split adds its prediction and calibration; nothing retrains."""
+    added = {"evaluate": {"protocols": ["avvp", "as_published"]}}
+    jobs = planned_jobs(demo_run.workdir, *override(demo_run.workdir, "eval.yaml", added))
     assert rule_counts(jobs) == Counter({"evaluate": 1, "metrics": 1})
+    assert {j.get("protocol") for j in jobs if j.rule == "evaluate"} == {"as_published"}
+    defined = {"evaluate": {"protocols": ["avvp", "lower"], "define": {"lower": {"frame_threshold": 0.4}}}}
+    jobs = planned_jobs(demo_run.workdir, *override(demo_run.workdir, "lower.yaml", defined))
+    assert rule_counts(jobs) == Counter({"evaluate": 1, "metrics": 1})
+    calibrated = {"evaluate": {"protocols": ["avvp", "cmpae_as_published"]}}
+    jobs = planned_jobs(demo_run.workdir, *override(demo_run.workdir, "cmpae.yaml", calibrated))
+    assert rule_counts(jobs) == Counter({"predict": 1, "calibrate": 1, "evaluate": 1, "metrics": 1})
+    assert [j.get("split") for j in jobs if j.rule == "predict"] == ["val"]
 
 
 @pytest.mark.slow

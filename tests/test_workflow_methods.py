@@ -30,11 +30,14 @@ LEVELS = ("segment_level", "event_level")
 STAGES = {"han": Counter({"han": 1}),
           "ma_mmil": Counter({"ma_mmil_stage1": 1, "ma_mmil_refine": 1, "ma_mmil_stage3": 1}),
           "jomold": Counter({"jomold_estimator": 1, "jomold_ratios": 1, "jomold_denoise": 1})}
-PER_RUN = Counter({"predict": 1, "evaluate": 1})
+# Three protocols: the seed's rule, each paper's own, and CMPAE's, which calibrates on the validation
+# split (its predictions too) before it scores the test split.
+PROTOCOLS = ["avvp", "as_published", "cmpae_as_published"]
+PER_RUN = Counter({"predict": 2, "calibrate": 1, "evaluate": len(PROTOCOLS)})
 # metrics.json feeds the table, every method's per-class bars and the summary; rule all closes.
 AFTER_METRICS = Counter({"metrics": 1, "metrics_table": 1, "per_class": len(METHODS), "summary": 1, "all": 1})
 # Few epochs per stage: these tests are about the graph and the files, not the scores.
-SETTINGS = {"train": {"methods": METHODS, "seeds": SEEDS},
+SETTINGS = {"train": {"methods": METHODS, "seeds": SEEDS}, "evaluate": {"protocols": PROTOCOLS},
             "stages": {"han": {"epochs": 2}, "ma_mmil_stage1": {"epochs": 1}, "ma_mmil_stage3": {"epochs": 2},
                        "jomold_estimator": {"epochs": 1}, "jomold_denoise": {"epochs": 2}}}
 
@@ -90,8 +93,8 @@ def test_every_method_and_seed_is_a_run_of_its_stages(tmp_path: Path) -> None:
         for _ in SEEDS:
             expected += STAGES[method] + PER_RUN
     assert stage_counts(jobs) == expected  # no timelines: features mode has no videos
-    runs = {(j.get("run"), j.get("seed")) for j in jobs if j.rule == "evaluate"}
-    assert runs == {(m, str(s)) for m in METHODS for s in SEEDS}
+    runs = {(j.get("run"), j.get("seed"), j.get("protocol")) for j in jobs if j.rule == "evaluate"}
+    assert runs == {(m, str(s), p) for m in METHODS for s in SEEDS for p in PROTOCOLS}
 
 
 def test_bad_method_is_refused_by_the_schema(tmp_path: Path) -> None:
@@ -115,6 +118,18 @@ def test_metrics_hold_each_seed_and_the_mean_and_sd(methods_run: MethodsRun) -> 
                 assert run["sd"][level][key] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
         assert set(run["seeds"]["1"]["per_class"]["segment_level"]) >= {"audio", "visual"}
     assert metrics["coverage"]["test"]["scored"] == 4
+    assert list(metrics["protocols"]) == PROTOCOLS and metrics["evaluation"]["primary_protocol"] == "avvp"
+    published = {m: rule["name"] for m, rule in metrics["protocols"]["as_published"]["rules"].items()}
+    assert published == {m: f"{m}_as_published" for m in METHODS}
+    for method, run in metrics["methods"].items():
+        assert list(run["by_protocol"]) == PROTOCOLS
+        assert run["by_protocol"]["avvp"]["seeds"] == run["seeds"]  # the primary protocol's scores
+        cmpae = json.loads((methods_run.workdir / f"results/runs/{method}/seed1/evaluation/cmpae_as_published/"
+                                                   "test.json").read_text())["protocol"]
+        classes = set(run["seeds"]["1"]["per_class"]["segment_level"]["audio"])
+        assert cmpae["forward"] == "mix" and set(cmpae["calibrated_thresholds"]["visual"]) == classes
+    # the demo data set has no legacy annotation file: the papers' rules scored the current one, and say so
+    assert set(metrics["evaluation"]["annotation_checks"]) == {"2024", "current (no legacy file given)"}
     report = methods_run.workdir / "results/report"
     assert sorted(p.name for p in (report / "curves").iterdir()) == sorted(f"{m}.png" for m in METHODS)
     assert not (report / "timelines").exists()
@@ -128,25 +143,25 @@ def test_second_run_has_nothing_to_do(methods_run: MethodsRun) -> None:
 @pytest.mark.slow
 def test_stage3_change_reruns_stage3_and_after_only(methods_run: MethodsRun) -> None:
     counts = methods_run.plan("stage3.yaml", {"stages": {"ma_mmil_stage3": {"lr": 0.001}}})
-    assert counts == Counter({"ma_mmil_stage3": 2, "predict": 2, "evaluate": 2, "curves": 1}) + AFTER_METRICS
+    assert counts == Counter({"ma_mmil_stage3": 2, "curves": 1}) + PER_RUN + PER_RUN + AFTER_METRICS
 
 
 @pytest.mark.slow
 def test_faithful_ma_mmil_reruns_stage3_only(methods_run: MethodsRun) -> None:
     counts = methods_run.plan("faithful.yaml", {"stages": {"ma_mmil_stage3": {"faithful": True}}})
-    assert counts == Counter({"ma_mmil_stage3": 2, "predict": 2, "evaluate": 2, "curves": 1}) + AFTER_METRICS
+    assert counts == Counter({"ma_mmil_stage3": 2, "curves": 1}) + PER_RUN + PER_RUN + AFTER_METRICS
 
 
 @pytest.mark.slow
 def test_denoise_change_reruns_denoised_training_and_after_only(methods_run: MethodsRun) -> None:
     counts = methods_run.plan("denoise.yaml", {"stages": {"jomold_denoise": {"batch_size": 8}}})
-    assert counts == Counter({"jomold_denoise": 2, "predict": 2, "evaluate": 2, "curves": 1}) + AFTER_METRICS
+    assert counts == Counter({"jomold_denoise": 2, "curves": 1}) + PER_RUN + PER_RUN + AFTER_METRICS
 
 
 @pytest.mark.slow
 def test_han_change_leaves_the_other_methods_alone(methods_run: MethodsRun) -> None:
     counts = methods_run.plan("han.yaml", {"stages": {"han": {"epochs": 3}}})
-    assert counts == Counter({"han": 2, "predict": 2, "evaluate": 2, "curves": 1}) + AFTER_METRICS
+    assert counts == Counter({"han": 2, "curves": 1}) + PER_RUN + PER_RUN + AFTER_METRICS
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ is named here.
 """
 
 import hashlib
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -16,7 +17,14 @@ from pathlib import Path
 import dataclasses
 
 from avvp.base.files import VIDEO_SUFFIXES
-from avvp.workflow.config_checks import check_dataset, check_feature_sets, check_variants, check_weights
+from avvp.workflow.config_checks import (
+    check_dataset,
+    check_feature_sets,
+    check_protocols,
+    check_variants,
+    check_weights,
+)
+from avvp.evaluation.protocols import protocol
 from avvp.extractors import feature_kind, feature_kinds
 from avvp.clips.ffmpeg import fidelity_warning
 from avvp.methods.settings import option_flag
@@ -35,6 +43,8 @@ REPORT = "results/report"
 check_variants(RUNS, VARIANTS)
 check_feature_sets(config["model"]["features"], VARIANTS)
 check_weights(config["features"])
+PROTOCOLS = list(config["evaluate"]["protocols"])  # evaluate.protocols entries; the first is primary
+check_protocols(config["evaluate"])
 
 
 def run_method(name: str):
@@ -139,6 +149,7 @@ wildcard_constraints:
     split="|".join(SPLITS),
     run="|".join(RUNS),
     seed=r"\d+",
+    protocol="|".join(PROTOCOLS),
 
 
 # --- runs: one per (run name, seed), a folder per stage -------------------------------------------
@@ -165,9 +176,55 @@ def first_checkpoint() -> str:
     return f"{final_dir(RUNS[0], SEEDS[0])}/model.pt"
 
 
+def run_protocol(run_name: str, entry: str):
+    """The rule an evaluate.protocols entry means for a run (`as_published`: its method's own)."""
+    return protocol(entry, run_method(run_name).name, config["evaluate"]["define"])
+
+
 def evaluations() -> list[str]:
-    """The scores of every run, run-major (the order of metrics params `runs`)."""
-    return [f"results/runs/{r}/seed{s}/evaluation/test.json" for r in RUNS for s in SEEDS]
+    """The scores of every run under every protocol: protocol-major, then run-major (the order of
+    metrics params `protocols` and `runs`)."""
+    return [
+        f"results/runs/{r}/seed{s}/evaluation/{p}/test.json" for p in PROTOCOLS for r in RUNS for s in SEEDS
+    ]
+
+
+def protocols_param() -> dict[str, dict]:
+    """metrics.json's `protocols`: per evaluate.protocols entry, its title and each run's rule."""
+    from avvp.evaluation.protocols import AS_PUBLISHED, AS_PUBLISHED_TITLE
+
+    return {
+        entry: {
+            "title": AS_PUBLISHED_TITLE if entry == AS_PUBLISHED else run_protocol(RUNS[0], entry).title,
+            "rules": {r: run_protocol(r, entry).describe() for r in RUNS},
+        }
+        for entry in PROTOCOLS
+    }
+
+
+def protocol_files(wildcards, split: str = "test") -> dict[str, str]:
+    """What scoring a run under a protocol reads beyond the predictions and the split: the legacy
+    audio annotations (where the rule was published on them and the data set has them) and, for a
+    rule with calibrated gates, the thresholds chosen on the validation split."""
+    chosen = run_protocol(wildcards.run, wildcards.protocol)
+    files = {}
+    if chosen.annotations == "legacy" and ANNOTATIONS.get("eval_audio_legacy"):
+        files["legacy_audio_csv"] = ANNOTATIONS["eval_audio_legacy"]
+    if chosen.calibrated and split == "test":
+        files["calibration"] = f"{RUN}/calibration/{{protocol}}.json".format(**wildcards)
+    return files
+
+
+def protocol_flags(wildcards, split: str = "test") -> str:
+    """The evaluate/calibrate options of a run's protocol: its name (a defined one's parts as
+    JSON) and the files of `protocol_files`."""
+    entry = wildcards.protocol
+    flags = ["--protocol", entry, "--method", run_method(wildcards.run).name]
+    if entry in config["evaluate"]["define"]:
+        flags += ["--define", json.dumps(config["evaluate"]["define"][entry], sort_keys=True)]
+    for name, path in protocol_files(wildcards, split).items():
+        flags += [f"--{name.replace('_', '-')}", path]
+    return shlex.join(flags)
 
 
 def trained_models() -> list[str]:

@@ -107,18 +107,21 @@ use rule run_pass as run_pass_all_seeds with:
 
 
 rule predict:
-    """Global and frame probabilities of the test split's available clips, by one run's model."""
+    """Every probability the protocols read (both forward passes), for a split's available clips,
+    by one run's model: the test split, and the validation split where a protocol calibrates."""
     input:
         checkpoint=final_checkpoint,
-        pack="results/packed/test",
-        split=ANNOTATIONS["test"],
+        pack="results/packed/{split}",
+        split=lambda wildcards: ANNOTATIONS[wildcards.split],
         classes=ANNOTATIONS["classes"],
     output:
-        f"{RUN}/predictions/test.npz",
+        f"{RUN}/predictions/{{split}}.npz",
     log:
-        "results/logs/predict/{run}_seed{seed}.log",
+        "results/logs/predict/{run}_seed{seed}_{split}.log",
     benchmark:
-        "results/benchmarks/predict/{run}_seed{seed}.tsv"
+        "results/benchmarks/predict/{run}_seed{seed}_{split}.tsv"
+    wildcard_constraints:
+        split="val|test",
     conda:
         "../../envs/model.yaml"
     threads: 2
@@ -132,19 +135,19 @@ rule predict:
         " --classes {input.classes:q} {params.flags} --out {output:q} > {log:q} 2>&1"
 
 
-rule evaluate:
-    """One run's ten numbers on the test split (config `evaluate` holds the decision thresholds)."""
+rule calibrate:
+    """Per-class gate thresholds of a protocol that tunes them on the validation split (CMPAE's
+    rule), from the run's validation predictions: an input of evaluation only."""
     input:
-        predictions=f"{RUN}/predictions/test.npz",
-        split=ANNOTATIONS["test"],
+        unpack(lambda wildcards: protocol_files(wildcards, "val")),
+        predictions=f"{RUN}/predictions/val.npz",
+        split=ANNOTATIONS["val"],
         audio_csv=ANNOTATIONS["eval_audio"],
         visual_csv=ANNOTATIONS["eval_visual"],
-        other_splits=[ANNOTATIONS["train"], ANNOTATIONS["val"]],
     output:
-        scores=f"{RUN}/evaluation/test.json",
-        events=f"{RUN}/evaluation/test_events.tsv",
+        f"{RUN}/calibration/{{protocol}}.json",
     log:
-        "results/logs/evaluate/{run}_seed{seed}.log",
+        "results/logs/calibrate/{run}_seed{seed}_{protocol}.log",
     conda:
         "../../envs/model.yaml"
     threads: 1
@@ -152,7 +155,36 @@ rule evaluate:
         mem_mb=2000,
         runtime=30,
     params:
-        flags=cli_flags(config["evaluate"]),
+        flags=lambda wildcards: protocol_flags(wildcards, "val"),
+    shell:
+        "avvp calibrate --predictions {input.predictions:q} --split-csv {input.split:q}"
+        " --audio-csv {input.audio_csv:q} --visual-csv {input.visual_csv:q} {params.flags}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+rule evaluate:
+    """One run's ten numbers on the test split under one protocol (evaluate.protocols): a protocol
+    change reruns evaluation and metrics, never training or prediction."""
+    input:
+        unpack(protocol_files),
+        predictions=f"{RUN}/predictions/test.npz",
+        split=ANNOTATIONS["test"],
+        audio_csv=ANNOTATIONS["eval_audio"],
+        visual_csv=ANNOTATIONS["eval_visual"],
+        other_splits=[ANNOTATIONS["train"], ANNOTATIONS["val"]],
+    output:
+        scores=f"{RUN}/evaluation/{{protocol}}/test.json",
+        events=f"{RUN}/evaluation/{{protocol}}/test_events.tsv",
+    log:
+        "results/logs/evaluate/{run}_seed{seed}_{protocol}.log",
+    conda:
+        "../../envs/model.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        flags=protocol_flags,
     shell:
         "avvp evaluate --predictions {input.predictions:q} --split-csv {input.split:q}"
         " --audio-csv {input.audio_csv:q} --visual-csv {input.visual_csv:q}"
@@ -180,6 +212,7 @@ rule metrics:
     params:
         dataset={"name": DATASET["name"], "mode": MODE},
         runs=[[r, s] for r in RUNS for s in SEEDS],
+        protocols=protocols_param(),
         methods={  # metrics.json's `methods`: one entry per run name
             r: {"label": run_label(r), "final_stage": run_method(r).final_stage, "features": run_features(r)}
             for r in RUNS

@@ -90,8 +90,8 @@ if MODE != "features":
             features=feature_roots(),
             settings={
                 "device": config["predict"]["device"],
-                "frame_threshold": config["evaluate"]["frame_threshold"],
-                "global_threshold": config["evaluate"]["global_threshold"],
+                "frame_threshold": config["parse"]["frame_threshold"],
+                "global_threshold": config["parse"]["global_threshold"],
             },
 
 

@@ -11,4 +11,4 @@ inp, params, config = snakemake.input, snakemake.params, snakemake.config
 provenance = provenance_block(config, stage_settings(params.stage_settings), inp.checkpoints,
                               inp.annotations, weights_used(params.weights), distinct(params.ffmpeg))
 write_metrics(snakemake.output[0], build_metrics(inp.scores, params.runs, params.methods, inp.packs,
-                                                 params.dataset, provenance))
+                                                 params.dataset, provenance, params.protocols))

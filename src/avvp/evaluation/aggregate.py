@@ -1,7 +1,8 @@
-"""results/metrics.json: per method and seed the ten test-split numbers and per-class F-scores, each
-method's mean and sample sd where it has several seeds, how many clips of each split were used and
-scored (once), what the evaluation checked in the annotation files, and a `provenance` block saying
-what produced the numbers.
+"""results/metrics.json: per method, evaluation protocol and seed the ten test-split numbers and
+per-class F-scores, each method's mean and sample sd where it has several seeds, the protocols'
+definitions, how many clips of each split were used and scored (once), what the evaluation checked
+in the annotation files (per annotation version), and a `provenance` block saying what produced
+the numbers.
 
 The layout is the JSON schema `avvp/schemas/metrics.schema.json` (explained in docs/METRICS.md);
 `build_metrics` validates what it builds against it.
@@ -21,13 +22,14 @@ from avvp.base.atomic import atomic_output
 from avvp.base.protocol import LEVELS
 from avvp.base.random_weights import random_weight_kinds
 
-FORMAT = "avvp-metrics/2"
+FORMAT = "avvp-metrics/3"
 RANDOM_NOTE = ("features made with RANDOM backbone weights: these numbers show that the pipeline "
                "works end to end; they are not comparable with published results")
 SD_OF = "sample standard deviation over seeds (n - 1 denominator)"
-SCORE_KEYS = (*LEVELS, "per_class")
-# What every run's evaluation must agree on: all score the same test split with the same files.
-SHARED_KEYS = ("n_videos", "unscored", "annotation_warnings", "thresholds")
+SCORE_KEYS = (*LEVELS, "per_class", "dataset_level")
+SEED_KEYS = ("n_seeds", "seeds", "mean", "sd", "sd_of")  # a method's scores under one protocol
+# What every evaluation must agree on: all score the same test split's videos.
+SHARED_KEYS = ("n_videos", "unscored")
 
 
 def read_json(path: str | Path) -> Any:
@@ -64,7 +66,7 @@ def aggregate(scores: Sequence[Mapping[str, Any]]) -> tuple[dict, dict]:
             else:
                 m[key], d[key] = mean_sd(column)
 
-    walk([{k: s[k] for k in SCORE_KEYS} for s in scores], mean, sd)
+    walk([{k: s[k] for k in SCORE_KEYS if k in s} for s in scores], mean, sd)
     return mean, sd
 
 
@@ -75,7 +77,7 @@ def per_method(runs: Sequence[tuple[str, int]], bodies: Sequence[Mapping[str, An
     features (the kinds its model was trained on, in order)."""
     grouped: dict[str, dict[str, dict]] = {}
     for (method, seed), body in zip(runs, bodies):
-        grouped.setdefault(method, {})[str(seed)] = {k: body[k] for k in SCORE_KEYS}
+        grouped.setdefault(method, {})[str(seed)] = {k: body[k] for k in SCORE_KEYS if k in body}
     out = {}
     for method, seeds in grouped.items():
         about = methods[method]
@@ -94,15 +96,47 @@ def central_scores(entry: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def shared_evaluation(scores: Sequence[str | Path], bodies: Sequence[Mapping[str, Any]]) -> dict:
-    """What all runs' evaluations agree on (scored clips, annotation checks, thresholds); a run that
-    differs was scored on other files or settings, which is an error."""
+    """What all evaluations agree on (the scored clips); one that differs was scored on another
+    split, which is an error."""
     first = {k: bodies[0][k] for k in SHARED_KEYS}
     for path, body in zip(scores[1:], bodies[1:]):
         differs = [k for k in SHARED_KEYS if body[k] != first[k]]
         if differs:
             raise ValueError(f"{path}: {', '.join(differs)} differ from {scores[0]}'s; every run must be "
-                             "scored on the same test split, annotation files and thresholds")
+                             "scored on the same test split")
     return first
+
+
+def annotation_checks(scores: Sequence[str | Path], bodies: Sequence[Mapping[str, Any]]) -> dict:
+    """What the evaluations found in the annotation files, per annotation version scored (the
+    legacy audio file has orphan rows the 2024 one does not); evaluations of one version that
+    disagree read other files, which is an error."""
+    out: dict[str, dict] = {}
+    first: dict[str, str | Path] = {}
+    for path, body in zip(scores, bodies):
+        version = body["protocol"]["annotations_scored"]
+        found = out.setdefault(version, body["annotation_warnings"])
+        first.setdefault(version, path)
+        if found != body["annotation_warnings"]:
+            raise ValueError(f"{path}: its annotation checks differ from {first[version]}'s; every evaluation of "
+                             f"the {version} annotations must read the same files")
+    return out
+
+
+def by_protocol(runs: Sequence[tuple[str, int]], scores: Sequence[str | Path], methods: Mapping[str, Mapping[str, Any]],
+                protocols: Mapping[str, Mapping[str, Any]]) -> dict:
+    """method -> its `per_method` entry under the first protocol, with `by_protocol`: protocol ->
+    n_seeds, seeds, mean, sd under each (`scores` protocol-major, then in `runs` order)."""
+    if len(scores) != len(runs) * len(protocols):
+        raise ValueError(f"{len(scores)} evaluation files for {len(runs)} runs x {len(protocols)} protocols")
+    blocks = {}
+    for index, entry in enumerate(protocols):
+        paths = scores[index * len(runs):(index + 1) * len(runs)]
+        blocks[entry] = per_method(runs, [read_json(p) for p in paths], methods)
+    primary = blocks[next(iter(protocols))]
+    return {method: {**entry, "by_protocol": {p: {k: block[method][k] for k in SEED_KEYS if k in block[method]}
+                                              for p, block in blocks.items()}}
+            for method, entry in primary.items()}
 
 
 def split_coverage(pack_dir: str | Path) -> dict:
@@ -146,10 +180,11 @@ def random_kinds(weights: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def build_metrics(scores: Sequence[str | Path], runs: Sequence[tuple[str, int]],
                   methods: Mapping[str, Mapping[str, Any]], packs: Sequence[str | Path], dataset: Mapping[str, Any],
-                  provenance: Mapping[str, Any]) -> dict:
-    """The metrics.json body from each run's evaluation file (in `runs` order) and the split packs;
-    `methods` as in `per_method`; `provenance` (avvp.reporting.provenance) holds the feature weights records
-    among the rest."""
+                  provenance: Mapping[str, Any], protocols: Mapping[str, Mapping[str, Any]]) -> dict:
+    """The metrics.json body from each evaluation file (protocol-major, then in `runs` order) and
+    the split packs; `methods` as in `per_method`; `protocols`: entry -> title and each run's rule,
+    in the config's order (the first is the primary one); `provenance` (avvp.reporting.provenance)
+    holds the feature weights records among the rest."""
     bodies = [read_json(path) for path in scores]
     evaluation = shared_evaluation(scores, bodies)
     random = random_kinds(provenance["feature_weights"])
@@ -160,8 +195,9 @@ def build_metrics(scores: Sequence[str | Path], runs: Sequence[tuple[str, int]],
         "random_weights": random,
         **({"weights_note": f"{', '.join(random)}: {RANDOM_NOTE}"} if random else {}),
         "coverage": coverage(packs, evaluation),
-        "evaluation": {"thresholds": evaluation["thresholds"], "annotation_checks": evaluation["annotation_warnings"]},
-        "methods": per_method(runs, bodies, methods),
+        "evaluation": {"primary_protocol": next(iter(protocols)), "annotation_checks": annotation_checks(scores, bodies)},
+        "protocols": {entry: dict(about) for entry, about in protocols.items()},
+        "methods": by_protocol(runs, scores, methods, protocols),
         "provenance": dict(provenance),
     }
     validate_metrics(metrics)

@@ -11,14 +11,16 @@ Streams are stacked in the order audio, visual, audio-visual.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from avvp.evaluation.annotations import GroundTruth
+from avvp.evaluation.dataset_scores import class_totals, dataset_level, f_percent
 from avvp.evaluation.events import runs
+from avvp.evaluation.protocols import BUILT_IN, Outputs, Protocol, decide, decisions
 from avvp.base.protocol import LEVELS, STREAMS
 
 MAX_SEGMENTS = 10  # the 55 intervals of a 10-segment row fit in one 64-bit word
@@ -30,13 +32,9 @@ def segment_decisions(
     frame_threshold: float = 0.5,
     global_threshold: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted audio and visual events (N, C, T) bool: frame prob >= t_f AND global prob >= t_g."""
-    present = (np.asarray(global_prob) >= global_threshold)[:, :, None]
-    frames = np.asarray(frame_prob) >= frame_threshold  # (N, T, 2, C)
-    return (
-        frames[:, :, 0, :].transpose(0, 2, 1) & present,
-        frames[:, :, 1, :].transpose(0, 2, 1) & present,
-    )
+    """The seed's rule (N, C, T) bool: frame prob >= t_f AND global prob >= t_g (`protocols` has the others)."""
+    present = np.asarray(global_prob) >= global_threshold
+    return decisions(frame_prob, present, present, (frame_threshold, frame_threshold))
 
 
 @dataclass(frozen=True)
@@ -125,9 +123,7 @@ def _summary(counts: Counts) -> dict[str, float]:
 
 
 def _class_f(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, classes: Sequence[str]) -> dict:
-    denom = 2 * tp + fp + fn
-    return {c: (100.0 * 2 * t / d if d > 0 else None)
-            for c, t, d in zip(classes, tp.tolist(), denom.tolist())}
+    return {c: f_percent(t, p, n) for c, t, p, n in zip(classes, tp.tolist(), fp.tolist(), fn.tolist())}
 
 
 @dataclass(frozen=True)
@@ -152,12 +148,8 @@ class Scores:
         are audio, visual, audio_visual and event_at_av (audio + visual counts); None where the
         class has neither predictions nor ground truth.
         """
-        out = {}
-        for level, counts in zip(LEVELS, (self.segment, self.event)):
-            tp, fp, fn = (x.sum(1) for x in (counts.tp, counts.fp, counts.fn))  # (3, C)
-            out[level] = {s: _class_f(tp[i], fp[i], fn[i], classes) for i, s in enumerate(STREAMS)}
-            out[level]["event_at_av"] = _class_f(tp[0] + tp[1], fp[0] + fp[1], fn[0] + fn[1], classes)
-        return out
+        return {level: {s: _class_f(*totals, classes) for s, totals in class_totals(counts).items()}
+                for level, counts in zip(LEVELS, (self.segment, self.event))}
 
 
 def score(pred_a: np.ndarray, pred_v: np.ndarray, gt_a: np.ndarray, gt_v: np.ndarray) -> Scores:
@@ -182,31 +174,49 @@ def evaluate_arrays(
     global_threshold: float = 0.5,
     classes: Sequence[str] | None = None,
 ) -> dict:
-    """The metrics.json body for N videos: ten numbers, n_videos, per-class F, warnings, thresholds.
+    """`evaluate_outputs` under the seed's rule at the given thresholds (training's validation)."""
+    rule = BUILT_IN["avvp"].with_parts(frame_threshold=(frame_threshold,) * 2, gate_threshold=(global_threshold,) * 2)
+    return evaluate_outputs(Outputs(global_prob, frame_prob), gt, rule, classes=classes)
+
+
+def evaluate_outputs(
+    outputs: Outputs,
+    gt: GroundTruth,
+    protocol: Protocol = BUILT_IN["avvp"],
+    thresholds: Mapping[str, Sequence[float]] | None = None,
+    classes: Sequence[str] | None = None,
+) -> dict:
+    """The metrics.json body for N videos under `protocol`: ten numbers, n_videos, per-class F,
+    dataset-level F (a second opinion, not the published metric), annotation warnings and the
+    protocol's definition (with its calibrated thresholds, if any).
 
     `gt` must hold the same N videos in the same order; `classes` names the per-class keys (class
     indices as strings when not given).
     """
-    n, c = np.shape(global_prob)
+    n, c = np.shape(outputs.global_prob)
     if n == 0:
         raise ValueError("no videos to score")
     if gt.audio.shape[:2] != (n, c) or gt.visual.shape != gt.audio.shape:
         raise ValueError(f"ground truth {gt.audio.shape}/{gt.visual.shape} does not match "
                          f"predictions for {n} videos x {c} classes")
-    if np.shape(frame_prob)[-1] != c or np.shape(frame_prob)[:2] != (n, gt.audio.shape[2]):
+    if np.shape(outputs.frame_prob)[-1] != c or np.shape(outputs.frame_prob)[:2] != (n, gt.audio.shape[2]):
         expected = (n, gt.audio.shape[2], 2, c)
-        raise ValueError(f"frame_prob has shape {np.shape(frame_prob)}, expected {expected}")
+        raise ValueError(f"frame_prob has shape {np.shape(outputs.frame_prob)}, expected {expected}")
     names = list(classes) if classes is not None else [str(i) for i in range(c)]
     if len(names) != c:
         raise ValueError(f"{len(names)} class names for {c} classes")
-    pred_a, pred_v = segment_decisions(global_prob, frame_prob, frame_threshold, global_threshold)
+    pred_a, pred_v = decide(protocol, outputs, thresholds)
     scores = score(pred_a, pred_v, gt.audio, gt.visual)
+    rule = protocol.describe()
+    if protocol.calibrated:
+        rule["calibrated_thresholds"] = {m: dict(zip(names, map(float, thresholds[m]))) for m in protocol.calibrated}
     return {
         **scores.ten_numbers(),
         "n_videos": scores.n_videos,
         "per_class": scores.per_class(names),
+        "dataset_level": dataset_level(scores, names),
         "annotation_warnings": gt.report.as_dict(),
-        "thresholds": {"frame": float(frame_threshold), "global": float(global_threshold)},
+        "protocol": rule,
     }
 
 

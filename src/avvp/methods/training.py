@@ -80,7 +80,7 @@ class ModalityTargets:
 def validate(model: HAN, packed: PackedSplit, gt: GroundTruth, settings: LoopSettings,
              device: torch.device) -> dict[str, Any]:
     """The ten numbers of `model` on a packed split."""
-    preds = predict_packed(model, packed, device)
+    preds = predict_packed(model, packed, device, cross_modal_off=False)
     return evaluate_arrays(preds.global_prob, preds.frame_prob, gt,
                            frame_threshold=settings.frame_threshold, global_threshold=settings.global_threshold)
 

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from avvp.features.store import PackedSplit
 from avvp.model.han import HAN
+from avvp.evaluation.protocols import Outputs
 from avvp.model.predictions import Predictions
 from avvp.base.protocol import SEGMENTS
 
@@ -33,18 +34,32 @@ def iterate_batches(n: int, batch_size: int, generator: torch.Generator | None =
 
 
 @torch.inference_mode()
-def predict_packed(model: HAN, packed: PackedSplit, device: torch.device, batch_size: int = 128) -> Predictions:
-    """Global and frame probabilities for every video of the packed split, in its order."""
+def predict_packed(model: HAN, packed: PackedSplit, device: torch.device, batch_size: int = 128,
+                   cross_modal_off: bool = True) -> Predictions:
+    """Every probability of every video of the packed split, in its order: the model as trained,
+    and with `cross_modal_off` again with its cross-modal attention off (read by CMPAE's rule;
+    training's validation, which scores the seed's rule, skips it)."""
     model.eval()
-    global_prob, frame_prob = [], []
+    passes: dict[bool, list[list[np.ndarray]]] = {False: [], **({True: []} if cross_modal_off else {})}
     for rows in iterate_batches(len(packed), batch_size):
-        g, _, _, f = model(*batch_tensors(packed, rows, device, model.features))
-        global_prob.append(g.float().cpu().numpy())
-        frame_prob.append(f.float().cpu().numpy())
+        inputs = batch_tensors(packed, rows, device, model.features)
+        for off in passes:
+            outputs = model.classify(model.encode(*inputs, cross_modal=False if off else None))
+            passes[off].append([x.float().cpu().numpy() for x in outputs])
     n_classes = len(packed.classes)
-    return Predictions(
-        video_ids=np.array(packed.filenames, dtype=str),
-        classes=np.array(packed.classes, dtype=str),
-        global_prob=np.concatenate(global_prob) if global_prob else np.zeros((0, n_classes), np.float32),
-        frame_prob=np.concatenate(frame_prob) if frame_prob else np.zeros((0, SEGMENTS, 2, n_classes), np.float32),
-    )
+    empty = [np.zeros((0, n_classes), np.float32)] * 3 + [np.zeros((0, SEGMENTS, 2, n_classes), np.float32)]
+    g, a, v, f = _stacked(passes[False], empty)
+    off = Outputs(*_reordered(_stacked(passes[True], empty))) if cross_modal_off else None
+    return Predictions(np.array(packed.filenames, dtype=str), np.array(packed.classes, dtype=str), g, f, a, v,
+                       cross_modal_off=off)
+
+
+def _stacked(batches: list[list[np.ndarray]], empty: list[np.ndarray]) -> list[np.ndarray]:
+    """Batches of (global, a, v, frame) arrays joined along the videos."""
+    return [np.concatenate(parts) for parts in zip(*batches)] if batches else empty
+
+
+def _reordered(arrays: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """(global, a, v, frame), the model's order, as Outputs' (global, frame, a, v)."""
+    g, a, v, f = arrays
+    return g, f, a, v

@@ -88,3 +88,23 @@ def check_weights(features: Mapping[str, Mapping[str, Any]]) -> None:
         if weights not in ("pretrained", "random") and not Path(weights).exists():
             raise ConfigError(f"features.{kind}.weights: {weights} does not exist (pretrained, random or "
                               f"the path of a weights file or model folder)")
+
+
+def check_protocols(evaluate: Mapping[str, Any]) -> None:
+    """Every name under evaluate.protocols is known (built in, `as_published`, or defined), and every
+    definition under evaluate.define makes a usable rule; refused at start, naming the key."""
+    from avvp.evaluation.protocols import AS_PUBLISHED, BUILT_IN, protocol
+
+    defined = evaluate.get("define", {})
+    for name in defined:
+        if name in BUILT_IN or name == AS_PUBLISHED:
+            raise ConfigError(f"evaluate.define.{name}: a built-in protocol has that name; give yours another")
+        try:
+            protocol(name, defined=defined)
+        except ValueError as err:
+            raise ConfigError(f"evaluate.define.{name}: {err}") from None
+    for name in evaluate["protocols"]:
+        try:
+            protocol(name, method="han", defined=defined)
+        except ValueError as err:
+            raise ConfigError(f"evaluate.protocols: {err}") from None

@@ -1,0 +1,62 @@
+"""`avvp calibrate`: choose a protocol's per-class gate thresholds on the validation split.
+
+CMPAE's rule (`cmpae_as_published`) gates visual events with one threshold per class, chosen on
+the validation split's dense labels by a grid search (its `--mode select_thresholds`: one class at
+a time, the others at the default, the best value kept, a tie going to the later value). This runs
+the same search with avvp's vectorised evaluator, on any method's validation predictions, and
+writes the thresholds for `avvp evaluate --calibration`. Nothing is retrained: a protocol change
+only calibrates and evaluates again.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from avvp.cli.common import add_required_paths
+from avvp.cli.evaluate import add_known_args, add_protocol_args, chosen_protocol, scored_inputs
+
+HELP = "choose a protocol's per-class gate thresholds on the validation split (CMPAE's select_thresholds)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_required_paths(parser, {"--predictions": "validation predictions .npz",
+                                "--split-csv": "the validation split file",
+                                "--audio-csv": "dense audio events", "--visual-csv": "dense visual events",
+                                "--out": "thresholds .json to write (read by avvp evaluate --calibration)"})
+    add_protocol_args(parser)
+    add_known_args(parser)
+
+
+def run(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from avvp.evaluation.calibration import calibrate_thresholds
+    from avvp.evaluation.calibration_file import write_thresholds
+    from avvp.evaluation.protocols import MODALITIES
+
+    rule = chosen_protocol(args)
+    if not rule.calibrated:
+        raise ValueError(f"protocol {rule.name} has no calibrated gate: nothing to choose")
+    scored = scored_inputs(args, rule)
+    outputs = scored.predictions.outputs(rule)
+    if rule.gate == "fused":  # one gate for both modalities: the fused probability stands in for each
+        gate_probs = (outputs.global_prob, outputs.global_prob)
+    elif outputs.a_prob is None:
+        raise ValueError(f"{args.predictions}: no a_prob / v_prob (written by an avvp before protocols: predict again)")
+    else:
+        gate_probs = (outputs.a_prob, outputs.v_prob)
+    if rule.frame_threshold[0] != rule.frame_threshold[1]:
+        raise ValueError(f"protocol {rule.name}: calibration takes one frame threshold for both modalities")
+    thresholds = {}
+    for modality in rule.calibrated:
+        other = rule.gate_threshold[1 - MODALITIES.index(modality)]
+        thresholds[modality] = calibrate_thresholds(
+            *gate_probs, outputs.frame_prob, scored.gt.audio, scored.gt.visual, modality=modality,
+            default=rule.calibration_default, fixed_gate=rule.calibration_default if other == "calibrated" else other,
+            frame_threshold=rule.frame_threshold[0], strict=rule.strict)
+    write_thresholds(args.out, rule.name, scored.classes, {m: np.asarray(t).tolist() for m, t in thresholds.items()},
+                     {"predictions": str(args.predictions), "split": str(args.split_csv),
+                      "videos": len(scored.filenames), "annotations": rule.annotations})
+    for modality, values in thresholds.items():
+        print(f"{rule.name}: {modality} gate thresholds " + " ".join(f"{v:.2f}" for v in np.asarray(values)))
+    print(f"-> {args.out}")
