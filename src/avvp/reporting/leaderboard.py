@@ -99,7 +99,8 @@ class Leaderboard:
 
     def caption(self) -> str:
         videos = "" if self.n_videos is None else f", {self.n_videos} videos"
-        return f"Leaderboard: test split{videos}; mean ± sample sd over seeds where a run has several"
+        several = any(row.n_seeds > 1 for block in self.blocks for row in block.rows)
+        return f"Leaderboard: test split{videos}" + ("; mean ± sample sd over seeds" if several else "")
 
     def sources(self) -> dict[str, str]:
         """label -> the published source, for each method shown with a paper's numbers."""
