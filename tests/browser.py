@@ -6,10 +6,22 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
+
+# The browser binary (Debian package `chromium`, installed by `make system-deps`), None when absent.
+CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
+                 if shutil.which(name)), None)
+WINDOW = (1400, 900)  # the window a person reads the report in
+
+
+def inside(box: dict | None, width: int, height: int) -> bool:
+    """Whether a measured box (top, bottom, left, right) lies wholly within width x height."""
+    return box is not None and box["top"] >= 0 and box["left"] >= 0 and box["bottom"] <= height \
+        and box["right"] <= width
 
 
 class Chromium:

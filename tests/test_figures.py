@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -12,11 +11,11 @@ from PIL import Image
 
 from avvp.evaluation.annotations import AnnotationReport, GroundTruth
 from avvp.evaluation.scores import evaluate_arrays
-from avvp.reporting.figures import metrics_table, per_class_bars, published_results, training_curves
+from avvp.reporting.figures import metrics_table, per_class_bars, training_curves
+from avvp.reporting.leaderboard import published_by_method
 from avvp.methods.stage_files import read_log
 from avvp.base.protocol import SCORES
 
-REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("Speech", "Dog", "Acoustic_guitar", "Vacuum_cleaner")
 
 
@@ -98,18 +97,6 @@ def test_per_class_bars_from_metrics_json(tmp_path):
         per_class_bars({"segment_level": {}}, tmp_path / "x.png")
 
 
-def test_published_numbers_are_those_of_the_protocol():
-    text = (REPO / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
-    han = published_results("han")
-    assert len(han) == 1 and han[0]["method"].startswith("HAN")
-    for level in ("segment", "event"):
-        row = re.search(rf"^\| {level} \|(.*)\|$", text, re.M).group(1)
-        assert [float(x) for x in row.split("|")] == [han[0][f"{level}_level"][k] for k in SCORES]
-    later = {r["method"].split()[0]: r["segment_level"]["type_at_av"] for r in published_results("all")[1:]}
-    for method, value in later.items():
-        assert re.search(rf"{re.escape(method)} \([^)]*\) {value}", text), method
-
-
 class _Cells(HTMLParser):
     """Rows of an HTML table as lists of cell texts."""
 
@@ -136,11 +123,11 @@ class _Cells(HTMLParser):
 
 def test_metrics_table_with_seeds_and_the_published_row():
     runs = {f"seed {s}": random_metrics(s) for s in (1, 2, 3)}
-    han = published_results("han")
+    han = [published_by_method()["han"]]
     parser = _Cells()
     parser.feed(metrics_table(runs, han, fmt="html", caption="random backbone weights"))
     body = parser.rows[2:]  # two header rows
-    labels = ["seed 1", "seed 2", "seed 3", "mean ± sd (3 runs)", f"{han[0]['method']} (published)"]
+    labels = ["seed 1", "seed 2", "seed 3", "mean ± sd (3 runs)", f"{han[0]['paper']} (published)"]
     assert [r[0] for r in body] == labels and all(len(r) == 11 for r in body)
     levels = ("segment_level", "event_level")
     values = np.array([[m[lv][k] for lv in levels for k in SCORES] for m in runs.values()])
@@ -148,11 +135,12 @@ def test_metrics_table_with_seeds_and_the_published_row():
     assert body[3][1:] == [f"{m:.1f} ± {s:.1f}" for m, s in zip(values.mean(0), values.std(0, ddof=1))]
     assert body[4][1:] == [f"{han[0][lv][k]:.1f}" for lv in levels for k in SCORES]
 
-    markdown = metrics_table(runs["seed 1"], published_results("all"))
+    published = published_by_method()
+    markdown = metrics_table(runs["seed 1"], [published["han"], published["ma_mmil"]])
     lines = markdown.strip().splitlines()
-    assert lines[0].startswith("| run | segment Audio |") and len(lines) == 2 + 1 + 4
+    assert lines[0].startswith("| run | segment Audio |") and len(lines) == 2 + 1 + 2
     assert lines[2].startswith("| this run |")
-    assert lines[4] == "| MA-MMIL (CVPR 2021) (published) | – | – | – | 58.9 | – | – | – | – | – | – |"
+    assert lines[4] == "| MA-MMIL (CVPR 2021) (published) | – | – | – | 58.9 | – | – | – | – | 53.0 | – |"
     with pytest.raises(ValueError, match="fmt"):
         metrics_table(runs, fmt="latex")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from browser import CHROMIUM, WINDOW, Chromium, inside
 from conftest import DEMO_BUDGET_S, REPO, DemoRun
 from workflow_helpers import (
     Job,
@@ -300,8 +301,6 @@ def snapshot(workdir: Path, job: Job) -> dict[str, int]:
 # --- several seeds on the demo, and the HTML report ----------------------------------------------
 
 SEEDS = [1, 2, 3]
-CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
-                 if shutil.which(name)), None)
 FIGURE = re.compile(r'<img class="figure" src="data:image/png;base64,[A-Za-z0-9+/=]{100}')
 
 
@@ -383,10 +382,10 @@ def report_page(three_seeds: SeedsRun) -> Path:
 
 @pytest.mark.slow
 def test_report_opens_in_chromium_with_table_and_figures(three_seeds: SeedsRun, report_page: Path) -> None:
-    """One self-contained page whose front page shows the random-weights warning, the metrics table
-    and every figure (inline PNGs)."""
+    """One self-contained page whose front page shows the random-weights warning, the leaderboard,
+    the metrics table and every figure (inline PNGs)."""
     dom = chromium("--dump-dom", report_page.as_uri())
-    assert dom.count('<table class="metrics">') == 1
+    assert dom.count('<table class="leaderboard">') == 1 and dom.count('<table class="metrics">') == 1
     assert "seed 3" in dom and "mean ± sd (3 runs)" in dom
     assert "RANDOM backbone weights" in dom
     timelines = sorted((three_seeds.workdir / "results/report/timelines").glob("*.png"))
@@ -394,37 +393,31 @@ def test_report_opens_in_chromium_with_table_and_figures(three_seeds: SeedsRun, 
     assert len(FIGURE.findall(dom)) == 2 + len(timelines)  # curves, per-class bars, the timelines
 
 
-WINDOW = (1400, 900)
 # Measured in the page once the report's app has drawn it: the viewport, the front page's first
-# heading or paragraph (its top), the metrics table's header cells and first row, what lies at the title's
-# centre, and each inline figure's natural and drawn width beside the width it has room for.
+# heading or paragraph (its top), the leaderboard's header cells and first method row, what lies at
+# the title's centre, and each inline figure's natural and drawn width beside the width it has room for.
 LAYOUT_JS = """
 (async () => {
-  for (let i = 0; i < 100 && !document.querySelector('#app .prose table.metrics'); i++)
+  for (let i = 0; i < 100 && !document.querySelector('#app .prose table.leaderboard'); i++)
     await new Promise(r => setTimeout(r, 100));
   const box = el => { if (!el) return null; const r = el.getBoundingClientRect();
     return {top: r.top, bottom: r.bottom, left: r.left, right: r.right}; };
   const front = document.querySelector('#app .prose');
   const first = front && front.querySelector('h1, h2, h3, p');  // its first heading or paragraph
-  const table = document.querySelector('#app .prose table.metrics');
+  const table = document.querySelector('#app .prose table.leaderboard');
   const b = box(first);
   const hit = b && document.elementFromPoint((b.left + Math.min(b.right, innerWidth)) / 2, (b.top + b.bottom) / 2);
   return {
     viewport: [innerWidth, innerHeight],
     title: b, titleText: first ? first.textContent.trim() : null, titleOnTop: !!(hit && first.contains(hit)),
     columns: table ? [...table.querySelectorAll('thead tr:last-child th')].map(box) : [],
-    firstRow: box(table && table.querySelector('tbody tr')),
+    firstRow: box(table && table.querySelector('tbody tr:not(.protocol)')),
     figures: [...document.querySelectorAll('#app .prose img.figure')].map(img => ({
       natural: img.naturalWidth, drawn: img.getBoundingClientRect().width,
       room: img.closest('figure').parentElement.getBoundingClientRect().width})),
   };
 })()
 """
-
-
-def inside(box: dict | None, width: int, height: int) -> bool:
-    return box is not None and box["top"] >= 0 and box["left"] >= 0 and box["bottom"] <= height \
-        and box["right"] <= width
 
 
 def front_page_problems(layout: dict, shot: Path) -> list[str]:
@@ -438,9 +431,9 @@ def front_page_problems(layout: dict, shot: Path) -> list[str]:
     if not inside(layout["title"], width, height) or not layout["titleOnTop"]:
         problems.append(f"the front page's top ({layout['titleText']!r:.60}) is not in view: {layout['title']}")
     if len(layout["columns"]) != 10 or not all(inside(c, width, height) for c in layout["columns"]):
-        problems.append(f"not all ten metric columns are in view: {layout['columns']}")
+        problems.append(f"not all ten leaderboard columns are in view: {layout['columns']}")
     if not inside(layout["firstRow"], width, height):
-        problems.append(f"the metrics table's first row is not in view: {layout['firstRow']}")
+        problems.append(f"the leaderboard's first row is not in view: {layout['firstRow']}")
     for fig in layout["figures"]:
         if fig["drawn"] < min(fig["natural"], fig["room"]) - 1:
             problems.append(f"a figure {fig['natural']} px wide is drawn at {fig['drawn']:.0f} px")
@@ -459,8 +452,6 @@ def front_page_problems(layout: dict, shot: Path) -> list[str]:
 
 def front_page_at_window(page: Path, shot: Path) -> list[str]:
     """Open the report in headless Chromium with a 1400x900 viewport, measure, screenshot, judge."""
-    from browser import Chromium
-
     with Chromium(CHROMIUM, *WINDOW) as browser:
         browser.open(page.as_uri())
         layout = browser.evaluate(LAYOUT_JS)
@@ -471,8 +462,9 @@ def front_page_at_window(page: Path, shot: Path) -> list[str]:
 @pytest.mark.slow
 def test_report_front_page_shows_its_top_at_1400x900(three_seeds: SeedsRun, report_page: Path,
                                                      tmp_path: Path) -> None:
-    """What a person sees in a 1400x900 window: the title and the first table row in view, all ten
-    columns, figures at their own size; checked on a screenshot and the page's drawn layout."""
+    """What a person sees in a 1400x900 window: the title and the leaderboard's first row in view,
+    all ten columns (no published ones on the demo), figures at their own size; checked on a
+    screenshot and the page's drawn layout."""
     shot = tmp_path / "front.png"
     assert front_page_at_window(report_page, shot) == []
     keep = os.environ.get("AVVP_REPORT_SHOTS")  # a folder to keep the screenshot and a timeline in

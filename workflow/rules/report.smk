@@ -47,7 +47,8 @@ rule per_class:
 
 
 rule metrics_table:
-    """All runs and seeds with mean and sd; on LLP, the published numbers beside them."""
+    """The leaderboard (every method under every protocol), then each method's seeds with mean and
+    sd; on LLP, the published numbers beside them."""
     input:
         "results/metrics.json",
     output:

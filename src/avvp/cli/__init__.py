@@ -3,7 +3,7 @@ LLP numbers and event timelines.
 
 Each command is a module of this package with `HELP` (its line in `avvp --help`), `add_arguments`
 and `run`. Only the chosen command's arguments are built, and every heavy import waits for `run`,
-so `avvp --help` and the light commands (evaluate) never load torch.
+so `avvp --help` and the light commands (evaluate, leaderboard) never load torch.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from avvp import __version__
 
 COMMANDS = (
     "demo", "download", "audio", "frames", "media", "extract",
-    "pack", "train", "pass", "predict", "calibrate", "evaluate", "parse",
+    "pack", "train", "pass", "predict", "calibrate", "evaluate", "leaderboard", "parse",
 )
 # A command whose module is not named after it (`pass` is a Python keyword), and the former names
 # a command still answers to (argparse aliases: the same parser under each name).

@@ -2,8 +2,8 @@
 
 Each function reads the files the pipeline writes (`log.csv` of `avvp train`, `metrics.json` of
 `avvp evaluate`) and writes one PNG or returns one table, so report rules stay one call each.
-Published numbers are data, kept in `avvp/data/published.json` (from docs/PROTOCOL.md). Class and
-run names are drawn as written (`avvp.base.literal_text`).
+Published numbers come from `avvp.reporting.leaderboard.published_by_method`. Class and run names
+are drawn as written (`avvp.base.literal_text`).
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import json
 import statistics
 import textwrap
 from collections.abc import Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
@@ -141,15 +140,6 @@ def per_class_bars(metrics: str | Path | Mapping[str, Any], out: str | Path | IO
 # ----------------------------------------------------------------------------- metrics table
 
 
-def published_results(which: str = "han") -> list[dict[str, Any]]:
-    """Published LLP test results: `han` (the paper's row) or `all` (HAN and later methods)."""
-    if which not in ("han", "all"):
-        raise ValueError(f"which must be 'han' or 'all', not {which!r}")
-    data = json.loads(resources.files("avvp").joinpath("data/published.json").read_text(encoding="utf-8"))
-    rows = data["llp_test"]
-    return rows[:1] if which == "han" else rows
-
-
 def _row_values(metrics: Mapping[str, Any]) -> list[float | None]:
     return [metrics.get(level, {}).get(key) for level in LEVELS for key in SCORES]
 
@@ -157,7 +147,8 @@ def _row_values(metrics: Mapping[str, Any]) -> list[float | None]:
 def metrics_table(runs: Mapping[str, Mapping[str, Any]], published: Sequence[Mapping[str, Any]] = (),
                   fmt: str = "markdown", caption: str | None = None) -> str:
     """The ten numbers of each run (label -> metrics.json body, or one metrics body), a
-    `mean ± sd` row (sample standard deviation) when there are several runs, then the published rows.
+    `mean ± sd` row (sample standard deviation) when there are several runs, then the published rows
+    (`published_by_method()` entries).
 
     `fmt` is `markdown` or `html` (a self-contained <table>); numbers in percent, one decimal;
     `–` where a published source gives no number.
@@ -178,7 +169,7 @@ def metrics_table(runs: Mapping[str, Mapping[str, Any]], published: Sequence[Map
                      [f"{statistics.mean(c):.1f} ± {statistics.stdev(c):.1f}" for c in columns]))
     for entry in published:
         cells = ["–" if v is None else f"{v:.1f}" for v in _row_values(entry)]
-        rows.append((f"{entry['method']} (published)", cells))
+        rows.append((f"{entry['paper']} (published)", cells))
     if fmt == "markdown":
         head = ["run"] + [f"{lv.split('_')[0]} {HEADERS[k]}" for lv in LEVELS for k in SCORES]
         lines = [f"| {' | '.join(head)} |", "|" + " --- |" * len(head)]

@@ -1,4 +1,5 @@
-"""The HTML pieces of the workflow's report: the metrics tables and the front page's summary.
+"""The HTML pieces of the workflow's report: the leaderboard and metrics tables, and the front page's
+summary.
 
 Both are fragments that Snakemake's report embeds (`workflow/report/workflow.rst` includes the
 summary; `workflow/report/style.css`, the report's stylesheet, lays the front page out full width
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from avvp.reporting.figures import metrics_table
+from avvp.reporting.leaderboard import build_leaderboard, leaderboard_html
 
 
 def table_caption(method: str, entry: Mapping[str, Any], n_videos: int) -> str:
@@ -24,16 +26,17 @@ def table_caption(method: str, entry: Mapping[str, Any], n_videos: int) -> str:
             f"percent{spread}")
 
 
-def metrics_tables_html(metrics: Mapping[str, Any], published: Sequence[Mapping[str, Any]] = ()) -> str:
-    """One table per method of metrics.json (each seed, then mean ± sd, then the published rows),
-    with the random-weights warning above them when it applies."""
-    parts = []
-    if metrics.get("weights_note"):
-        parts.append(f'<p class="warning"><strong>{html.escape(metrics["weights_note"])}</strong></p>')
+def metrics_tables_html(metrics: Mapping[str, Any],
+                        published: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """The leaderboard (every method under every protocol, with the random-weights warning above
+    it when it applies), then one table per method: each seed, mean ± sd, and the method's own
+    published row. `published`: `published_by_method()`, or None where the data set is not LLP."""
+    parts = [leaderboard_html(build_leaderboard(metrics, published))]
     n_videos = metrics["coverage"]["test"]["scored"]
     for method, entry in metrics["methods"].items():
         seeds = {f"seed {seed}": scores for seed, scores in entry["seeds"].items()}
-        parts.append(metrics_table(seeds, published, fmt="html", caption=table_caption(method, entry, n_videos)))
+        own = [published[method]] if published and method in published else []
+        parts.append(metrics_table(seeds, own, fmt="html", caption=table_caption(method, entry, n_videos)))
     return "\n".join(parts)
 
 
