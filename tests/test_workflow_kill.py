@@ -127,7 +127,7 @@ def check_recovery(straight: Path, packed: Path, name: str, group: bool) -> None
     assert rows(workdir) == rows(straight)
     ours, theirs = (json.loads((w / "results/metrics.json").read_text()) for w in (workdir, straight))
     assert ours["methods"] == theirs["methods"]
-    evaluation = "results/runs/han/seed1/evaluation/test.json"
+    evaluation = "results/runs/han/seed1/evaluation/avvp/test.json"
     assert (workdir / evaluation).read_text() == (straight / evaluation).read_text()
 
 

@@ -223,7 +223,7 @@ def protocol_flags(wildcards, split: str = "test") -> str:
     if entry in config["evaluate"]["define"]:
         flags += ["--define", json.dumps(config["evaluate"]["define"][entry], sort_keys=True)]
     for name, path in protocol_files(wildcards, split).items():
-        flags += [f"--{name.replace('_', '-')}", path]
+        flags += [option_flag(name), path]
     return shlex.join(flags)
 
 
