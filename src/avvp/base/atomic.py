@@ -59,9 +59,10 @@ def naming(path: str | Path, always: bool = False) -> Iterator[None]:
         yield
     except OSError as err:
         if err.errno is None and type(err) is OSError:  # numpy's short write says only "N requested and M written"
+            said = (str(err).splitlines() or ["no message"])[0]  # moviepy's runs on for lines: one line
             if shutil.disk_usage(Path(path).parent).free == 0:  # what was written still fills the disk
-                raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({err})", str(path)) from err
-            raise OSError(None, f"could not write it whole ({err})", str(path)) from err
+                raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({said})", str(path)) from err
+            raise OSError(None, f"could not write it whole ({said})", str(path)) from err
         if err.errno is not None and (err.filename is None or always or err.errno in _FULL_DISK):
             raise type(err)(err.errno, err.strerror, str(path)) from err
         raise
