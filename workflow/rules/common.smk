@@ -177,7 +177,7 @@ def first_checkpoint() -> str:
 
 
 def run_protocol(run_name: str, entry: str):
-    """The rule an evaluate.protocols entry means for a run (`as_published`: its method's own)."""
+    """The protocol an evaluate.protocols entry means for a run (`as_published`: its method's own)."""
     return protocol(entry, run_method(run_name).name, config["evaluate"]["define"])
 
 
@@ -204,8 +204,8 @@ def protocols_param() -> dict[str, dict]:
 
 def protocol_files(wildcards, split: str = "test") -> dict[str, str]:
     """What scoring a run under a protocol reads beyond the predictions and the split: the legacy
-    audio annotations (where the rule was published on them and the data set has them) and, for a
-    rule with calibrated gates, the thresholds chosen on the validation split."""
+    audio annotations (where the protocol was published on them and the data set has them) and,
+    for a protocol with calibrated gates, the thresholds chosen on the validation split."""
     chosen = run_protocol(wildcards.run, wildcards.protocol)
     files = {}
     if chosen.annotations == "legacy" and ANNOTATIONS.get("eval_audio_legacy"):
