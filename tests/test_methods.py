@@ -23,7 +23,7 @@ from avvp.methods.label_tables import read_label_table
 from avvp.methods.ma_mmil import draw_partners, judge_noise, modality_error, noise_thresholds
 from avvp.methods.objectives import Batch, HanContrastiveObjective, HanObjective, bce, han_loss, visual_target
 from avvp.methods.passes import modality_probabilities
-from avvp.methods.stage_files import read_summary
+from avvp.methods.stage_files import LEVELS, SCORES, read_summary
 from avvp.model.han import HAN
 from avvp.parsing.window_model import HANWindowModel
 from avvp.model.predictions import load_predictions
@@ -505,3 +505,32 @@ def test_released_formats_refine_predict_and_parse_as_ours(data: dict[str, Path]
         assert np.array_equal(ours.frame_prob, theirs.frame_prob) and np.array_equal(ours.global_prob, theirs.global_prob)
         parser = HANWindowModel(files[name], classes, device="cpu")
         assert parser.classes == list(classes) and parser.han.features == PUBLISHED
+
+
+def test_cmpae_stage_through_the_cli(data: dict[str, Path], tmp_path: Path) -> None:
+    """CMPAE's stage trains its own network on unpooled rows, scores validation under its own rule
+    and keeps the epoch with the best mean of the ten numbers; its model predicts like any other."""
+    ratios = tmp_path / "ratios"
+    ratios.mkdir()
+    classes = list(load_packed(data["train_pack"]).classes)
+    (ratios / "ratios.json").write_text(json.dumps({"classes": classes, "audio": [0.2] * 25, "visual": [0.3] * 25,
+                                                    "labelled": [1] * 25, "audio_mean": [0.5] * 25,
+                                                    "visual_mean": [0.5] * 25}))
+    vocab = read_classes(data["classes"])
+    for name in ("train", "val"):
+        pack_split(read_weak(data[name], vocab), released_source(data["train_pack"].parent / "features"),
+                   tmp_path / f"rows_{name}", pooled=False)
+    out = tmp_path / "cmpae"
+    assert main(["train", "--stage", "cmpae_train", "--train-pack", str(tmp_path / "rows_train"),
+                 "--val-pack", str(tmp_path / "rows_val"), "--train-csv", str(data["train"]),
+                 "--val-csv", str(data["val"]), "--audio-csv", str(data["audio"]),
+                 "--visual-csv", str(data["visual"]), "--classes", str(data["classes"]), "--out-dir", str(out),
+                 "--batch-size", "8", "--no-progress", "--epochs", "3", "--ratios", str(ratios)]) == 0
+    kept = torch.load(out / "model.pt", weights_only=True)
+    assert kept["model_options"]["network"] == "cmpae" and kept["config"]["validation_rule"] == "cmpae_as_published"
+    assert kept["objective"]["objective"] == "CmpaeObjective" and kept["objective"]["audio_ratios"] == [0.2] * 25
+    ten = [f"{level.split('_')[0]}_{score}" for level in LEVELS for score in SCORES]
+    means = [np.mean([float(r[k]) for k in ten]) for r in log_rows(out)]
+    assert kept["epoch"] == max(i + 1 for i, m in enumerate(means) if m == max(means))
+    model, _, _ = load_han(out / "model.pt")
+    assert type(model).__name__ == "CMPAENet"

@@ -69,6 +69,13 @@ def run_kinds(name: str) -> list[str]:
 
 # The kinds to extract and pack: every run's (model.features of the runs and what their passes read).
 KINDS = list(dict.fromkeys(kind for name in RUNS for kind in run_kinds(name)))
+# Packs keep each kind's own rows when a run trains a network whose input layers are not linear (CMPAE).
+UNPOOLED = any(
+    not stage(sid).defaults.pooled_inputs
+    for name in RUNS
+    for sid in run_method(name).stages
+    if stage(sid).trains
+)
 check_dataset(DATASET, KINDS)
 if MODE != "features" and (FFMPEG_WARNING := fidelity_warning()):
     print(f"WARNING: {FFMPEG_WARNING}", file=sys.stderr)

@@ -52,7 +52,8 @@ rule pack:
         features=feature_args(),
         kinds=",".join(KINDS),
         manifest=manifest_arg,
+        pooling="--unpooled" if UNPOOLED else "",
     shell:
         "avvp pack --split-csv {input.split:q} --classes {input.classes:q} {params.features}"
-        " --model-features {params.kinds:q}"
+        " --model-features {params.kinds:q} {params.pooling}"
         " {params.manifest} --on-missing skip --out-dir {output:q} > {log:q} 2>&1"

@@ -97,11 +97,12 @@ def vocabulary(classes: Path | None, split_csv: Path) -> Vocabulary:
 
 
 def split_and_pack(split_csv: Path, vocab: Vocabulary, args: argparse.Namespace, pack: Path | None,
-                   out_dir: Path, kinds: tuple[str, ...]) -> tuple[WeakSplit, PackedSplit]:
-    """The split file and its packed features: `pack` if given, else packed now into `out_dir`."""
+                   out_dir: Path, kinds: tuple[str, ...], pooled: bool = True) -> tuple[WeakSplit, PackedSplit]:
+    """The split file and its packed features: `pack` if given, else packed now into `out_dir`
+    (`pooled`: rows averaged to segments, which only a network with linear input layers allows)."""
     from avvp.evaluation.annotations import read_weak
     from avvp.features.store import packed_or_pack
 
     split = read_weak(split_csv, vocab)
     source = feature_source(args, kinds) if pack is None else {}
-    return split, packed_or_pack(split, pack, source, out_dir, kinds, args.on_missing)
+    return split, packed_or_pack(split, pack, source, out_dir, kinds, args.on_missing, pooled)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 
@@ -13,7 +14,7 @@ HELP = "write a model's global and segment probabilities on a split"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, required=True,
-                        help="model.pt of a run, or a released checkpoint (HAN's MMIL_Net.pt, MA-MMIL's or JoMoLD's)")
+                        help="model.pt of a run, or a released checkpoint (HAN's MMIL_Net.pt, MA-MMIL's, JoMoLD's or CMPAE's)")
     add_features_args(parser)
     parser.add_argument("--split-csv", type=Path, required=True, help="the weak split file to predict")
     parser.add_argument("--pack", type=Path, help="an `avvp pack` folder to use instead of --features")
@@ -44,6 +45,10 @@ def run(args: argparse.Namespace) -> None:
     # The split is packed beside the output, on its disk: a full disk there names the output.
     with naming(args.out), scratch_folder as scratch:
         _, packed = split_and_pack(args.split_csv, Vocabulary(tuple(classes)), args, args.pack,
-                                   Path(scratch) / "pack", model.features)
+                                   Path(scratch) / "pack", model.features, pooled=model.pools_first)
+        if not model.pools_first and any(packed.arrays[k.name].shape[1] != k.rows for k in model.kinds):
+            print(f"warning: {args.pack} holds rows averaged to segments, and this network's input layers are not "
+                  "linear: its probabilities differ from those on each kind's own rows (avvp pack --unpooled)",
+                  file=sys.stderr)
         save_predictions(args.out, predict_packed(model, packed, device))
     print(f"predicted {len(packed)} videos -> {args.out} ({len(packed.skipped)} skipped)")

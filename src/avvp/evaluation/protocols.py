@@ -135,9 +135,10 @@ BUILT_IN: dict[str, Protocol] = {p.name: p for p in (
              annotations="legacy",
              source="CMPAE main.py eval: a_prob/v_prob/frame_prob = 0.7 x with_ca + 0.3 x without; "
                     "oa = a_prob >= 0.45, ov = v_prob >= per-class thresholds (--mode select_thresholds, "
-                    "default 0.45); frame_prob >= 0.25. Adapted: CMPAE's own with_ca pass mixes features 0.8/0.2 "
-                    "inside its network, and it calibrates on its epoch-8 model; avvp mixes the model's two "
-                    "passes and calibrates the model it scores"),
+                    "default 0.45); frame_prob >= 0.25. CMPAE's network mixes its encoder's features 0.8/0.2 "
+                    "inside its with_ca pass (avvp's cmpae network does too; for other networks the mix of the "
+                    "two passes is an adaptation), and it calibrates on its epoch-8 model; avvp calibrates the "
+                    "model it scores"),
     Protocol("uwav_as_published", "UWAV as published (CVPR 2025): fused gate > 0.5, frames > 0.5, legacy",
              strict=True, annotations="legacy",
              source="UWAV model/HAN.py get_pred: video_prob > 0.5; frame probability > 0.5"),

@@ -153,11 +153,11 @@ def pack_split(
 
 
 def packed_or_pack(split: WeakSplit, pack: str | Path | None, source: FeatureSource, out_dir: str | Path,
-                   kinds: Sequence[str] = PUBLISHED, on_missing: str = "error") -> PackedSplit:
+                   kinds: Sequence[str] = PUBLISHED, on_missing: str = "error", pooled: bool = True) -> PackedSplit:
     """The split's packed features: the `avvp pack` folder `pack` where given (it must hold the
     split's classes), else the split packed now from `source` into `out_dir` (`pack_split`)."""
     if pack is None:
-        return pack_split(split, source, out_dir, kinds, on_missing=on_missing)
+        return pack_split(split, source, out_dir, kinds, pooled=pooled, on_missing=on_missing)
     packed = load_packed(pack)
     if tuple(packed.classes) != split.vocab.classes:
         raise ValueError(f"{pack} was packed with classes {packed.classes}, not {split.vocab.classes}")

@@ -15,7 +15,9 @@ from typing import Any
 
 # Which epoch becomes model.pt: the best validation segment Type@AV (a tie replaces the kept epoch),
 # the same keeping the earliest of tied epochs (VALOR's rule), the best event-level audio F, the final one.
-KEEP = ("type_at_av", "type_at_av_first", "event_audio", "final")
+KEEP = ("type_at_av", "type_at_av_first", "event_audio", "mean_of_ten", "final")
+# The rules that can score validation during training (avvp's protocols; calibrated gates at their default).
+VALIDATION_RULES = ("avvp", "cmpae_as_published")
 
 
 def option_flag(name: str) -> str:
@@ -52,10 +54,17 @@ class LoopSettings:
     visual_dropout: float = probability(0.0, "dropout on the visual stream before the classifier")
     keep: str = setting("type_at_av", "the epoch kept as model.pt: best validation segment Type@AV (type_at_av: "
                         "a tie replaces the kept epoch; type_at_av_first: the earliest stays), best validation "
-                        "event-level audio F, or the final one", choices=KEEP)
+                        "event-level audio F, the best mean of the ten numbers (mean_of_ten, a tie replaces), or "
+                        "the final one", choices=KEEP)
     frame_threshold: float = probability(0.5, "segment threshold of the validation scores that choose the kept "
-                                         "epoch")
-    global_threshold: float = probability(0.5, "video threshold of the validation scores")
+                                         "epoch (validation_rule avvp)")
+    global_threshold: float = probability(0.5, "video threshold of the validation scores (validation_rule avvp)")
+    validation_rule: str = setting("avvp", "the evaluation protocol of the validation scores: avvp (the seed's "
+                                   "rule at frame_threshold and global_threshold) or a method's own (its "
+                                   "calibrated gates at their default)", choices=VALIDATION_RULES)
+
+    # Whether the stage's network may read rows averaged to segments (packs made without --unpooled).
+    pooled_inputs = True
 
     def __post_init__(self) -> None:
         check_values(self)
@@ -63,6 +72,15 @@ class LoopSettings:
     def model_options(self) -> dict[str, Any]:
         """HAN's constructor options that training settings decide."""
         return {"dropout": self.dropout, "cross_modal": self.cross_modal, "visual_dropout": self.visual_dropout}
+
+    def validation_protocol(self) -> Any:
+        """The `avvp.evaluation.protocols.Protocol` that scores validation epochs."""
+        from avvp.evaluation.protocols import BUILT_IN
+
+        if self.validation_rule == "avvp":
+            return BUILT_IN["avvp"].with_parts(frame_threshold=(self.frame_threshold,) * 2,
+                                               gate_threshold=(self.global_threshold,) * 2)
+        return BUILT_IN[self.validation_rule]
 
     def optimizer(self, params: Any) -> Any:
         """The torch optimiser of `params`."""

@@ -29,7 +29,8 @@ from typing import Any
 from avvp.base.registry import Registry
 from avvp.methods.settings import option_flag
 
-BUILTIN_MODULES = ("avvp.methods.han", "avvp.methods.ma_mmil", "avvp.methods.jomold", "avvp.methods.valor")
+BUILTIN_MODULES = ("avvp.methods.han", "avvp.methods.ma_mmil", "avvp.methods.jomold", "avvp.methods.cmpae",
+                   "avvp.methods.valor")
 ENTRY_POINTS = "avvp.methods"
 
 

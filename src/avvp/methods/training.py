@@ -33,7 +33,7 @@ from avvp.model.checkpoint import save_checkpoint
 from avvp.base.device import resolve_device
 from avvp.base.files import load_refusal
 from avvp.base.folder_lock import folder_lock
-from avvp.evaluation.scores import evaluate_arrays
+from avvp.evaluation.scores import evaluate_outputs
 from avvp.extractors import PUBLISHED
 from avvp.features.store import PackedSplit
 from avvp.model.inference import batch_tensors, iterate_batches, predict_packed
@@ -41,6 +41,7 @@ from avvp.methods.objectives import Batch, HanObjective, Objective
 from avvp.methods.settings import LoopSettings, TrainSettings
 from avvp.methods.stage_files import log_row, write_log, write_summary
 from avvp.model.han import HAN
+from avvp.model.networks import build_network
 from avvp.base.protocol import SEGMENTS
 
 
@@ -58,6 +59,7 @@ SELECTIONS: dict[str, Selection | None] = {
     "type_at_av": Selection("segment_level", "type_at_av"),
     "type_at_av_first": Selection("segment_level", "type_at_av", ties_replace=False),
     "event_audio": Selection("event_level", "audio"),
+    "mean_of_ten": Selection("both", "mean_of_ten"),
     "final": None,
 }
 
@@ -79,10 +81,11 @@ class ModalityTargets:
 
 def validate(model: HAN, packed: PackedSplit, gt: GroundTruth, settings: LoopSettings,
              device: torch.device) -> dict[str, Any]:
-    """The ten numbers of `model` on a packed split."""
-    preds = predict_packed(model, packed, device, cross_modal_off=False)
-    return evaluate_arrays(preds.global_prob, preds.frame_prob, gt,
-                           frame_threshold=settings.frame_threshold, global_threshold=settings.global_threshold)
+    """The ten numbers of `model` on a packed split under the settings' validation rule."""
+    rule = settings.validation_protocol()
+    preds = predict_packed(model, packed, device, cross_modal_off=rule.forward != "as_trained")
+    defaults = {m: [rule.calibration_default] * len(packed.classes) for m in rule.calibrated}
+    return evaluate_outputs(preds.outputs(rule), gt, rule, thresholds=defaults)
 
 
 def _recipe(config: dict[str, Any]) -> dict[str, Any]:
@@ -171,7 +174,10 @@ def _keeps(keep: str, metrics: dict[str, Any], epoch: int, best: float) -> tuple
     selection = SELECTIONS[keep]
     if selection is None:
         return True, float(epoch)
-    score = metrics[selection.level][selection.score]
+    if selection.level == "both":
+        score = float(np.mean([v for level in ("segment_level", "event_level") for v in metrics[level].values()]))
+    else:
+        score = metrics[selection.level][selection.score]
     return (score >= best if selection.ties_replace else score > best), score
 
 
@@ -216,7 +222,7 @@ def _fresh(settings: LoopSettings, features: Sequence[str], n_classes: int, seed
     """A seeded model, its optimiser and schedule and the shuffling generator of epoch 1 (again
     after a failed restore, so a run set aside equals a fresh one)."""
     torch.manual_seed(seed)
-    model = HAN(n_classes, features, **settings.model_options()).to(device)
+    model = build_network(n_classes, features=features, **settings.model_options()).to(device)
     optimizer = settings.optimizer(model.parameters())
     return model, optimizer, settings.scheduler(optimizer), torch.Generator().manual_seed(seed)
 

@@ -1,8 +1,9 @@
 """Checkpoint files: ours carry the class vocabulary, the model's options (its feature set among
 them), the training settings and the weights records of the training features
 (`avvp.features.weights`) beside the weights. The released ones carry weights only: HAN's
-`MMIL_Net.pt` and MA-MMIL's are plain state dicts, JoMoLD's a dict with the state dict under "model"
-beside its optimiser, scheduler and random-number states. All were trained on LLP, so a released
+`MMIL_Net.pt` and MA-MMIL's are plain state dicts, JoMoLD's and CMPAE's a dict with the state dict
+under "model" beside its optimiser, scheduler and random-number states (CMPAE's network is recognised
+by its modules, `avvp.model.networks`). All were trained on LLP, so a released
 file with LLP's 25 outputs gets LLP's class list (shipped with the package) unless told otherwise."""
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 from avvp.base.atomic import atomic_output
 from avvp.base.files import load_refusal
 from avvp.model.han import HAN, load_han_state
+from avvp.model.networks import build_network, released_network
 
 # The top-level keys of JoMoLD's checkpoints (its main.py saves the random-number states, then these four).
 JOMOLD_KEYS = frozenset({"torch_rng", "cuda_rng", "random_rng", "numpy_rng", "model", "optimizer", "scheduler",
@@ -66,7 +68,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def load_han(path: str | Path, classes: Sequence[str] | None = None, device: torch.device | str = "cpu",
              options: Mapping[str, Any] | None = None) -> tuple[HAN, list[str], dict[str, Any]]:
-    """Build HAN from a checkpoint (ours or a released one), in eval mode on `device`.
+    """Build the checkpoint's network (HAN, or the released network its modules name) from a
+    checkpoint (ours or a released one), in eval mode on `device`.
 
     `classes` must agree with ours when both are given; a released file without them gets LLP's
     classes when it has 25 outputs (they were all trained on LLP), else they are required.
@@ -85,7 +88,8 @@ def load_han(path: str | Path, classes: Sequence[str] | None = None, device: tor
     if stored is not None and classes is not None and list(classes) != list(stored):
         raise ValueError(f"{path} was trained on classes {stored}, not {list(classes)}")
     names = list(stored if stored is not None else classes)
-    model = HAN(len(names), **{**payload.get("model_options", {}), **(options or {})})
+    stored_options = payload.get("model_options") or {"network": released_network(payload["state_dict"])}
+    model = build_network(len(names), **{**stored_options, **(options or {})})
     try:
         load_han_state(model, payload["state_dict"])
     except ValueError as err:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from avvp.extractors import PUBLISHED, feature_set
+from avvp.extractors import PUBLISHED, FeatureKind, feature_set
 from avvp.base.protocol import MODALITIES, SEGMENTS
 
 D_MODEL = 512
@@ -51,6 +51,16 @@ UNUSED_OFFICIAL_KEYS = (_names("hat_encoder.", ("norm1", "norm2")) | _names("cmt
 # when all of these are there (the layout of MA-MMIL's checkpoints), never as stray keys of another network.
 MA_MMIL_UNUSED_KEYS = (UNUSED_OFFICIAL_KEYS | _two_input_attention("t_att.") | _two_input_attention("t_att2.")
                        | _names("", ("fc1", "fc2")))
+
+
+def to_segments(kind: FeatureKind, x: Tensor) -> Tensor:
+    """(B, rows, d) -> (B, 10, d): the kind's own pooling, or the mean of each segment's rows."""
+    batch, rows, dim = x.shape
+    if rows == SEGMENTS:
+        return x
+    if kind.pooling:
+        return torch.einsum("sr,brd->bsd", torch.from_numpy(kind.segment_weights()).to(x), x)
+    return x.reshape(batch, SEGMENTS, rows // SEGMENTS, dim).mean(dim=2)
 
 
 class HybridAttentionLayer(nn.Module):
@@ -135,19 +145,29 @@ class HAN(nn.Module):
         self.features = tuple(kind.name for kind in self.kinds)
         self.architecture = {"hidden": hidden, "heads": heads, "ff": ff, "layers": layers, "audio_first": audio_first}
         for kind in self.kinds:
-            self.add_module(kind.han_layer, nn.Linear(kind.dim, hidden))
+            self.add_module(kind.han_layer, self.input_layer(kind.dim, hidden))
         self.fusion: dict[str, str] = {}
         for modality in MODALITIES:
             width = sum(kind.modality == modality for kind in self.kinds)
             if width > 1:
                 self.fusion[modality] = FUSION_LAYERS[modality]
-                self.add_module(FUSION_LAYERS[modality], nn.Linear(width * hidden, hidden))
+                self.add_module(FUSION_LAYERS[modality], self.input_layer(width * hidden, hidden))
         self.hat_encoder = HybridAttentionEncoder(layers, audio_first, d_model=hidden, n_heads=heads, d_ff=ff,
                                                   dropout=dropout, cross_modal=cross_modal)
         self.fc_prob = nn.Linear(hidden, n_classes)
         self.fc_frame_att = nn.Linear(hidden, n_classes)
         self.fc_av_att = nn.Linear(hidden, n_classes)
         self.visual_dropout = nn.Dropout(visual_dropout)
+
+    # Released parameters that the forward pass never uses, dropped by name when a released state dict loads.
+    released_unused: frozenset[str] = frozenset()
+    # HAN's input layers are linear, so rows can be averaged to segments before them (cheaper, same result).
+    pools_first = True
+
+    @staticmethod
+    def input_layer(width: int, hidden: int) -> nn.Module:
+        """The layer that maps a kind's features (or a modality's concatenated kinds) to the stream width."""
+        return nn.Linear(width, hidden)
 
     def options(self) -> dict[str, object]:
         """The constructor's options (checkpoints store them, so loading rebuilds the same model); the
@@ -164,12 +184,8 @@ class HAN(nn.Module):
             raise ValueError(f"HAN takes {len(self.kinds)} inputs ({', '.join(self.features)}), got {len(inputs)}")
         parts: dict[str, list[Tensor]] = {m: [] for m in MODALITIES}
         for kind, x in zip(self.kinds, inputs):
-            batch, rows, dim = x.shape
-            if kind.pooling and rows != SEGMENTS:
-                x = torch.einsum("sr,brd->bsd", torch.from_numpy(kind.segment_weights()).to(x), x)
-            elif rows != SEGMENTS:
-                x = x.reshape(batch, SEGMENTS, rows // SEGMENTS, dim).mean(dim=2)
-            parts[kind.modality].append(getattr(self, kind.han_layer)(x))
+            layer = getattr(self, kind.han_layer)
+            parts[kind.modality].append(layer(to_segments(kind, x)) if self.pools_first else to_segments(kind, layer(x)))
         streams = []
         for modality in MODALITIES:
             fused = self.fusion.get(modality)
@@ -219,14 +235,14 @@ def official_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
 
 def load_han_state(model: HAN, state: Mapping[str, Tensor]) -> None:
-    """Load a state dict in our format or a released network's (HAN, MA-MMIL, JoMoLD); any other
-    missing or unexpected key is an error naming it."""
-    state = official_state_dict(state)
+    """Load a state dict in our format or a released network's (HAN, MA-MMIL, JoMoLD, CMPAE); any
+    other missing or unexpected key is an error naming it."""
+    state = {k: v for k, v in official_state_dict(state).items() if k not in model.released_unused}
     expected = set(model.state_dict())
     missing = sorted(expected - set(state))
     unexpected = sorted(set(state) - expected)
     if missing or unexpected:
-        raise ValueError(f"state dict does not fit HAN on features {list(model.features)}: missing keys "
+        raise ValueError(f"state dict does not fit {type(model).__name__} on features {list(model.features)}: missing keys "
                          f"{missing}, unexpected keys {unexpected}")
     classes = state["fc_prob.weight"].shape[0]
     if classes != model.n_classes:

@@ -100,17 +100,19 @@ class HANWindowModel:
         from avvp.features.store import load_feature, pool_segments
 
         arrays, sources = [], {}
+        # Rows averaged to segments at once where the network allows it (HAN: same result, less memory).
+        pool = pool_segments if self.han.pools_first else (lambda rows, _: rows)
         for kind, choice in self.weights.items():
             found = self._found(kind, video)
-            if found is not None:  # rows pooled to 10 segments at once (exact for HAN, less memory)
-                arrays.append(pool_segments(load_feature(found, kind), kind)[None])
+            if found is not None:
+                arrays.append(pool(load_feature(found, kind), kind)[None])
                 sources[kind] = {"reused": str(found), "weights": read_record(found.parent)}
                 continue
             inputs = video.inputs(feature_kind(kind).medium)
             out = Path(work_dir) / "features" / kind
             record = extract_features(kind, inputs, out, choice.weights, str(self.device), self.batch_size,
                                       choice.seed, self.progress, strict=True)
-            arrays.append(np.stack([pool_segments(np.load(out / f"{output_id(p)}.npy"), kind) for p in inputs]))
+            arrays.append(np.stack([pool(np.load(out / f"{output_id(p)}.npy"), kind) for p in inputs]))
             sources[kind] = {"extracted": True, "weights": record}
         with torch.inference_mode():
             global_prob, _, _, frame_prob = self.han(*(torch.from_numpy(a).to(self.device) for a in arrays))

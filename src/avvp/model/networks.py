@@ -1,0 +1,28 @@
+"""Which network class a model is: HAN, or a method's own network built on it (CMPAE's).
+
+Checkpoints store `network` in their model options only where it is not HAN; a released state
+dict is recognised by the modules only its network has."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from avvp.model.cmpae import CMPAENet
+from avvp.model.han import HAN
+
+NETWORKS: dict[str, type[HAN]] = {"han": HAN, "cmpae": CMPAENet}
+# A module that only one network has, by which its released state dicts are recognised.
+SIGNATURES = {"cmpae": "fc_prob_beta.weight"}
+
+
+def build_network(n_classes: int, network: str = "han", **options: Any) -> HAN:
+    """The network called `network` with its constructor `options` (a checkpoint's model options)."""
+    if network not in NETWORKS:
+        raise ValueError(f"unknown network {network!r}; known: {', '.join(NETWORKS)}")
+    return NETWORKS[network](n_classes, **options)
+
+
+def released_network(state: Mapping[str, Any]) -> str:
+    """The network a released state dict (possibly DataParallel-prefixed) belongs to."""
+    keys = {k.removeprefix("module.") for k in state}
+    return next((name for name, key in SIGNATURES.items() if key in keys), "han")
