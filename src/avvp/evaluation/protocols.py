@@ -139,13 +139,23 @@ BUILT_IN: dict[str, Protocol] = {p.name: p for p in (
                     "inside its with_ca pass (avvp's cmpae network does too; for other networks the mix of the "
                     "two passes is an adaptation), and it calibrates on its epoch-8 model; avvp calibrates the "
                     "model it scores"),
+    Protocol("coleaf_as_published",
+             "CoLeaF as published (ECCV 2024): 0.7/0.3 mix of passes with and without cross-modal attention, "
+             "a_prob / v_prob gates >= 0.52, frames >= 0.25, legacy",
+             gate="modality", gate_threshold=(0.52, 0.52), frame_threshold=(0.25, 0.25), forward="mix",
+             annotations="legacy",
+             source="CoLeaF main.py eval: a_prob/v_prob/frame_prob = 0.7 x with_ca + 0.3 x without; oa = a_prob >= "
+                    "0.52, ov = v_prob >= 0.52 (no thresholds file is read); frame_prob >= 0.25; its repository "
+                    "ships the legacy AVVP_eval_audio.csv. Its main.py returns, and selects epochs by, its own "
+                    "audible-only / visible-only scores; these are the standard ten numbers"),
     Protocol("uwav_as_published", "UWAV as published (CVPR 2025): fused gate > 0.5, frames > 0.5, legacy",
              strict=True, annotations="legacy",
              source="UWAV model/HAN.py get_pred: video_prob > 0.5; frame probability > 0.5"),
 )}
 # The method each published rule belongs to, for `as_published` (methods without one use the seed's).
 PUBLISHED_RULE = {"han": "han_as_published", "ma_mmil": "ma_mmil_as_published", "jomold": "jomold_as_published",
-                  "valor": "valor_as_published", "cmpae": "cmpae_as_published", "uwav": "uwav_as_published"}
+                  "valor": "valor_as_published", "cmpae": "cmpae_as_published", "coleaf": "coleaf_as_published",
+                  "uwav": "uwav_as_published"}
 
 
 def protocol(name: str, method: str | None = None,

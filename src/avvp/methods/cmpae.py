@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from avvp.methods.jomold import RATIOS_FILE, read_noise_ratios
 from avvp.methods.settings import TrainSettings, setting
 from avvp.methods.stages import Method, StageInput, TrainingStage, register_method, register_stage
 
@@ -56,15 +55,21 @@ def read_released_ratios(path: str | Path, n_classes: int) -> tuple[np.ndarray, 
     return audio, visual
 
 
+def noise_ratio_arrays(settings: CmpaeSettings, inputs: Mapping[str, Path],
+                       classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(audio, visual) ratios: the released file the settings name, else the jomold_ratios pass's."""
+    from avvp.methods.jomold import RATIOS_FILE, read_noise_ratios  # a method module: imported when used
+
+    if settings.noise_ratios:
+        return read_released_ratios(settings.noise_ratios, len(classes))
+    ratios = read_noise_ratios(Path(inputs["ratios"]) / RATIOS_FILE, classes)
+    return ratios.audio, ratios.visual
+
+
 def _objective(settings: CmpaeSettings, inputs: Mapping[str, Path], classes: Sequence[str]) -> Any:
     from avvp.methods.evidential import CmpaeObjective
 
-    if settings.noise_ratios:
-        audio, visual = read_released_ratios(settings.noise_ratios, len(classes))
-    else:
-        ratios = read_noise_ratios(Path(inputs["ratios"]) / RATIOS_FILE, classes)
-        audio, visual = ratios.audio, ratios.visual
-    return CmpaeObjective(audio, visual, settings.visual_smoothing)
+    return CmpaeObjective(*noise_ratio_arrays(settings, inputs, classes), settings.visual_smoothing)
 
 
 register_stage(TrainingStage(

@@ -28,14 +28,18 @@ def smoothed_targets(n_segments: int, smoothing: float, like: Tensor) -> Tensor:
 
 
 def contrastive_loss(audio: Tensor, visual: Tensor, temperature: float = TEMPERATURE,
-                     smoothing: float = SMOOTHING, expected_probability: bool = False) -> Tensor:
+                     smoothing: float = SMOOTHING, expected_probability: bool = False,
+                     weights: Tensor | None = None) -> Tensor:
     """Mean over videos and audio segments of the label-smoothed cross-entropy.
 
     `expected_probability` computes JoMoLD's released variant instead: -log of the target-weighted
-    sum of the softmax probabilities (not the weighted sum of their logs).
+    sum of the softmax probabilities (not the weighted sum of their logs). `weights` (B, T) weigh
+    each video's segments in the mean (CoLeaF's cross-network terms).
     """
     sims = segment_similarities(audio, visual, temperature)
     target = smoothed_targets(sims.shape[-1], smoothing, sims)
     if expected_probability:
-        return -torch.log((torch.softmax(sims, dim=-1) * target).sum(dim=-1)).mean()
-    return -(torch.log_softmax(sims, dim=-1) * target).sum(dim=-1).mean()
+        losses = -torch.log((torch.softmax(sims, dim=-1) * target).sum(dim=-1))
+    else:
+        losses = -(torch.log_softmax(sims, dim=-1) * target).sum(dim=-1)
+    return (losses if weights is None else weights * losses).mean()

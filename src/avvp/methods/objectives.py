@@ -64,7 +64,9 @@ class Batch:
 
 
 class Objective(Protocol):
-    """A training loss; `describe()` goes into checkpoints, so a resumed run must match it."""
+    """A training loss; `describe()` goes into checkpoints, so a resumed run must match it. An
+    objective that trains networks of its own (CoLeaF's branches) also has `state_dict()` and
+    `load_state_dict(state, model)`, which last.pt carries."""
 
     def __call__(self, model: HAN, batch: Batch) -> Tensor: ...
 

@@ -17,7 +17,7 @@ from typing import Any
 # the same keeping the earliest of tied epochs (VALOR's rule), the best event-level audio F, the final one.
 KEEP = ("type_at_av", "type_at_av_first", "event_audio", "mean_of_ten", "final")
 # The rules that can score validation during training (avvp's protocols; calibrated gates at their default).
-VALIDATION_RULES = ("avvp", "cmpae_as_published")
+VALIDATION_RULES = ("avvp", "cmpae_as_published", "coleaf_as_published")
 
 
 def option_flag(name: str) -> str:

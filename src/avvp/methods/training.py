@@ -240,6 +240,11 @@ def _restore(saved: dict[str, Any], model: HAN, optimizer: Any, scheduler: Any, 
     return saved["train_state"]
 
 
+def _objective_state(objective: Objective) -> dict[str, Any]:
+    """What an objective with a state of its own (CoLeaF's branches) adds to last.pt."""
+    return {"objective_state": objective.state_dict()} if hasattr(objective, "state_dict") else {}
+
+
 def _cpu_copy(model: HAN) -> dict[str, torch.Tensor]:
     return {key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()}
 
@@ -291,6 +296,8 @@ def _train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth
     if saved is not None:
         try:
             restored = _restore(saved, model, optimizer, scheduler, shuffle, torch_device)
+            if hasattr(objective, "load_state_dict"):
+                objective.load_state_dict(saved["objective_state"], model)
             state, kept = restored, saved["kept"]
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:  # a state of another shape
             _set_aside(f"{last_path}: its training state does not fit this run ({_first_line(err)})", resume)
@@ -330,7 +337,7 @@ def _train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth
                         scheduler=scheduler.state_dict(), shuffle_rng=shuffle.get_state(),
                         torch_rng=torch.get_rng_state(),
                         cuda_rng=torch.cuda.get_rng_state(torch_device) if torch_device.type == "cuda" else None,
-                        train_state=state, kept=kept, **extra)
+                        train_state=state, kept=kept, **extra, **_objective_state(objective))
         write_log(out_dir, state["log"])
         write_summary(out_dir, _summary(state, settings.keep, len(train_split), len(val_split)))
     if kept is not None and written != kept["epoch"]:  # resumed after the kept epoch: its model.pt again

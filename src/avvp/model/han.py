@@ -10,7 +10,7 @@ and fuses them with one more linear layer (`fc_fusion` for the visual stream, as
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import torch
@@ -61,6 +61,33 @@ def to_segments(kind: FeatureKind, x: Tensor) -> Tensor:
     if kind.pooling:
         return torch.einsum("sr,brd->bsd", torch.from_numpy(kind.segment_weights()).to(x), x)
     return x.reshape(batch, SEGMENTS, rows // SEGMENTS, dim).mean(dim=2)
+
+
+def add_input_layers(module: nn.Module, kinds: Sequence[FeatureKind], hidden: int,
+                     make_layer: Callable[[int, int], nn.Module]) -> dict[str, str]:
+    """Give `module` each kind's input layer (named `kind.han_layer`) and, for a modality fed by several
+    kinds, the layer that fuses their concatenation (`FUSION_LAYERS`); the fused modalities' layer names."""
+    for kind in kinds:
+        module.add_module(kind.han_layer, make_layer(kind.dim, hidden))
+    fusion: dict[str, str] = {}
+    for modality in MODALITIES:
+        width = sum(kind.modality == modality for kind in kinds)
+        if width > 1:
+            fusion[modality] = FUSION_LAYERS[modality]
+            module.add_module(FUSION_LAYERS[modality], make_layer(width * hidden, hidden))
+    return fusion
+
+
+def embed_inputs(module: nn.Module, kinds: Sequence[FeatureKind], inputs: Sequence[Tensor], fusion: Mapping[str, str],
+                 pools_first: bool) -> dict[str, Tensor]:
+    """Each modality's (B, 10, hidden) stream from its kinds' features through `add_input_layers`'
+    layers: rows averaged to segments before each kind's layer (`pools_first`) or after it."""
+    parts: dict[str, list[Tensor]] = {}
+    for kind, x in zip(kinds, inputs):
+        layer = getattr(module, kind.han_layer)
+        parts.setdefault(kind.modality, []).append(layer(to_segments(kind, x)) if pools_first
+                                                   else to_segments(kind, layer(x)))
+    return {m: getattr(module, fusion[m])(torch.cat(xs, dim=-1)) if m in fusion else xs[0] for m, xs in parts.items()}
 
 
 class HybridAttentionLayer(nn.Module):
@@ -144,14 +171,7 @@ class HAN(nn.Module):
         self.kinds = feature_set(features)
         self.features = tuple(kind.name for kind in self.kinds)
         self.architecture = {"hidden": hidden, "heads": heads, "ff": ff, "layers": layers, "audio_first": audio_first}
-        for kind in self.kinds:
-            self.add_module(kind.han_layer, self.input_layer(kind.dim, hidden))
-        self.fusion: dict[str, str] = {}
-        for modality in MODALITIES:
-            width = sum(kind.modality == modality for kind in self.kinds)
-            if width > 1:
-                self.fusion[modality] = FUSION_LAYERS[modality]
-                self.add_module(FUSION_LAYERS[modality], self.input_layer(width * hidden, hidden))
+        self.fusion = add_input_layers(self, self.kinds, hidden, self.input_layer)
         self.hat_encoder = HybridAttentionEncoder(layers, audio_first, d_model=hidden, n_heads=heads, d_ff=ff,
                                                   dropout=dropout, cross_modal=cross_modal)
         self.fc_prob = nn.Linear(hidden, n_classes)
@@ -182,15 +202,8 @@ class HAN(nn.Module):
         several kinds feed one)."""
         if len(inputs) != len(self.kinds):
             raise ValueError(f"HAN takes {len(self.kinds)} inputs ({', '.join(self.features)}), got {len(inputs)}")
-        parts: dict[str, list[Tensor]] = {m: [] for m in MODALITIES}
-        for kind, x in zip(self.kinds, inputs):
-            layer = getattr(self, kind.han_layer)
-            parts[kind.modality].append(layer(to_segments(kind, x)) if self.pools_first else to_segments(kind, layer(x)))
-        streams = []
-        for modality in MODALITIES:
-            fused = self.fusion.get(modality)
-            streams.append(getattr(self, fused)(torch.cat(parts[modality], dim=-1)) if fused else parts[modality][0])
-        return streams[0], streams[1]
+        streams = embed_inputs(self, self.kinds, inputs, self.fusion, self.pools_first)
+        return streams["audio"], streams["visual"]
 
     def head(self, audio: Tensor, visual: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Attentive MMIL pooling over segments and modalities.

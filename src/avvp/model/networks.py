@@ -1,4 +1,4 @@
-"""Which network class a model is: HAN, or a method's own network built on it (CMPAE's).
+"""Which network class a model is: HAN, or a method's own network built on it (CMPAE's, CoLeaF's).
 
 Checkpoints store `network` in their model options only where it is not HAN; a released state
 dict is recognised by the modules only its network has."""
@@ -8,11 +8,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from avvp.model.cmpae import CMPAENet
+from avvp.model.coleaf import CoLeaFNet
 from avvp.model.han import HAN
 
-NETWORKS: dict[str, type[HAN]] = {"han": HAN, "cmpae": CMPAENet}
+NETWORKS: dict[str, type[HAN]] = {"han": HAN, "cmpae": CMPAENet, "coleaf": CoLeaFNet}
 # A module that only one network has, by which its released state dicts are recognised.
-SIGNATURES = {"cmpae": "fc_prob_beta.weight"}
+# CoLeaF's network is CMPAE's plus unused tokens, so it is looked for first.
+SIGNATURES = {"coleaf": "hat_encoder.layers.0.cls_tokens_a", "cmpae": "fc_prob_beta.weight"}
 
 
 def build_network(n_classes: int, network: str = "han", **options: Any) -> HAN:
