@@ -507,30 +507,57 @@ def test_released_formats_refine_predict_and_parse_as_ours(data: dict[str, Path]
         assert parser.classes == list(classes) and parser.han.features == PUBLISHED
 
 
-def test_cmpae_stage_through_the_cli(data: dict[str, Path], tmp_path: Path) -> None:
-    """CMPAE's stage trains its own network on unpooled rows, scores validation under its own rule
-    and keeps the epoch with the best mean of the ten numbers; its model predicts like any other."""
-    ratios = tmp_path / "ratios"
-    ratios.mkdir()
-    classes = list(load_packed(data["train_pack"]).classes)
-    (ratios / "ratios.json").write_text(json.dumps({"classes": classes, "audio": [0.2] * 25, "visual": [0.3] * 25,
-                                                    "labelled": [1] * 25, "audio_mean": [0.5] * 25,
-                                                    "visual_mean": [0.5] * 25}))
+
+@pytest.fixture(scope="module")
+def row_packs(data: dict[str, Path], tmp_path_factory) -> dict[str, Path]:
+    """The training and validation splits packed with each kind's own rows, and a ratios folder."""
+    root = tmp_path_factory.mktemp("rows")
     vocab = read_classes(data["classes"])
+    out = {"ratios": root / "ratios"}
     for name in ("train", "val"):
-        pack_split(read_weak(data[name], vocab), released_source(data["train_pack"].parent / "features"),
-                   tmp_path / f"rows_{name}", pooled=False)
-    out = tmp_path / "cmpae"
-    assert main(["train", "--stage", "cmpae_train", "--train-pack", str(tmp_path / "rows_train"),
-                 "--val-pack", str(tmp_path / "rows_val"), "--train-csv", str(data["train"]),
-                 "--val-csv", str(data["val"]), "--audio-csv", str(data["audio"]),
+        out[name] = pack_split(read_weak(data[name], vocab), released_source(data["train_pack"].parent / "features"),
+                               root / name, pooled=False).root
+    out["ratios"].mkdir()
+    (out["ratios"] / "ratios.json").write_text(json.dumps({
+        "classes": list(vocab.classes), "audio": [0.2] * 25, "visual": [0.3] * 25, "labelled": [1] * 25,
+        "audio_mean": [0.5] * 25, "visual_mean": [0.5] * 25}))
+    return out
+
+
+def train_rows_cli(data: dict[str, Path], packs: dict[str, Path], out: Path, stage: str, *extra: str) -> int:
+    return main(["train", "--stage", stage, "--train-pack", str(packs["train"]), "--val-pack", str(packs["val"]),
+                 "--train-csv", str(data["train"]), "--val-csv", str(data["val"]), "--audio-csv", str(data["audio"]),
                  "--visual-csv", str(data["visual"]), "--classes", str(data["classes"]), "--out-dir", str(out),
-                 "--batch-size", "8", "--no-progress", "--epochs", "3", "--ratios", str(ratios)]) == 0
+                 "--batch-size", "8", "--no-progress", "--ratios", str(packs["ratios"]), *extra])
+
+
+@pytest.mark.parametrize("stage, network, rule", [("cmpae_train", "CMPAENet", "cmpae_as_published"),
+                                                  ("coleaf_train", "CoLeaFNet", "coleaf_as_published")])
+def test_evidential_stages_through_the_cli(data: dict[str, Path], row_packs: dict[str, Path], tmp_path: Path,
+                                           stage: str, network: str, rule: str) -> None:
+    """CMPAE's and CoLeaF's stages train their own networks on unpooled rows, score validation under
+    their own rule and keep the epoch with the best mean of the ten numbers."""
+    out = tmp_path / stage
+    assert train_rows_cli(data, row_packs, out, stage, "--epochs", "3") == 0
     kept = torch.load(out / "model.pt", weights_only=True)
-    assert kept["model_options"]["network"] == "cmpae" and kept["config"]["validation_rule"] == "cmpae_as_published"
-    assert kept["objective"]["objective"] == "CmpaeObjective" and kept["objective"]["audio_ratios"] == [0.2] * 25
+    assert kept["config"]["validation_rule"] == rule and kept["objective"]["audio_ratios"] == [0.2] * 25
     ten = [f"{level.split('_')[0]}_{score}" for level in LEVELS for score in SCORES]
     means = [np.mean([float(r[k]) for k in ten]) for r in log_rows(out)]
     assert kept["epoch"] == max(i + 1 for i, m in enumerate(means) if m == max(means))
-    model, _, _ = load_han(out / "model.pt")
-    assert type(model).__name__ == "CMPAENet"
+    assert type(load_han(out / "model.pt")[0]).__name__ == network
+
+
+def test_coleaf_resumes_with_its_branches(data: dict[str, Path], row_packs: dict[str, Path], tmp_path: Path) -> None:
+    """last.pt carries CoLeaF's branches and their optimisers: 1 epoch then a resume to 2 (the branches
+    teach from epoch 2) equal 2 at once."""
+    assert train_rows_cli(data, row_packs, tmp_path / "once", "coleaf_train", "--epochs", "2") == 0
+    assert train_rows_cli(data, row_packs, tmp_path / "twice", "coleaf_train", "--epochs", "1") == 0
+    assert "objective_state" in torch.load(tmp_path / "twice" / "last.pt", weights_only=True)
+    assert train_rows_cli(data, row_packs, tmp_path / "twice", "coleaf_train", "--epochs", "2", "--resume") == 0
+    once, twice = (torch.load(tmp_path / d / "last.pt", weights_only=True) for d in ("once", "twice"))
+    for key, value in once["state_dict"].items():
+        assert torch.equal(value, twice["state_dict"][key]), key
+    for modality, state in once["objective_state"].items():
+        for key, value in state["branch"].items():
+            assert torch.equal(value, twice["objective_state"][modality]["branch"][key]), (modality, key)
+    assert [r["loss"] for r in log_rows(tmp_path / "once")] == [r["loss"] for r in log_rows(tmp_path / "twice")]

@@ -295,10 +295,9 @@ def _train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth
                        (train_split.root, val_split.root))
     if saved is not None:
         try:
-            restored = _restore(saved, model, optimizer, scheduler, shuffle, torch_device)
-            if hasattr(objective, "load_state_dict"):
+            if hasattr(objective, "load_state_dict"):  # first: building its networks draws random numbers
                 objective.load_state_dict(saved["objective_state"], model)
-            state, kept = restored, saved["kept"]
+            state, kept = _restore(saved, model, optimizer, scheduler, shuffle, torch_device), saved["kept"]
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:  # a state of another shape
             _set_aside(f"{last_path}: its training state does not fit this run ({_first_line(err)})", resume)
             model, optimizer, scheduler, shuffle = _fresh(settings, features, len(classes), seed, torch_device)
