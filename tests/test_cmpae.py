@@ -306,11 +306,8 @@ class MutualLearningLoss(nn.Module):
 # ----------------------------------------------------------------------------- main.py train(), one batch
 
 
-def released_batch_loss(args, model, audio, video, video_st, target, Pa, Pv, noise_ratios, epoch, batch_idx,
-                        iters_per_epoch):
-    """main.py train(): the ratio ramp up to this batch, the drops, the loss (before backward)."""
-    criterion = nn.BCELoss()
-    criterion2 = LabelSmoothingNCELoss(classes=10, smoothing=args.nce_smooth)
+def released_drops(args, model, audio, video, video_st, Pa, Pv, noise_ratios, epoch, batch_idx, iters_per_epoch):
+    """main.py train(), its first part: the ratio ramp up to this batch, then the drops (in Pa, Pv)."""
     noise_ratios_a = torch.from_numpy(noise_ratios['audio']).clone()
     noise_ratios_v = torch.from_numpy(noise_ratios['visual']).clone()
     batch = len(audio)
@@ -370,6 +367,14 @@ def released_batch_loss(args, model, audio, video, video_st, target, Pa, Pv, noi
             mask = torch.nonzero(torch.mul(mask_a, mask_v)).squeeze(-1).type(torch.LongTensor)
             Pa[mask, i] = 0
 
+
+
+def released_batch_loss(args, model, audio, video, video_st, target, Pa, Pv, noise_ratios, epoch, batch_idx,
+                        iters_per_epoch):
+    """main.py train(): the drops, then the loss (before backward)."""
+    criterion = nn.BCELoss()
+    criterion2 = LabelSmoothingNCELoss(classes=10, smoothing=args.nce_smooth)
+    released_drops(args, model, audio, video, video_st, Pa, Pv, noise_ratios, epoch, batch_idx, iters_per_epoch)
     output, a_prob, v_prob, frame_prob, sims_after, mask_after, global_uct, a_uct, v_uct, frame_uct = \
         model(audio, video, video_st, with_ca=True)
 

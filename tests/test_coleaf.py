@@ -20,7 +20,7 @@ from avvp.model.checkpoint import load_han
 from avvp.model.coleaf import BRANCH_UNUSED, CoLeaFNet
 from avvp.model.han import load_han_state
 from test_cmpae import (HANLayer as CmpaeHANLayer, MMIL_Net as CmpaeMMIL_Net, MutualLearningLoss, features,
-                        get_p_and_u_from_logit, released_checkpoint)
+                        get_p_and_u_from_logit, released_checkpoint, released_drops)
 
 # ----------------------------------------------------------------------------- nets/net_audiovisual.py
 
@@ -381,51 +381,10 @@ def NCE_loss(temp, smooth, cls, x_audio, x_video, weights= None):
 
 def released_batch(args, model, a_model, v_model, a_optimizer, v_optimizer, audio, video, video_st, target, Pa, Pv,
                    noise_ratios, epoch, batch_idx, iters_per_epoch):
-    """main.py train(), one batch up to loss (the ratio ramp of the batches before it included)."""
+    """main.py train(), one batch up to loss; its ramp and drops are CMPAE's, unchanged."""
     criterion_bce, criterion_bce_2, criterion_cc, criterion_nce = nn.BCELoss(), AsymmetricLoss(), cc_loss, NCE_loss
     criterion_mutual = MutualLearningLoss(eta=args.mutual_eta)
-    noise_ratios_a = torch.from_numpy(noise_ratios['audio']).clone()
-    noise_ratios_v = torch.from_numpy(noise_ratios['visual']).clone()
-    batch = len(audio)
-    for step in range(batch_idx + 1):
-        noise_ratios_a = torch.min(torch.cat((noise_ratios_a.reshape(1, -1), noise_ratios_a.reshape(1, -1) * (
-            (epoch - 1) * iters_per_epoch + step) / (args.warm_up_epoch * iters_per_epoch)), dim=0), dim=0)[0]
-        noise_ratios_v = torch.min(torch.cat((noise_ratios_v.reshape(1, -1), noise_ratios_v.reshape(1, -1) * (
-            (epoch - 1) * iters_per_epoch + step) / (args.warm_up_epoch * iters_per_epoch)), dim=0), dim=0)[0]
-    with torch.no_grad():
-        output, a_prob, v_prob, frame_prob = model(audio, video, video_st, with_ca=False)[:4]
-
-        a_prob = torch.clamp(a_prob, min=args.clamp, max=1 - args.clamp)
-        v_prob = torch.clamp(v_prob, min=args.clamp, max=1 - args.clamp)
-
-        tmp_loss_a = nn.BCELoss(reduction='none')(a_prob, Pa)
-        tmp_loss_v = nn.BCELoss(reduction='none')(v_prob, Pv)
-        _, sort_index_a = torch.sort(tmp_loss_a, dim=0)
-        _, sort_index_v = torch.sort(tmp_loss_v, dim=0)
-
-        pos_index_a = Pa > 0.5
-        pos_index_v = Pv > 0.5
-
-        for i in range(25):
-            pos_num_a = sum(pos_index_a[:, i].type(torch.IntTensor))
-            pos_num_v = sum(pos_index_v[:, i].type(torch.IntTensor))
-            numbers_a = torch.mul(noise_ratios_a[i], pos_num_a).type(torch.IntTensor)
-            numbers_v = torch.mul(noise_ratios_v[i], pos_num_v).type(torch.IntTensor)
-            mask_a = torch.zeros(batch)
-            mask_v = torch.zeros(batch)
-            if numbers_v > 0:
-                mask_a[sort_index_a[pos_index_v[sort_index_a[:, i], i], i][:numbers_v]] = 1
-                mask_v[sort_index_v[pos_index_v[sort_index_v[:, i], i], i][-numbers_v:]] = 1
-            mask = torch.nonzero(torch.mul(mask_a, mask_v)).squeeze(-1).type(torch.LongTensor)
-            Pv[mask, i] = 0
-
-            mask_a = torch.zeros(batch)
-            mask_v = torch.zeros(batch)
-            if numbers_a > 0:
-                mask_a[sort_index_a[pos_index_a[sort_index_a[:, i], i], i][-numbers_a:]] = 1
-                mask_v[sort_index_v[pos_index_a[sort_index_v[:, i], i], i][:numbers_a]] = 1
-            mask = torch.nonzero(torch.mul(mask_a, mask_v)).squeeze(-1).type(torch.LongTensor)
-            Pa[mask, i] = 0
+    released_drops(args, model, audio, video, video_st, Pa, Pv, noise_ratios, epoch, batch_idx, iters_per_epoch)
     with torch.no_grad():
         output, a_prob, v_prob, frame_prob, xx_a_before, xx_v_before, xx_a_after, xx_v_after, global_uct, a_uct, v_uct, frame_uct = model(audio, video, video_st,
                                                                                        with_ca=True)

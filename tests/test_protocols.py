@@ -20,111 +20,15 @@ from avvp.evaluation.protocols import BUILT_IN, CALIBRATED, Outputs, Protocol, d
 from avvp.evaluation.scores import evaluate_arrays, evaluate_outputs
 from avvp.model.predictions import Predictions, load_predictions, save_predictions
 from avvp.base.protocol import LEVELS, SCORES
+from test_calibration import event_level, segment_level
 
 LLP = Path(__file__).resolve().parents[1] / "data" / "llp"
 LEGACY_AUDIO = LLP / "legacy" / "AVVP_eval_audio_2020.csv"
 CLASSES = (LLP / "classes.txt").read_text().split()
 
 
-# --- JoMoLD's utils/eval_metrics.py, transcribed ---------------------------------------------------
-def jomold_to_vec(start, end):
-    x = np.zeros(10)
-    for i in range(start, end):
-        x[i] = 1
-    return x
-
-
-def jomold_extract_event(seq, n):
-    x = []
-    i = 0
-    while i < 10:
-        if seq[i] == 1:
-            start = i
-            if i + 1 == 10:
-                i = i + 1
-                end = i
-                x.append(jomold_to_vec(start, end))
-                break
-            for j in range(i + 1, 10):
-                if seq[j] != 1:
-                    i = j + 1
-                    end = j
-                    x.append(jomold_to_vec(start, end))
-                    break
-                else:
-                    i = j + 1
-                    if i == 10:
-                        end = i
-                        x.append(jomold_to_vec(start, end))
-                        break
-        else:
-            i += 1
-    return x
-
-
-def jomold_event_wise_metric(event_p, event_gt):
-    TP = 0
-    FP = 0
-    FN = 0
-    if event_p is not None:
-        for x1 in event_p:
-            if event_gt is not None:
-                flag = True
-                for x2 in event_gt:
-                    if np.sum(x1 * x2) >= 0.5 * np.sum(x1 + x2 - x1 * x2):
-                        TP += 1
-                        flag = False
-                        break
-                if flag:
-                    FP += 1
-            else:
-                FP += 1
-    if event_gt is not None:
-        for x1 in event_gt:
-            if event_p is not None:
-                flag = True
-                for x2 in event_p:
-                    if np.sum(x1 * x2) >= 0.5 * np.sum(x1 + x2 - x1 * x2):
-                        flag = False
-                        break
-                if flag:
-                    FN += 1
-            else:
-                FN += 1
-    return TP, FP, FN
-
-
-def jomold_mean_f(TP, FP, FN):
-    F = []
-    for ii in range(len(FP)):
-        if (TP + FP)[ii] != 0 or (TP + FN)[ii] != 0:
-            F.append(2 * TP[ii] / (2 * TP[ii] + (FN + FP)[ii]))
-    return 1.0 if len(F) == 0 else sum(F) / len(F)
-
-
-def jomold_event_level(SO_a, SO_v, SO_av, GT_a, GT_v, GT_av):
-    counts = {s: [np.zeros(25), np.zeros(25), np.zeros(25)] for s in ("a", "v", "av")}
-    for n in range(25):
-        for s, pred, gt in (("a", SO_a, GT_a), ("v", SO_v, GT_v), ("av", SO_av, GT_av)):
-            event_p = jomold_extract_event(pred[n, :], n) if np.sum(pred[n, :]) != 0 else None
-            event_gt = jomold_extract_event(gt[n, :], n) if np.sum(gt[n, :]) != 0 else None
-            tp, fp, fn = jomold_event_wise_metric(event_p, event_gt)
-            counts[s][0][n] += tp
-            counts[s][1][n] += fp
-            counts[s][2][n] += fn
-    (TP_a, FP_a, FN_a), (TP_v, FP_v, FN_v), (TP_av, FP_av, FN_av) = counts["a"], counts["v"], counts["av"]
-    return (jomold_mean_f(TP_a, FP_a, FN_a), jomold_mean_f(TP_v, FP_v, FN_v),
-            jomold_mean_f(TP_a + TP_v, FP_a + FP_v, FN_a + FN_v), jomold_mean_f(TP_av, FP_av, FN_av))
-
-
-def jomold_segment_level(SO_a, SO_v, SO_av, GT_a, GT_v, GT_av):
-    def tp_fp_fn(so, gt):
-        return np.sum(so * gt, axis=1), np.sum(so * (1 - gt), axis=1), np.sum((1 - so) * gt, axis=1)
-    TP_a, FP_a, FN_a = tp_fp_fn(SO_a, GT_a)
-    TP_v, FP_v, FN_v = tp_fp_fn(SO_v, GT_v)
-    TP_av, FP_av, FN_av = tp_fp_fn(SO_av, GT_av)
-    return (jomold_mean_f(TP_a, FP_a, FN_a), jomold_mean_f(TP_v, FP_v, FN_v),
-            jomold_mean_f(TP_a + TP_v, FP_a + FP_v, FN_a + FN_v), jomold_mean_f(TP_av, FP_av, FN_av))
+# JoMoLD's utils/eval_metrics.py equals CMPAE's but for what it prints: its segment_level and
+# event_level are the transcription in test_calibration.py.
 
 
 def jomold_eval(split_csv, audio_csv, visual_csv, a_prob, v_prob, frame_prob):
@@ -152,7 +56,7 @@ def jomold_eval(split_csv, audio_csv, visual_csv, a_prob, v_prob, frame_prob):
         SO_a = np.transpose(Pa)
         SO_v = np.transpose(Pv)
         SO_av = SO_a * SO_v
-        for level, fn in (("seg", jomold_segment_level), ("event", jomold_event_level)):
+        for level, fn in (("seg", segment_level), ("event", event_level)):
             f_a, f_v, f, f_av = fn(SO_a, SO_v, SO_av, GT_a, GT_v, GT_av)
             F[f"{level}_a"].append(f_a)
             F[f"{level}_v"].append(f_v)
