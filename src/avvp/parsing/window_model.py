@@ -119,7 +119,7 @@ class HANWindowModel:
         return global_prob.float().cpu().numpy(), frame_prob.float().cpu().numpy(), sources
 
     def describe(self) -> dict[str, Any]:
-        return {"model": "HAN", "checkpoint": str(self.checkpoint), "checkpoint_sha256": self.sha256,
+        return {"model": type(self.han).__name__, "checkpoint": str(self.checkpoint), "checkpoint_sha256": self.sha256,
                 "feature_weights": {kind: choice.as_dict() for kind, choice in self.weights.items()},
                 "trained_feature_weights": self.trained, "weights_mismatch": self.mismatched}
 
