@@ -15,11 +15,11 @@ from avvp import __version__
 
 COMMANDS = (
     "demo", "download", "audio", "frames", "media", "extract",
-    "pack", "train", "pass", "predict", "calibrate", "evaluate", "leaderboard", "parse",
+    "pack", "train", "pass", "predict", "calibrate", "evaluate", "evaluate-checkpoint", "leaderboard", "parse",
 )
 # A command whose module is not named after it (`pass` is a Python keyword), and the former names
 # a command still answers to (argparse aliases: the same parser under each name).
-MODULES = {"pass": "run_pass"}
+MODULES = {"pass": "run_pass", "evaluate-checkpoint": "evaluate_checkpoint"}
 ALIASES = {"pass": ("refine",)}
 
 

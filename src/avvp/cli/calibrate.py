@@ -30,30 +30,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from avvp.evaluation.calibration import calibrate_thresholds
+    from avvp.evaluation.calibration import protocol_thresholds
     from avvp.evaluation.calibration_file import write_thresholds
-    from avvp.evaluation.protocols import MODALITIES
 
     rule = chosen_protocol(args)
     if not rule.calibrated:
         raise ValueError(f"protocol {rule.name} has no calibrated gate: nothing to choose")
     scored = scored_inputs(args, rule)
-    outputs = scored.predictions.outputs(rule)
-    if rule.gate == "fused":  # one gate for both modalities: the fused probability stands in for each
-        gate_probs = (outputs.global_prob, outputs.global_prob)
-    elif outputs.a_prob is None:
-        raise ValueError(f"{args.predictions}: no a_prob / v_prob (written by an avvp before protocols: predict again)")
-    else:
-        gate_probs = (outputs.a_prob, outputs.v_prob)
-    if rule.frame_threshold[0] != rule.frame_threshold[1]:
-        raise ValueError(f"protocol {rule.name}: calibration takes one frame threshold for both modalities")
-    thresholds = {}
-    for modality in rule.calibrated:
-        other = rule.gate_threshold[1 - MODALITIES.index(modality)]
-        thresholds[modality] = calibrate_thresholds(
-            *gate_probs, outputs.frame_prob, scored.gt.audio, scored.gt.visual, modality=modality,
-            default=rule.calibration_default, fixed_gate=rule.calibration_default if other == "calibrated" else other,
-            frame_threshold=rule.frame_threshold[0], strict=rule.strict)
+    try:
+        thresholds = protocol_thresholds(rule, scored.predictions.outputs(rule), scored.gt)
+    except ValueError as err:
+        raise ValueError(f"{args.predictions}: {err}") from None
     write_thresholds(args.out, rule.name, scored.classes, {m: np.asarray(t).tolist() for m, t in thresholds.items()},
                      {"predictions": str(args.predictions), "split": str(args.split_csv),
                       "videos": len(scored.filenames), "annotations": rule.annotations})

@@ -13,13 +13,17 @@ The choice per class is the released one; it is independent of the other classes
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from avvp.base.protocol import LEVELS, MODALITIES, SCORES, STREAMS
+from avvp.evaluation.protocols import CALIBRATED, Outputs, Protocol
 from avvp.evaluation.scores import Counts, Scores, score
+
+if TYPE_CHECKING:
+    from avvp.evaluation.annotations import GroundTruth
 
 # CMPAE's grid (main.py, `thres_candi`), its default gate and frame threshold.
 CMPAE_GRID = (0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
@@ -149,3 +153,26 @@ def _class_f(counts: Counts) -> tuple[np.ndarray, np.ndarray]:
     denom = 2 * counts.tp + counts.fp + counts.fn
     kept = denom > 0
     return np.divide(2.0 * counts.tp, denom, out=np.zeros(denom.shape), where=kept), kept
+
+
+def protocol_thresholds(rule: Protocol, outputs: Outputs, gt: GroundTruth) -> dict[str, np.ndarray]:
+    """Per-class gate thresholds of each calibrated modality of `rule`, chosen on these outputs
+    (the validation split's) from the rule's calibration default, the other modality's gate at its
+    fixed threshold (or the default where it is calibrated too)."""
+    if rule.gate == "fused":  # one gate for both modalities: the fused probability stands in for each
+        gate_probs = (outputs.global_prob, outputs.global_prob)
+    elif outputs.a_prob is None or outputs.v_prob is None:
+        raise ValueError("no a_prob / v_prob (written by an avvp before protocols: predict again)")
+    else:
+        gate_probs = (outputs.a_prob, outputs.v_prob)
+    if rule.frame_threshold[0] != rule.frame_threshold[1]:
+        raise ValueError(f"protocol {rule.name}: calibration takes one frame threshold for both modalities")
+    thresholds = {}
+    for modality in rule.calibrated:
+        other = rule.gate_threshold[1 - MODALITIES.index(modality)]
+        thresholds[modality] = calibrate_thresholds(
+            *gate_probs, outputs.frame_prob, gt.audio, gt.visual, modality=modality, default=rule.calibration_default,
+            fixed_gate=rule.calibration_default if other == CALIBRATED else other,
+            frame_threshold=rule.frame_threshold[0], strict=rule.strict)
+    return thresholds
+
