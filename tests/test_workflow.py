@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from avvp.reporting.leaderboard import coverage_note
 from browser import CHROMIUM, WINDOW, Chromium, inside
 from conftest import DEMO_BUDGET_S, REPO, DemoRun
 from workflow_helpers import (
@@ -217,8 +218,17 @@ def test_released_features_go_straight_to_training(tmp_path: Path) -> None:
     args = override(workdir, "released.yaml", config)
     planned = rule_counts(planned_jobs(workdir, *args))
     assert planned == AFTER_PACK
+    # 3 of 4 test videos: below the default minimum coverage, the run stops at the pack, writing nothing
+    refused = subprocess.run(snakemake_command("--cores", "2", *args, "results/packed/test"), cwd=workdir,
+                             env=environment(), text=True, capture_output=True, timeout=900)
+    log = (workdir / "results/logs/pack/test.log").read_text()
+    assert refused.returncode != 0 and not (workdir / "results/packed/test").exists()
+    assert "only 3 of 4 videos (75.0 %) have features in released" in log and "dataset.min_coverage" in log
+    config["dataset"]["min_coverage"] = 0.7  # the explicit setting allows partial data
+    args = override(workdir, "released.yaml", config)
     run_snakemake(workdir, "--cores", "2", *args, "results/metrics.json")
     metrics = json.loads((workdir / "results/metrics.json").read_text())
+    assert coverage_note(metrics["coverage"]).startswith("PARTIAL DATA: test 3 of 4 videos (75.0 %)")
     assert metrics["coverage"]["test"]["scored"] == 3
     assert list(metrics["coverage"]["test"]["not_scored"]) == [missing]
     reason = metrics["coverage"]["test"]["not_scored"][missing]

@@ -69,6 +69,11 @@ def run_kinds(name: str) -> list[str]:
 
 # The kinds to extract and pack: every run's (model.features of the runs and what their passes read).
 KINDS = list(dict.fromkeys(kind for name in RUNS for kind in run_kinds(name)))
+# Below this fraction of a split's videos with features, its pack fails (a half-copied features folder);
+# in the other modes every clip that is missing is in the manifest with its reason.
+MIN_COVERAGE = DATASET.get("min_coverage")
+if MIN_COVERAGE is None:
+    MIN_COVERAGE = 0.99 if MODE == "features" else 0
 # Packs keep each kind's own rows when a run trains a network whose input layers are not linear (CMPAE).
 UNPOOLED = any(
     not stage(sid).defaults.pooled_inputs

@@ -53,7 +53,8 @@ rule pack:
         kinds=",".join(KINDS),
         manifest=manifest_arg,
         pooling="--unpooled" if UNPOOLED else "",
+        min_coverage=MIN_COVERAGE,
     shell:
         "avvp pack --split-csv {input.split:q} --classes {input.classes:q} {params.features}"
-        " --model-features {params.kinds:q} {params.pooling}"
+        " --model-features {params.kinds:q} {params.pooling} --min-coverage {params.min_coverage}"
         " {params.manifest} --on-missing skip --out-dir {output:q} > {log:q} 2>&1"

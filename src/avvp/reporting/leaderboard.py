@@ -90,12 +90,18 @@ class Block:
 @dataclass(frozen=True)
 class Leaderboard:
     """The blocks in metrics.json's protocol order; `with_published`: the published column group is
-    shown (rows without a paper get dashes); `warning`: the random-weights note, when it applies."""
+    shown (rows without a paper get dashes); `warning`: the random-weights note, when it applies;
+    `coverage`: the partial-data note, when a split is not whole (`coverage_note`)."""
 
     blocks: tuple[Block, ...]
     with_published: bool
     n_videos: int | None
     warning: str | None
+    coverage: str | None = None
+
+    def notes(self) -> list[str]:
+        """What a reader must see before any number: random weights, partial data."""
+        return [note for note in (self.warning, self.coverage) if note]
 
     def caption(self) -> str:
         videos = "" if self.n_videos is None else f", {self.n_videos} videos"
@@ -159,7 +165,23 @@ def build_leaderboard(metrics: Mapping[str, Any],
                 rows.append(row(method, under, protocol.get("rules", {}).get(method, {}).get("name")))
             blocks.append(Block(name, protocol.get("title", name), tuple(rows)))
     n_videos = metrics.get("coverage", {}).get("test", {}).get("scored")
-    return Leaderboard(tuple(blocks), published is not None, n_videos, metrics.get("weights_note"))
+    return Leaderboard(tuple(blocks), published is not None, n_videos, metrics.get("weights_note"),
+                       coverage_note(metrics.get("coverage", {})))
+
+
+def coverage_note(coverage: Mapping[str, Any]) -> str | None:
+    """`PARTIAL DATA: train 200 of 10000 videos (2.0 %), ...` for the splits not whole (the test
+    split by its scored videos), or None when every split is."""
+    parts = []
+    for split, counts in coverage.items():
+        have = counts.get("scored", counts.get("used", 0))
+        total = counts.get("total", 0)
+        if total and have < total:
+            parts.append(f"{split} {have} of {total} videos ({100 * have / total:.1f} %)")
+    if not parts:
+        return None
+    return (f"PARTIAL DATA: {', '.join(parts)}; the published numbers come from whole splits, so these are not "
+            "comparable with them")
 
 
 # ----------------------------------------------------------------------------- renderers
@@ -190,8 +212,7 @@ def leaderboard_text(board: Leaderboard) -> str:
     a paper) on the rows below the method's (`published`), so the table stays about 110 characters
     wide."""
     out = [board.caption() + ".", LEGEND + "."]
-    if board.warning:
-        out.append(f"WARNING: {board.warning}")
+    out += [f"WARNING: {note}" for note in board.notes()]
     head = ["method", "rule", "level", *(SHORT[k] for k in SCORES)]
     for block in board.blocks:
         lines = [head]
@@ -209,8 +230,7 @@ def leaderboard_markdown(board: Leaderboard) -> str:
     names = [f"{_level(lv)} {SHORT[k]}" for lv, k in COLUMNS]
     head = ["method", "rule", *names] + ([f"published {n}" for n in names] if board.with_published else [])
     out = [f"{board.caption()}. {LEGEND}."]
-    if board.warning:
-        out.append(f"**{board.warning}**")
+    out += [f"**{note}**" for note in board.notes()]
     for block in board.blocks:
         out += ["", f"**{block.protocol}**: {block.title}", "", f"| {' | '.join(head)} |", "|" + " --- |" * len(head)]
         for row in block.rows:
@@ -252,8 +272,7 @@ def leaderboard_html(board: Leaderboard) -> str:
     names = "".join(f'<th class="{_group_class(g, i)}" title="{_level(lv)} level {HEADERS[k]}">{SHORT[k]}</th>'
                     for g, _ in groups for i, (lv, k) in enumerate(COLUMNS))
     out = ['<div class="avvp-leaderboard">']
-    if board.warning:
-        out.append(f'<p class="warning"><strong>{esc(board.warning)}</strong></p>')
+    out += [f'<p class="warning"><strong>{esc(note)}</strong></p>' for note in board.notes()]
     out += ['<table class="leaderboard">', f"<caption>{esc(board.caption())}</caption>",
             "<thead>",
             '<tr><th rowspan="3" class="method">method</th>'
