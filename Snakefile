@@ -24,7 +24,7 @@ CONFIG_SCHEMA = write_config_schema(
     Path(workflow.basedir) / "workflow/schemas/config.schema.yaml",
     ".snakemake/avvp/config.schema.json",
 )
-check_config(config, CONFIG_SCHEMA)
+check_config(config, CONFIG_SCHEMA, workflow.overwrite_configfiles)
 validate(config, CONFIG_SCHEMA, set_default=True)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -52,6 +53,15 @@ def test_config_mistakes_fail_before_any_job_naming_key_and_path(tmp_path: Path)
     out = dry_run_error(workdir, {"dataset": {"mode": "features", "annotations": annotations("data/mini"),
                                               "features_dir": "released"}})
     assert f"dataset.features_dir: released{os.sep}res152 holds no res152 features" in out
+    out = dry_run_error(workdir, {"parse": {"videos_dir": "no/videos"}})
+    assert "parse.videos_dir: folder no/videos does not exist" in out and "Traceback" not in out
+    # a target after --configfile is read as a config file: the run says where the target belongs
+    (workdir / "results").mkdir(exist_ok=True)
+    (workdir / "results/metrics.json").write_text('{"format": "avvp-metrics/3", "coverage": {}}')
+    proc = subprocess.run(snakemake_command("-n", "--configfile", str(workdir / "bad.yaml"), "results/metrics.json"),
+                          cwd=workdir, env=environment(), capture_output=True, text=True, timeout=300)
+    assert "results/metrics.json was read as a config file: put the target before --configfile" in proc.stdout + proc.stderr
+    (workdir / "results/metrics.json").unlink()
     out = dry_run_error(workdir, {"train": {"device": "cdua"}})
     assert "'cdua' does not match" in out and "device" in out
     out = dry_run_error(workdir, {"dataset": {**local, "local_dir": "empty",

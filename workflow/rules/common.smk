@@ -18,8 +18,10 @@ import dataclasses
 
 from avvp.base.files import VIDEO_SUFFIXES
 from avvp.workflow.config_checks import (
+    ConfigError,
     check_dataset,
     check_feature_sets,
+    check_parse,
     check_protocols,
     check_variants,
     check_weights,
@@ -45,6 +47,7 @@ check_feature_sets(config["model"]["features"], VARIANTS)
 check_weights(config["features"])
 PROTOCOLS = list(config["evaluate"]["protocols"])  # evaluate.protocols entries; the first is primary
 check_protocols(config["evaluate"])
+check_parse(config["parse"])
 
 
 def run_method(name: str):
@@ -459,11 +462,8 @@ def videos_to_parse() -> list[str]:
     if folder is None and MODE == "demo":
         return [f"{DEMO_DIR}/videos/{CLIP_SHARD[name]}/{name}.mp4" for name in demo_test_clips()]
     if folder is None:
-        raise ValueError("parse.videos_dir is not set: name the folder of videos to parse")
-    videos = sorted(str(p) for p in Path(folder).glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
-    if not videos:
-        raise ValueError(f"parse.videos_dir {folder}: no videos ({', '.join(VIDEO_SUFFIXES)}) in it")
-    return videos
+        raise ConfigError("parse.videos_dir is not set: name the folder of videos to parse")
+    return sorted(str(p) for p in Path(folder).glob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
 
 
 def parse_inputs(wildcards) -> dict[str, list[str] | str]:

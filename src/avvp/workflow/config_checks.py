@@ -44,6 +44,15 @@ def check_dataset(dataset: Mapping[str, Any], kinds: Sequence[str]) -> None:
                                   f"model.features needs them")
 
 
+def check_parse(parse: Mapping[str, Any]) -> None:
+    """`parse.videos_dir`, when set, is a folder holding at least one video."""
+    if parse.get("videos_dir") is None:
+        return
+    folder = _folder("parse.videos_dir", parse["videos_dir"])
+    if not any(p.suffix.lower() in VIDEO_SUFFIXES for p in folder.iterdir()):
+        raise ConfigError(f"parse.videos_dir: {folder} holds no video ({', '.join(VIDEO_SUFFIXES)})")
+
+
 def check_variants(methods: Sequence[str], variants: Mapping[str, Any]) -> None:
     """Every name under train.methods is a registered method or a variant, and no variant takes the
     name of a registered method (its runs' folders would be that method's)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,14 +68,31 @@ def write_config_schema(base: str | Path, out: str | Path) -> Path:
     return out
 
 
-def check_config(config: dict[str, Any], schema_file: str | Path) -> None:
+def check_config(config: dict[str, Any], schema_file: str | Path, config_files: Sequence[str | Path] = ()) -> None:
     """Refuse a config that the schema rejects, naming the key as the config writes it
-    (`stages.han.dropout`); snakemake's own message names it `instance['stages']['han']['dropout']`."""
+    (`stages.han.dropout`); snakemake's own message names it `instance['stages']['han']['dropout']`.
+    A target given after `--configfile` is read as one more config file (the option takes several):
+    one of avvp's outputs among `config_files` gets that said instead."""
     import jsonschema
 
+    for path in map(Path, config_files):
+        if path.suffix not in (".yaml", ".yml", ".json") or _is_output(path):
+            raise ConfigError(f"{path} was read as a config file: put the target before --configfile "
+                              f"(snakemake {path} --configfile ...), or end the config files with --")
     schema = json.loads(Path(schema_file).read_text(encoding="utf-8"))
     validator = jsonschema.validators.validator_for(schema)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
         key = ".".join(str(part) for part in error.absolute_path) or "the config"
         raise ConfigError(f"{key}: {error.message}")
+
+
+def _is_output(path: Path) -> bool:
+    """A JSON file avvp wrote (metrics.json and the like name their `format`: avvp-...)."""
+    if path.suffix != ".json" or not path.is_file():
+        return False
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        return False
+    return isinstance(body, dict) and str(body.get("format", "")).startswith("avvp-")
