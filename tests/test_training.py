@@ -68,6 +68,17 @@ def test_training_is_repeatable_and_resumable(data: dict[str, Path], trained: Pa
         assert len(list(csv.DictReader(fh))) == 3
 
 
+def test_no_keep_last_removes_last_pt_once_finished(data: dict[str, Path], trained: Path, tmp_path: Path) -> None:
+    """--no-keep-last (the workflow's default): the finished stage keeps model.pt, log.csv and
+    summary.json, the same as with last.pt kept, and no last.pt."""
+    assert main(train_args(data, tmp_path, "--epochs", "3", "--step-size", "2", "--no-keep-last")) == 0
+    assert not (tmp_path / "last.pt").exists()
+    ours, kept = (torch.load(d / "model.pt", weights_only=True) for d in (tmp_path, trained))
+    assert ours["epoch"] == kept["epoch"] and (tmp_path / "log.csv").read_text() != ""
+    for key, value in kept["state_dict"].items():
+        torch.testing.assert_close(ours["state_dict"][key], value, rtol=0, atol=0)
+
+
 def test_resume_refuses_another_recipe(data: dict[str, Path], trained: Path, capsys) -> None:
     assert main(train_args(data, trained, "--epochs", "4", "--lr", "1e-3", "--resume")) == 1
     assert "other training settings" in capsys.readouterr().err

@@ -62,6 +62,8 @@ def test_demo_writes_metrics_with_coverage_and_weights(demo_run: DemoRun) -> Non
 
     metrics = demo_run.read_json("results/metrics.json")
     validate_metrics(metrics)
+    stage = demo_run.workdir / "results/runs/han/seed1/han"
+    assert (stage / "model.pt").is_file() and not (stage / "last.pt").exists()  # train.keep_last: false
     han = metrics["methods"]["han"]
     assert list(han["seeds"]) == ["1"] and not {"mean", "sd"} & set(han)
     for level in ("segment_level", "event_level"):

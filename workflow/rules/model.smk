@@ -48,6 +48,7 @@ rule train:
         settings=stage_flags,
         inputs=stage_input_flags,
         run=run_flags(),
+        keep_last="" if config["train"]["keep_last"] else "--no-keep-last",
         features=lambda wildcards: ",".join(run_features(wildcards.run)),
         out_dir=subpath(output.model, parent=True),
     shell:
@@ -55,7 +56,8 @@ rule train:
         " --val-pack {input.val_pack:q} --train-csv {input.train_csv:q} --val-csv {input.val_csv:q}"
         " --audio-csv {input.audio_csv:q} --visual-csv {input.visual_csv:q} --classes {input.classes:q}"
         " --model-features {params.features:q} {params.inputs} {params.settings} {params.run}"
-        " --seed {wildcards.seed:q} --resume auto --stop-with-parent --no-progress --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " --seed {wildcards.seed:q} --resume auto {params.keep_last} --stop-with-parent --no-progress"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule run_pass:

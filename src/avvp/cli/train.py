@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", nargs="?", const="exact", choices=("exact", "auto"),
                         help="continue from OUT_DIR/last.pt exactly where it stopped; `auto`: only when it "
                              "matches these settings, else start again (saying why)")
+    parser.add_argument("--keep-last", action=argparse.BooleanOptionalAction, default=True,
+                        help="keep OUT_DIR/last.pt (model, optimiser and random states) once training has "
+                             "finished, so that a run with more epochs can continue it (default: keep; "
+                             "--no-keep-last removes it, as the workflow does unless train.keep_last)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--stop-with-parent", action="store_true",
                         help="stop when the process that started this one ends (e.g. a killed Snakemake); "
@@ -83,5 +87,5 @@ def _train(args: argparse.Namespace) -> None:
     targets = spec.targets(inputs, data.train) if spec.targets else None
     summary = train(data.train, data.val, data.val_gt, args.out_dir, settings, seed=args.seed, device=args.device,
                     progress=not args.no_progress, features=kinds, resume=args.resume or False, objective=objective,
-                    targets=targets)
+                    targets=targets, keep_last=args.keep_last)
     print(json.dumps({"stage": spec.id, **summary}))

@@ -252,7 +252,7 @@ def _cpu_copy(model: HAN) -> dict[str, torch.Tensor]:
 def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth, out_dir: str | Path,
           settings: LoopSettings = TrainSettings(), *, seed: int = 1, device: str = "auto", progress: bool = True,
           features: Sequence[str] = PUBLISHED, resume: bool | str = False, objective: Objective | None = None,
-          targets: ModalityTargets | None = None) -> dict[str, Any]:
+          targets: ModalityTargets | None = None, keep_last: bool = True) -> dict[str, Any]:
     """Train, writing out_dir/model.pt (the kept epoch), last.pt (resumable), log.csv and summary.json.
 
     Both checkpoints record the weights that made the training features (`feature_weights`).
@@ -266,15 +266,18 @@ def train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth,
     `resume="auto"` set aside: training starts from epoch 1 and says why on stderr. Resuming
     writes model.pt, log.csv and summary.json at the end whatever is missing, even when no epoch
     after the restored one is kept. One training at a time writes out_dir (`folder_lock`).
+    `keep_last=False` removes last.pt once every epoch has run (a killed run keeps it to resume).
     """
     with folder_lock(out_dir):
         return _train(train_split, val_split, val_gt, Path(out_dir), settings, seed=seed, device=device,
-                      progress=progress, features=features, resume=resume, objective=objective, targets=targets)
+                      progress=progress, features=features, resume=resume, objective=objective, targets=targets,
+                      keep_last=keep_last)
 
 
 def _train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth, out_dir: Path,
            settings: LoopSettings, *, seed: int, device: str, progress: bool, features: Sequence[str],
-           resume: bool | str, objective: Objective | None, targets: ModalityTargets | None) -> dict[str, Any]:
+           resume: bool | str, objective: Objective | None, targets: ModalityTargets | None,
+           keep_last: bool) -> dict[str, Any]:
     _check_splits(train_split, val_split)
     if objective is None:
         objective = HanObjective(settings.visual_smoothing)
@@ -346,6 +349,8 @@ def _train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth
     summary = _summary(state, settings.keep, len(train_split), len(val_split))
     write_log(out_dir, state["log"])
     write_summary(out_dir, summary)
+    if not keep_last:  # finished: model.pt, log.csv and summary.json say all a finished stage needs
+        last_path.unlink(missing_ok=True)
     return summary
 
 
