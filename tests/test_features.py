@@ -166,3 +166,22 @@ def test_pack_keeps_the_weights_record_and_refuses_mixed_weights(split, feats: P
     source = {**released_source(feats), "vggish": [feats / "vggish", other]}
     with pytest.raises(ValueError, match="vggish features come from different weights.*other/vggish: random"):
         pack_split(split, source, tmp_path / "pack2")
+
+
+def test_pack_reads_the_shard_folders_it_is_told_of(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--features-shards DIR --shard-count N: the videos of shards 000 to N-1 (each in the released
+    layout), not a stale shard beyond them; below --min-coverage nothing is written."""
+    from avvp.cli import main
+
+    names = [f"{i:011d}_0_10" for i in range(4)]
+    for i, name in enumerate(names):
+        write_random_features(tmp_path / "shards" / f"{i % 3:03d}", [name[:11]])  # shard 002: stale
+    (tmp_path / "split.csv").write_text("filename\tevent_labels\n" + "".join(f"{n}\tSpeech\n" for n in names))
+    (tmp_path / "classes.txt").write_text("Speech\nDog\n", encoding="utf-8")
+    args = ["pack", "--split-csv", str(tmp_path / "split.csv"), "--features-shards", str(tmp_path / "shards"),
+            "--shard-count", "2", "--on-missing", "skip"]
+    assert main([*args, "--out-dir", str(tmp_path / "packed")]) == 0
+    assert list(load_packed(tmp_path / "packed").filenames) == [names[0], names[1], names[3]]
+    assert main([*args, "--min-coverage", "0.8", "--out-dir", str(tmp_path / "refused")]) == 1
+    assert "only 3 of 4 videos (75.0 %) have features in" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dataclasses
 
+from avvp.base.atomic import atomic_output
 from avvp.base.files import VIDEO_SUFFIXES
 from avvp.workflow.config_checks import (
     ConfigError,
@@ -343,6 +344,12 @@ def shard_clips(wildcards) -> list[str]:
     return SHARDS[wildcards.shard]
 
 
+def write_lines(path: str, lines: list[str]) -> None:
+    """A text file of one line each, appearing complete or not at all."""
+    with atomic_output(path, "w") as fh:
+        fh.write("".join(f"{line}\n" for line in lines))
+
+
 def demo_indices(wildcards) -> list[int]:
     return [DEMO_INDEX[name][0] for name in SHARDS[wildcards.shard]]
 
@@ -402,11 +409,7 @@ def feature_args() -> str:
     """The feature source of `avvp pack`: the released root, or every shard's folders."""
     if MODE == "features":
         return f"--features {shlex.quote(DATASET['features_dir'])}"
-    return " ".join(
-        f"--features-dir {shlex.quote(f'{kind}=results/features/{shard}/{kind}')}"
-        for shard in SHARDS
-        for kind in KINDS
-    )
+    return f"--features-shards results/features --shard-count {DATASET['n_shards']}"
 
 
 def manifest_input() -> list[str]:

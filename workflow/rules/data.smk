@@ -36,12 +36,28 @@ if MODE == "demo":
             "../scripts/demo_videos.py"
 
 
+localrules:
+    shard_list,
+
+
+rule shard_list:
+    """One shard's clip names, a line each: a file, so that no printed command carries ~90 names."""
+    output:
+        "results/shards/{shard}/clips.txt",
+    log:
+        "results/logs/shard_list/{shard}.log",
+    params:
+        clips=shard_clips,
+    run:
+        write_lines(output[0], params.clips)
+
+
 rule download:
     """Fetch one shard's clips (YouTube, or a local folder); failures become records, not errors."""
     input:
         download_inputs,
-    output:
         clips="results/shards/{shard}/clips.txt",
+    output:
         records="results/shards/{shard}/download.tsv",
         videos=directory("results/videos/{shard}"),
     log:
@@ -55,14 +71,11 @@ rule download:
         mem_mb=1000,
         runtime=600,
     params:
-        clips=shard_clips,
         source=download_source,
         flags=cli_flags(config["download"]),
     shell:
-        "(printf '%s\\n' {params.clips:q} > {output.clips:q}.part"
-        " && mv {output.clips:q}.part {output.clips:q}"
-        " && avvp download --list {output.clips:q} --out-dir {output.videos:q}"
-        " --records {output.records:q} {params.source} {params.flags}) > {log:q} 2>&1"
+        "avvp download --list {input.clips:q} --out-dir {output.videos:q}"
+        " --records {output.records:q} {params.source} {params.flags} > {log:q} 2>&1"
 
 
 rule manifest:

@@ -37,6 +37,11 @@ def limits(args: argparse.Namespace) -> dict[str, float | int | None]:
 def add_features_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--features", type=Path,
                         help="a folder in the released layout (<kind>/<video id>.npy for each kind)")
+    parser.add_argument("--features-shards", type=Path, metavar="DIR",
+                        help="a folder of shard folders 000, 001, ..., each in the released layout (the "
+                             "workflow's results/features); with --shard-count")
+    parser.add_argument("--shard-count", type=int, default=0, metavar="N",
+                        help="--features-shards: its shards 000 to N-1 (default: %(default)s)")
     parser.add_argument("--features-dir", action="append", default=[], metavar="KIND=DIR",
                         help="an extra folder of one kind's <id>.npy files (repeatable; searched after --features)")
     parser.add_argument("--on-missing", choices=("error", "skip"), default="error",
@@ -78,6 +83,12 @@ def feature_source(args: argparse.Namespace, kinds: tuple[str, ...]) -> FeatureS
     from avvp.features.store import released_source
 
     source: dict[str, list[Path]] = released_source(args.features, kinds) if args.features else {k: [] for k in kinds}
+    if args.features_shards is not None:
+        if args.shard_count < 1:
+            raise ValueError("--features-shards needs --shard-count N (its shards 000 to N-1)")
+        for shard in range(args.shard_count):
+            for kind, folders in released_source(args.features_shards / f"{shard:03d}", kinds).items():
+                source[kind] += folders
     for item in args.features_dir:
         kind, sep, folder = item.partition("=")
         if not sep:

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> None:
     total = len(split.filenames)
     if total and len(packed) / total < args.min_coverage:
         shutil.rmtree(args.out_dir)
-        where = args.features or ", ".join(args.features_dir) or "the features"
+        where = args.features or args.features_shards or ", ".join(args.features_dir) or "the features"
         raise ValueError(f"{args.split_csv}: only {len(packed)} of {total} videos ({100 * len(packed) / total:.1f} %) "
                          f"have features in {where}, below the minimum coverage {args.min_coverage:g} (config "
                          "dataset.min_coverage); complete the folder, or lower the minimum to run on partial data")

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> None:
     from avvp.model.predictions import save_predictions
     from avvp.base.atomic import naming
 
-    if args.features is None and not args.features_dir and args.pack is None:
+    if args.features is None and args.features_shards is None and not args.features_dir and args.pack is None:
         raise ValueError("give --features (or --features-dir), or --pack")
     device = resolve_device(args.device)
     sibling = args.split_csv.parent / "classes.txt"

@@ -75,7 +75,8 @@ def _train(args: argparse.Namespace) -> None:
     spec = stage(args.stage)
     settings = stage_settings(spec, args, specs)
     inputs = stage_inputs(spec, args, specs)
-    if args.features is None and not args.features_dir and not (args.train_pack and args.val_pack):
+    if (args.features is None and args.features_shards is None and not args.features_dir
+            and not (args.train_pack and args.val_pack)):
         raise ValueError("give --features (or --features-dir), or both --train-pack and --val-pack")
     vocab = vocabulary(args.classes, args.train_csv)
     kinds = args.model_features
