@@ -68,10 +68,15 @@ def test_training_is_repeatable_and_resumable(data: dict[str, Path], trained: Pa
         assert len(list(csv.DictReader(fh))) == 3
 
 
-def test_no_keep_last_removes_last_pt_once_finished(data: dict[str, Path], trained: Path, tmp_path: Path) -> None:
+def test_no_keep_last_removes_last_pt_once_finished(data: dict[str, Path], trained: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
     """--no-keep-last (the workflow's default): the finished stage keeps model.pt, log.csv and
-    summary.json, the same as with last.pt kept, and no last.pt."""
+    summary.json, the same as with last.pt kept, and no last.pt. Without a bar (--no-progress, as in
+    the workflow) each epoch says how it went on a line of its own."""
     assert main(train_args(data, tmp_path, "--epochs", "3", "--step-size", "2", "--no-keep-last")) == 0
+    epochs = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1 of 3", "epoch 2 of 3", "epoch 3 of 3"]
+    assert "loss" in epochs[0] and "validation segment Type@AV" in epochs[0]
     assert not (tmp_path / "last.pt").exists()
     ours, kept = (torch.load(d / "model.pt", weights_only=True) for d in (tmp_path, trained))
     assert ours["epoch"] == kept["epoch"] and (tmp_path / "log.csv").read_text() != ""

@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, metavar="N",
                         help="decoding processes beside the network; 0 decodes in this process "
                              "(default: on CUDA threads - 1, on the CPU 0)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar: a line every 30 s instead (for a log file)")
     by_medium = {medium: [k.name for k in kinds.values() if k.medium == medium] for medium in MEDIUM_HELP}
     parser.add_argument("inputs", nargs="*", type=Path, metavar="INPUT",
                         help="what the kind reads: " + "; ".join(f"{MEDIUM_HELP[m]} ({', '.join(names)})"

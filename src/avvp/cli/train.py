@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep OUT_DIR/last.pt (model, optimiser and random states) once training has "
                              "finished, so that a run with more epochs can continue it (default: keep; "
                              "--no-keep-last removes it, as the workflow does unless train.keep_last)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar: a line per epoch instead (loss, validation Type@AV; for a log file)")
     parser.add_argument("--stop-with-parent", action="store_true",
                         help="stop when the process that started this one ends (e.g. a killed Snakemake); "
                              "the next run resumes from last.pt with --resume")

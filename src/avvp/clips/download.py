@@ -273,16 +273,19 @@ def download_clips(
 ) -> list[ClipRecord]:
     """`download_clip` for each filename (duplicates once), sleeping `options.sleep` between
     fetches; never raises for a video that cannot be had, it records why."""
-    from tqdm import tqdm
+    from avvp.base.progress import progress
 
     records = []
     fetched_before = False
-    for filename in tqdm(_unique(filenames), desc="download", unit="clip", disable=None):
-        fetch = not (Path(out_dir) / f"{filename}.mp4").exists()
-        if fetch and fetched_before:
-            time.sleep(options.sleep)
-        fetched_before = fetched_before or fetch
-        records.append(download_clip(filename, out_dir, options))
+    names = list(_unique(filenames))
+    with progress(len(names), "download", "clip") as bar:
+        for filename in names:
+            fetch = not (Path(out_dir) / f"{filename}.mp4").exists()
+            if fetch and fetched_before:
+                time.sleep(options.sleep)
+            fetched_before = fetched_before or fetch
+            records.append(download_clip(filename, out_dir, options))
+            bar.update(1)
     return records
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from avvp.evaluation.annotations import parse_filename
 from avvp.base.atomic import atomic_folder, atomic_output, atomic_path, naming
+from avvp.base.progress import progress
 from avvp.clips.ffmpeg import (MAX_CLIP_FRAMES, MAX_CLIP_SECONDS, MediaError, MediaInfo, ffmpeg_exe, ffmpeg_record,
                                input_arg, last_error, limit_problem, media_warnings, probe, raise_if_disk_full)
 from avvp.clips.records import ClipRecord
@@ -201,41 +202,45 @@ def prepare_clips(
     are removed, so that outputs and records always agree. Warnings (truncated, implausible frame
     rate) go to stderr and into the reason as `note: ...`. Unusable input records pass through unchanged.
     """
-    from tqdm import tqdm
-
     videos_dir, audio_dir, frames_dir = Path(videos_dir), Path(audio_dir), Path(frames_dir)
+    records = list(records)
     out = []
-    for rec in tqdm(list(records), desc="media", unit="clip", disable=None):
-        if not rec.usable:
-            out.append(rec)
-            continue
-        video = videos_dir / f"{rec.filename}.mp4"
-        wav, frames = audio_dir / f"{rec.filename}.wav", frames_dir / rec.filename
-        notes: list[str] = []
-        try:
-            if wav.is_file() and any(frames.glob("*.jpg")):
-                info = probe(video, decode=False)
-            else:
-                info = probe(video, max_frames=max_frames)
-                problem = limit_problem(info, max_seconds, max_frames) or clip_problem(
-                    info, clip_seconds(rec.filename), tolerance)
-                notes = [n for n in media_warnings(info, max_frames)
-                         if not (problem or "").startswith(n.partition(":")[0])]  # not said twice
-                for note in notes:
-                    print(f"{video}: warning: {note}", file=sys.stderr, flush=True)
-                if problem is not None:
-                    raise MediaError(f"{video}: {problem}")
-                write_audio(info, wav)
-                extract_frames(video, frames)
-        except MediaError as err:
-            wav.unlink(missing_ok=True)
-            shutil.rmtree(frames, ignore_errors=True)
-            reason = str(err).removeprefix(f"{video}: ")  # the record names the clip already
-            out.append(ClipRecord(rec.filename, rec.video_id, "unavailable", _with_notes(reason, notes)))
-            continue
-        status, reason = ("ok", "") if info.has_audio else ("no_audio", NO_AUDIO_REASON)
-        out.append(ClipRecord(rec.filename, rec.video_id, status, _with_notes(reason, notes)))
+    with progress(len(records), "media", "clip") as bar:
+        for rec in records:
+            out.append(_prepared(rec, videos_dir, audio_dir, frames_dir, tolerance, max_seconds, max_frames)
+                       if rec.usable else rec)
+            bar.update(1)
     return out
+
+
+def _prepared(rec: ClipRecord, videos_dir: Path, audio_dir: Path, frames_dir: Path, tolerance: float,
+              max_seconds: float | None, max_frames: int | None) -> ClipRecord:
+    """One usable clip's audio and frames (`prepare_clips`), and its updated record."""
+    video = videos_dir / f"{rec.filename}.mp4"
+    wav, frames = audio_dir / f"{rec.filename}.wav", frames_dir / rec.filename
+    notes: list[str] = []
+    try:
+        if wav.is_file() and any(frames.glob("*.jpg")):
+            info = probe(video, decode=False)
+        else:
+            info = probe(video, max_frames=max_frames)
+            problem = limit_problem(info, max_seconds, max_frames) or clip_problem(
+                info, clip_seconds(rec.filename), tolerance)
+            notes = [n for n in media_warnings(info, max_frames)
+                     if not (problem or "").startswith(n.partition(":")[0])]  # not said twice
+            for note in notes:
+                print(f"{video}: warning: {note}", file=sys.stderr, flush=True)
+            if problem is not None:
+                raise MediaError(f"{video}: {problem}")
+            write_audio(info, wav)
+            extract_frames(video, frames)
+    except MediaError as err:
+        wav.unlink(missing_ok=True)
+        shutil.rmtree(frames, ignore_errors=True)
+        reason = str(err).removeprefix(f"{video}: ")  # the record names the clip already
+        return ClipRecord(rec.filename, rec.video_id, "unavailable", _with_notes(reason, notes))
+    status, reason = ("ok", "") if info.has_audio else ("no_audio", NO_AUDIO_REASON)
+    return ClipRecord(rec.filename, rec.video_id, status, _with_notes(reason, notes))
 
 
 def _with_notes(reason: str, notes: list[str]) -> str:

@@ -38,10 +38,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from avvp.evaluation.annotations import video_id
 from avvp.base.atomic import atomic_output
+from avvp.base.progress import progress as progress_display
 from avvp.base.files import VIDEO_SUFFIXES
 from avvp.base.device import resolve_device
 from avvp.extractors import AUDIO, FRAMES, Extractor, FeatureKind, feature_kind
@@ -182,7 +182,7 @@ class _Outcomes:
             _write_failures(self.out, self.tried, self.failed)
 
 
-def _decoded(decoder: Decoder, outcomes: _Outcomes, bar: tqdm, strict: bool,
+def _decoded(decoder: Decoder, outcomes: _Outcomes, bar: Any, strict: bool,
              device: torch.device) -> Iterator[tuple[Path, torch.Tensor]]:
     """The decoded inputs on `device`; a failure is recorded (raised with `strict`) and counted."""
     for path, item in decoder:
@@ -232,7 +232,7 @@ def extract_features(
     (when given, also torch's threads during the call; default: those this process may run on);
     `workers`: decoding processes (default `default_workers(device, threads)`; 0 decodes in this
     process). Inputs that cannot be decoded are listed in `<out_dir>/failed.tsv`
-    (`read_failures`), or raise with `strict`.
+    (`read_failures`), or raise with `strict`. `progress`: a bar, or (False) a line every 30 s for a log.
     """
     spec = feature_kind(kind)
     network = spec.network()
@@ -258,8 +258,8 @@ def extract_features(
         forward = batch_forward(network, model, torch_device)
         rows = batch_size or spec.default_batch.get(torch_device.type, spec.default_batch["cpu"])
         try:
-            with exact_fp32(), torch.inference_mode(), tqdm(total=len(todo), desc=f"{kind} features",
-                                                            unit="clip", disable=not progress) as bar, \
+            with exact_fp32(), torch.inference_mode(), progress_display(len(todo), f"{kind} features", "clip",
+                                                                        progress) as bar, \
                     closing(_decoded(decoder, outcomes, bar, strict, torch_device)) as usable:
                 for path, features in batched(usable, forward, rows):
                     outcomes.save(path, _finished(kind, spec, path, features, finish))

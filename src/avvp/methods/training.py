@@ -335,6 +335,10 @@ def _train(train_split: PackedSplit, val_split: PackedSplit, val_gt: GroundTruth
             written = epoch
         state["epoch"] = epoch
         epochs.set_postfix(loss=f"{total / count:.4f}", val_type_at_av=f"{metrics['segment_level']['type_at_av']:.2f}")
+        if not progress:  # a log file's steady line instead of the bar
+            print(f"epoch {epoch} of {settings.epochs}: loss {total / count:.4f}, validation segment Type@AV "
+                  f"{metrics['segment_level']['type_at_av']:.2f}, {time.perf_counter() - started:.1f} s",
+                  file=sys.stderr, flush=True)
         save_checkpoint(last_path, model, classes, epoch=epoch, optimizer=optimizer.state_dict(),
                         scheduler=scheduler.state_dict(), shuffle_rng=shuffle.get_state(),
                         torch_rng=torch.get_rng_state(),
