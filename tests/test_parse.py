@@ -370,6 +370,28 @@ def test_cli_with_the_real_model(clips, truth, random_checkpoint, tmp_path, caps
 
 
 @pytest.mark.slow
+def test_a_video_without_an_audio_track_says_so_and_has_no_audio_events(random_checkpoint, tmp_path, capsys):
+    """Nothing is heard: stderr, the JSON and the figure say so, and neither JSON nor CSV holds an
+    audio event (the model's output on the silence stays in frame_prob)."""
+    from avvp.cli import main
+
+    from media_helpers import make_clip
+
+    video = make_clip(tmp_path / "silent_0_2.mp4", seconds=2.0, audio=False)
+    out = tmp_path / "parsed"
+    assert main(["parse", str(video), "--checkpoint", str(random_checkpoint), "--out", str(out), "--no-progress",
+                 "--device", "cpu", "--weights", "random", "--allow-weights-mismatch", "--frame-threshold", "0",
+                 "--global-threshold", "0"]) == 0
+    assert "silent_0_2.mp4: WARNING: no audio track" in capsys.readouterr().err
+    body = json.loads((out / "silent_0_2.json").read_text())
+    assert body["has_audio"] is False and any(w.startswith("no audio track") for w in body["media_warnings"])
+    assert "no audio track" in body["warning"]  # the figure's red title
+    assert body["events"] and {e["modality"] for e in body["events"]} == {"visual"}  # thresholds 0: all else
+    rows = (out / "silent_0_2.csv").read_text().splitlines()[1:]
+    assert rows and all(row.split(",")[1] == "visual" for row in rows)
+
+
+@pytest.mark.slow
 def test_the_checkpoints_feature_set_decides_the_extractors(clips, tmp_path):
     """A HAN trained on VGGish and R(2+1)D-18 only: parsing runs those two extractors, not ResNet-152."""
     import torch

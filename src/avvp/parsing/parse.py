@@ -126,6 +126,8 @@ def ground_truth_events(filename: str, classes: Sequence[str], audio: DenseEvent
 # ----------------------------------------------------------------------------- outputs
 
 FIGURE_FORMATS = ("png", "pdf", "svg")
+NO_AUDIO_NOTE = ("no audio track: nothing is heard, so it has no audio or audio-visual events (frame_prob keeps the "
+                 "model's output on silence)")
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ class ParsedVideo:
     json_path: Path
     csv_path: Path
     figures: tuple[Path, ...]  # the timeline in each format asked for
-    media_warnings: tuple[str, ...] = ()  # odd but usable media: truncated, implausible frame rate
+    media_warnings: tuple[str, ...] = ()  # odd but usable media: truncated, implausible frame rate, no audio track
 
 
 def output_paths(out_dir: Path, video: Path, formats: Sequence[str]) -> tuple[Path, Path, tuple[Path, ...]]:
@@ -270,7 +272,8 @@ def _parse_one(path: Path, number: int, batch: _Batch, head: str = "") -> tuple[
     work = batch.work / f"video{number}"
     try:
         windows = prepare_windows(path, work, "v", batch.max_seconds, batch.max_frames)
-        for note in windows.warnings:
+        notes = [*windows.warnings, *([] if windows.has_audio else [NO_AUDIO_NOTE])]
+        for note in notes:
             _log(f"{head}: WARNING: {note}")
         global_prob, frame_prob, sources = batch.model(windows, work)
     finally:
@@ -281,11 +284,14 @@ def _parse_one(path: Path, number: int, batch: _Batch, head: str = "") -> tuple[
                                batch.global_threshold)
     except ValueError as err:
         raise ValueError(f"{path}: {err}") from None
+    if not windows.has_audio:  # nothing to hear: what the model makes of silence is no event
+        events = [e for e in events if e.modality == "visual"]
     truth = batch.settings["ground_truth"]
+    warning = "; ".join(w for w in (batch.warning, None if windows.has_audio else NO_AUDIO_NOTE) if w) or None
     result = ParsedVideo(path, windows.duration, windows.has_audio, windows.n_windows, events,
                          ground_truth_events(path.stem, classes, batch.audio_truth, batch.visual_truth) if truth
-                         else None, np.asarray(global_prob), np.asarray(frame_prob), batch.warning, json_path,
-                         csv_path, figures, windows.warnings)
+                         else None, np.asarray(global_prob), np.asarray(frame_prob), warning, json_path,
+                         csv_path, figures, tuple(notes))
     _write_outputs(result, classes, batch.settings, sources)
     return result, sources
 
@@ -327,7 +333,8 @@ def parse_videos(
                 "formats": list(formats), "ground_truth": audio_truth is not None or visual_truth is not None}
     warning = random_weights_warning(description)
     if warning:
-        _log(f"WARNING: {warning}; pass --weights pretrained (or state-dict files) for real parsing")
+        _log(f"WARNING: {warning}; for real events use a checkpoint trained on pretrained features (or a released "
+             "one) and leave --weights out")
     parsed: list[ParsedVideo] = []
     failures: list[tuple[Path, Exception]] = []
     with run_work_folder(out) as work:
