@@ -77,6 +77,40 @@ def metrics_body(n_seeds: Mapping[str, int], protocols: bool = True, seed: int =
     return body
 
 
+NOTE = ("seeds 1, 2, 3, jomold_ratios: its noise ratios drop every visual label (ratio 1 for all 4 labelled "
+        "classes), so the model learns no visual event: visual and audio-visual scores of 0 come from the "
+        "method's rule, not from a fault")
+
+
+def test_partial_data_and_a_methods_recorded_note_are_said_with_the_numbers(tmp_path: Path) -> None:
+    """A split not whole gives the PARTIAL DATA banner before any number; a pass's note (JoMoLD's
+    ratios dropping every visual label, read from its folder) is listed under the table."""
+    from avvp.evaluation.aggregate import pass_notes
+
+    folders = {}
+    for name, visual in (("all", [1.0, 1.0]), ("some", [1.0, 0.5])):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        (folders[name] / "ratios.json").write_text(json.dumps({
+            "classes": ["a", "b"], "audio": [0.1, 0.0], "visual": visual, "labelled": [3, 2],
+            "audio_mean": [0.5, 0.5], "visual_mean": [0.5, 0.5]}))
+    notes = pass_notes([["jomold", "1", "jomold_ratios", str(folders["all"])],
+                        ["jomold", "2", "jomold_ratios", str(folders["all"])],
+                        ["jomold", "3", "jomold_ratios", str(folders["some"])]])
+    assert list(notes) == ["jomold"] and len(notes["jomold"]) == 1
+    assert notes["jomold"][0].startswith("seeds 1, 2, jomold_ratios: its noise ratios drop every visual label "
+                                         "(ratio 1 for all 2 labelled classes)")
+    body = metrics_body({"han": 1, "jomold": 1})
+    body["coverage"] = {"train": {"total": 10000, "used": 200}, "test": {"total": 1200, "used": 60, "scored": 60}}
+    body["methods"]["jomold"]["notes"] = notes["jomold"]
+    text = render(build_leaderboard(body, published_by_method()), "text")
+    lines = text.splitlines()
+    assert lines[2] == ("WARNING: PARTIAL DATA: train 200 of 10000 videos (2.0 %), test 60 of 1200 videos (5.0 %); "
+                        "the published numbers come from whole splits, so these are not comparable with them")
+    assert lines[-1] == f"note: JoMoLD: {notes['jomold'][0]}"
+    assert "PARTIAL DATA" in render(build_leaderboard(body, None), "html").split("<table")[0]
+
+
 def ten(scores: Mapping[str, Mapping[str, float]]) -> list[float]:
     return [scores[lv][k] for lv, k in COLUMNS]
 
@@ -301,6 +335,8 @@ def test_the_reports_leaderboard_fits_a_1400x900_window(tmp_path: Path) -> None:
         pytest.skip("Snakemake's report assets (Tailwind) are not installed")
     body = metrics_body({"han": 3, "jomold": 3, "valor": 1, "valor_pp": 1, "mine": 3})
     body["weights_note"] = "features made with RANDOM backbone weights: not comparable with published results"
+    body["coverage"] = {"train": {"total": 10000, "used": 200}, "test": {"total": 1200, "used": 60, "scored": 60}}
+    body["methods"]["jomold"]["notes"] = [NOTE]
     page = report_like_page(metrics_tables_html(body, published_by_method()), tmp_path / "page.html")
     shot = tmp_path / "leaderboard.png"
     with Chromium(CHROMIUM, *WINDOW) as browser:

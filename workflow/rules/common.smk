@@ -243,6 +243,18 @@ def protocol_flags(wildcards, split: str = "test") -> str:
     return shlex.join(flags)
 
 
+def explained_passes() -> list[list[str]]:
+    """[run, seed, stage, folder] of every pass whose spec reads its folder for a note on the
+    scores (`Pass.explain`), for metrics.json."""
+    return [
+        [r, str(s), sid, stage_dir(r, s, sid)]
+        for r in RUNS
+        for s in SEEDS
+        for sid in run_method(r).stages
+        if not stage(sid).trains and stage(sid).explain is not None
+    ]
+
+
 def trained_models() -> list[str]:
     """The model of every training stage of every run (metrics.json records their checksums).
 

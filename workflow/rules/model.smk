@@ -202,6 +202,7 @@ rule metrics:
         scores=evaluations(),
         packs=expand("results/packed/{split}", split=SPLITS),
         checkpoints=trained_models(),
+        explained=[folder for *_, folder in explained_passes()],
         annotations=list(ANNOTATIONS.values()),
         manifest=manifest_input(),
         features=feature_dirs(),
@@ -220,6 +221,7 @@ rule metrics:
             for r in RUNS
         },
         stage_settings=run_stage_sections(),
+        explained=explained_passes(),
         weights=weights_files(),
         ffmpeg=[f"results/frames/{shard}/ffmpeg.json" for shard in SHARDS],
     script:

@@ -2,7 +2,7 @@
 
 import sys
 
-from avvp.evaluation.aggregate import build_metrics, distinct, weights_used, write_metrics
+from avvp.evaluation.aggregate import build_metrics, distinct, pass_notes, weights_used, write_metrics
 from avvp.reporting.provenance import provenance_block, stage_settings
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")
@@ -11,4 +11,5 @@ inp, params, config = snakemake.input, snakemake.params, snakemake.config
 provenance = provenance_block(config, stage_settings(params.stage_settings), inp.checkpoints,
                               inp.annotations, weights_used(params.weights), distinct(params.ffmpeg))
 write_metrics(snakemake.output[0], build_metrics(inp.scores, params.runs, params.methods, inp.packs,
-                                                 params.dataset, provenance, params.protocols))
+                                                 params.dataset, provenance, params.protocols,
+                                                 pass_notes(params.explained)))

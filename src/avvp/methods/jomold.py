@@ -158,6 +158,20 @@ def _ratios(job: PassJob) -> str:
     return f"noise ratios of {len(packed.classes)} classes -> {job.out_dir / RATIOS_FILE}"
 
 
+def _explain_ratios(folder: Path) -> str | None:
+    """A modality whose noise ratios are 1 for every labelled class loses all its labels in training."""
+    body = json.loads((folder / RATIOS_FILE).read_text(encoding="utf-8"))
+    labelled = np.asarray(body["labelled"]) > 0
+    notes = []
+    for modality in ("audio", "visual"):
+        ratios = np.asarray(body[modality])[labelled]
+        if ratios.size and np.all(ratios >= 1.0):
+            notes.append(f"its noise ratios drop every {modality} label (ratio 1 for all {ratios.size} labelled "
+                         f"classes), so the model learns no {modality} event: {modality} and audio-visual scores "
+                         "of 0 come from the method's rule, not from a fault")
+    return "; ".join(notes) or None
+
+
 def _estimator_objective(settings: FaithfulSettings, inputs: Mapping[str, Path], classes: Sequence[str]) -> Any:
     from avvp.methods.objectives import HanContrastiveObjective
 
@@ -182,7 +196,8 @@ register_stage(TrainingStage(
 ))
 register_stage(Pass("jomold_ratios", "JoMoLD: per-class audio and visual noise ratios from the frozen estimator, "
                     "run without cross-modal attention (faithful: the released per-batch class means)",
-                    RatioSettings(), _ratios, model_of="jomold_estimator", model_options={"cross_modal": False}))
+                    RatioSettings(), _ratios, model_of="jomold_estimator", model_options={"cross_modal": False},
+                    explain=_explain_ratios))
 register_stage(TrainingStage(
     id="jomold_denoise",
     description="JoMoLD's denoised training: labels dropped per batch at the noise ratios (faithful: the "

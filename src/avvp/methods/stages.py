@@ -110,7 +110,8 @@ class Pass:
     `from_features` (setting -> (kind, key)) that its config leaves unset from `features.<kind>.<key>`,
     so the pass knows which weights made them. `per_seed=False`: the pass reads no earlier stage and
     not the run's seed (VALOR's zero-shot labels), so the workflow runs it once for all of a run's
-    seeds."""
+    seeds. `explain(folder)`, when given, reads the pass's folder for what a reader of the scores
+    must know (JoMoLD's ratios that drop every label of a modality), or None."""
 
     id: str
     description: str
@@ -121,6 +122,7 @@ class Pass:
     kinds: tuple[str, ...] = ()
     from_features: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     per_seed: bool = True
+    explain: Callable[[Path], str | None] | None = None
 
     trains = False
 

@@ -91,13 +91,15 @@ class Block:
 class Leaderboard:
     """The blocks in metrics.json's protocol order; `with_published`: the published column group is
     shown (rows without a paper get dashes); `warning`: the random-weights note, when it applies;
-    `coverage`: the partial-data note, when a split is not whole (`coverage_note`)."""
+    `coverage`: the partial-data note, when a split is not whole (`coverage_note`); `method_notes`:
+    "label: note" for what a method's runs record that explains its scores (metrics `notes`)."""
 
     blocks: tuple[Block, ...]
     with_published: bool
     n_videos: int | None
     warning: str | None
     coverage: str | None = None
+    method_notes: tuple[str, ...] = ()
 
     def notes(self) -> list[str]:
         """What a reader must see before any number: random weights, partial data."""
@@ -165,8 +167,9 @@ def build_leaderboard(metrics: Mapping[str, Any],
                 rows.append(row(method, under, protocol.get("rules", {}).get(method, {}).get("name")))
             blocks.append(Block(name, protocol.get("title", name), tuple(rows)))
     n_videos = metrics.get("coverage", {}).get("test", {}).get("scored")
+    notes = tuple(f"{entry.get('label', m)}: {note}" for m, entry in methods.items() for note in entry.get("notes", ()))
     return Leaderboard(tuple(blocks), published is not None, n_videos, metrics.get("weights_note"),
-                       coverage_note(metrics.get("coverage", {})))
+                       coverage_note(metrics.get("coverage", {})), notes)
 
 
 def coverage_note(coverage: Mapping[str, Any]) -> str | None:
@@ -222,6 +225,7 @@ def leaderboard_text(board: Leaderboard) -> str:
                 lines += _by_level(["  published", ""], row.published.texts())
         out += ["", f"{block.protocol}: {block.title}", *_grid(lines, right_from=3)]
     out += [""] + [f"published {label}: {source}" for label, source in board.sources().items()]
+    out += [f"note: {note}" for note in board.method_notes]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -241,6 +245,8 @@ def leaderboard_markdown(board: Leaderboard) -> str:
     sources = board.sources()
     if sources:
         out += [""] + [f"- published {label}: {source}" for label, source in sources.items()]
+    if board.method_notes:
+        out += [""] + [f"- note: {note}" for note in board.method_notes]
     return "\n".join(out) + "\n"
 
 
@@ -297,6 +303,7 @@ def leaderboard_html(board: Leaderboard) -> str:
     notes = [f"{esc(label)}: {esc(source)}" for label, source in board.sources().items()]
     out.append(f'<p class="leaderboard-note">{esc(LEGEND)}.'
                + (f" Published: {'; '.join(notes)}." if notes else "") + "</p>")
+    out += [f'<p class="leaderboard-note method-note">Note, {esc(note)}.</p>' for note in board.method_notes]
     out.append("</div>")
     return "\n".join(out) + "\n"
 
