@@ -13,8 +13,9 @@ each code span is, and checks it against the source tree without running the pip
   literal in src/avvp such as "avvp.feature_kinds") is accepted as such.
 - `module.name` whose first part is the last part of an avvp module (`calibration.x`): some such
   module defines the rest. `Class.member` for a class defined in avvp: the class (or a base) has it.
-  Dotted names rooted at a config or metrics.json section (`stages.han`, `train.seeds`,
-  `evaluation.annotation_checks`) are keys, not code, and are not checked.
+  Dotted names rooted at a section of the workflow config (`stages.ma_mmil_stage3.faithful`,
+  `train.seeds`) are config keys: the config schema, completed from the registries, has that path.
+  Those rooted at a metrics.json section (`evaluation.annotation_checks`) are not checked.
 - `name()`: a def or class of that name somewhere in src/ or workflow/. A capitalised word
   (`TrainSettings`, `Pass`, or `Pass(id, ...)`): a class, def or assignment in src/ or workflow/, a
   name they import, or a builtin. ALL-CAPS words are not checked (constants and environment
@@ -56,7 +57,7 @@ PLACEHOLDER_CHARS = "<{*~$%"
 # File names a run writes inside its folders (a stage folder, a features folder, a parse output).
 OUTPUT_FILES = frozenset({
     "model.pt", "last.pt", "log.csv", "summary.json", "labels.json", "weights.json", "metrics.json",
-    "failed.tsv", "test_events.tsv", "audio_labels.tsv", "visual_labels.tsv",
+    "failed.tsv", "test_events.tsv", "audio_labels.tsv", "visual_labels.tsv", "train.lock",
 })
 # Files of other projects that the docs describe: the released checkpoints, VALOR's scripts.
 EXTERNAL_FILES = frozenset({
@@ -389,12 +390,49 @@ def modules_ending(last: str) -> list[str]:
     return [m for m in module_files() if m.rsplit(".", 1)[-1] == last and m != "avvp"]
 
 
+@cache
+def config_schema_tree() -> dict:
+    """The workflow config's schema as the workflow completes it (stage sections and feature kinds
+    from the registries)."""
+    from avvp.workflow.config_schema import config_schema
+
+    return config_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def config_key_problem(parts: list[str]) -> str | None:
+    """Why `a.b.c` is not a key path of the workflow config, or None when it is (a key under a
+    mapping of free names, such as `evaluate.define.<name>`, is one)."""
+    tree = config_schema_tree()
+    schema = tree
+    for depth, part in enumerate(parts):
+        node = schema.get("properties", {}).get(part)
+        if node is None and isinstance(schema.get("additionalProperties"), dict):
+            node = schema["additionalProperties"]
+        if node is None:
+            return f"the workflow config has no key {'.'.join(parts[:depth + 1])}"
+        schema = resolved(node, tree)
+    return None
+
+
+def resolved(schema: dict, tree: dict) -> dict:
+    """A schema node with its `$ref` (`#/definitions/x`) followed."""
+    while "$ref" in schema:
+        target = tree
+        for step in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[step]
+        schema = target
+    return schema
+
+
 def check_dotted(span: Span, name: str) -> Finding | None:
     """A dotted name: `avvp.…`, `module.name` of an avvp module, or `Class.member` of an avvp class.
     None when it is none of these (a config key, another library's name, a variable)."""
     parts = name.split(".")
     if parts[0] == "avvp":
         return check_avvp_dotted(span, name)
+    if (parts[0] in config_schema_tree().get("properties", {}) and name not in OUTPUT_FILES
+            and not any(c in name for c in PLACEHOLDER_CHARS)):
+        return Finding(span.file, span.line, "config key", name, config_key_problem(parts))
     candidates = modules_ending(parts[0])
     if candidates:
         problems = [resolve_attributes(m, parts[1:]) for m in candidates]

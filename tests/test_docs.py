@@ -36,6 +36,11 @@ def test_checker_tells_real_names_from_stale_ones() -> None:
                  "avvp evaluate --predictions P.npz", "avvp train --stage han --refined R",
                  "src/avvp/cli/__init__.py", "FeatureKind", "feature_kinds()", "results/whatever.json"):
         assert all(p is None for p in problems(real)), (real, problems(real))
+    for real in ("stages.ma_mmil_stage3.faithful", "dataset.annotations.eval_audio_legacy", "evaluate.define.mine",
+                 "train.keep_last"):
+        assert problems(real) == [None], (real, problems(real))
+    for made_up in ("ma_mmil.faithful", "stages.ma_mmil.faithful", "train.no_such_key"):  # the first: issue 25
+        assert problems(made_up) != [None], (made_up, problems(made_up))
     for made_up in ("avvp.no_such_module", "avvp.methods.stages.no_such_name", "calibration.no_such_name",
                     "avvp evaluate --no-such-option", "avvp no_such_command", "src/avvp/no_such.py",
                     "NoSuchClass", "no_such_function()"):
