@@ -10,6 +10,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -52,6 +53,16 @@ def override(workdir: Path, name: str, data: dict) -> list[str]:
 
 
 # --- the demo run itself -------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_the_readmes_demo_table_is_what_the_demo_gives(demo_run: DemoRun) -> None:
+    """scripts/docs_tables.py regenerates the README's table from a run: the fresh demo's numbers are
+    those the README shows (the demo is seeded and its CPU training repeatable)."""
+    shown = re.search(r"<!-- table:demo -->\n(.*?)<!-- /table:demo -->", (REPO / "README.md").read_text(), re.S)
+    made = subprocess.run([sys.executable, str(REPO / "scripts" / "docs_tables.py"), "demo",
+                           str(demo_run.workdir / "results/metrics.json")], capture_output=True, text=True, check=True)
+    assert made.stdout == shown.group(1)
+
 
 @pytest.mark.slow
 def test_demo_writes_metrics_with_coverage_and_weights(demo_run: DemoRun) -> None:
