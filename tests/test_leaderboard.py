@@ -78,8 +78,8 @@ def metrics_body(n_seeds: Mapping[str, int], protocols: bool = True, seed: int =
 
 
 NOTE = ("seeds 1, 2, 3, jomold_ratios: its noise ratios drop every visual label (ratio 1 for all 4 labelled "
-        "classes), so the model learns no visual event: visual and audio-visual scores of 0 come from the "
-        "method's rule, not from a fault")
+        "classes): the model is trained without a single visual label, so its visual and audio-visual scores "
+        "say nothing of the method (a 0 there is its rule at work, not a fault)")
 
 
 def test_partial_data_and_a_methods_recorded_note_are_said_with_the_numbers(tmp_path: Path) -> None:

@@ -167,8 +167,9 @@ def _explain_ratios(folder: Path) -> str | None:
         ratios = np.asarray(body[modality])[labelled]
         if ratios.size and np.all(ratios >= 1.0):
             notes.append(f"its noise ratios drop every {modality} label (ratio 1 for all {ratios.size} labelled "
-                         f"classes), so the model learns no {modality} event: {modality} and audio-visual scores "
-                         "of 0 come from the method's rule, not from a fault")
+                         f"classes): the model is trained without a single {modality} label, so its {modality} "
+                         "and audio-visual scores say nothing of the method (a 0 there is its rule at work, not "
+                         "a fault)")
     return "; ".join(notes) or None
 
 
