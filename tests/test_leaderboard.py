@@ -100,14 +100,14 @@ def test_partial_data_and_a_methods_recorded_note_are_said_with_the_numbers(tmp_
     assert list(notes) == ["jomold"] and len(notes["jomold"]) == 1
     assert notes["jomold"][0].startswith("seeds 1, 2, jomold_ratios: its noise ratios drop every visual label "
                                          "(ratio 1 for all 2 labelled classes)")
-    body = metrics_body({"han": 1, "jomold": 1})
+    body = metrics_body({"han": 1, "jomold": 1, "mine": 1})
     body["coverage"] = {"train": {"total": 10000, "used": 200}, "test": {"total": 1200, "used": 60, "scored": 60}}
-    body["methods"]["jomold"]["notes"] = notes["jomold"]
+    body["methods"]["jomold"]["notes"] = body["methods"]["mine"]["notes"] = notes["jomold"]  # said once for both
     text = render(build_leaderboard(body, published_by_method()), "text")
     lines = text.splitlines()
     assert lines[2] == ("WARNING: PARTIAL DATA: train 200 of 10000 videos (2.0 %), test 60 of 1200 videos (5.0 %); "
                         "the published numbers come from whole splits, so these are not comparable with them")
-    assert lines[-1] == f"note: JoMoLD: {notes['jomold'][0]}"
+    assert lines[-1] == f"note: JoMoLD, my method: {notes['jomold'][0]}" and text.count("note: ") == 1
     assert "PARTIAL DATA" in render(build_leaderboard(body, None), "html").split("<table")[0]
 
 

@@ -167,7 +167,11 @@ def build_leaderboard(metrics: Mapping[str, Any],
                 rows.append(row(method, under, protocol.get("rules", {}).get(method, {}).get("name")))
             blocks.append(Block(name, protocol.get("title", name), tuple(rows)))
     n_videos = metrics.get("coverage", {}).get("test", {}).get("scored")
-    notes = tuple(f"{entry.get('label', m)}: {note}" for m, entry in methods.items() for note in entry.get("notes", ()))
+    said: dict[str, list[str]] = {}  # a note that several methods share is said once, naming them all
+    for method, entry in methods.items():
+        for note in entry.get("notes", ()):
+            said.setdefault(note, []).append(entry.get("label", method))
+    notes = tuple(f"{', '.join(labels)}: {note}" for note, labels in said.items())
     return Leaderboard(tuple(blocks), published is not None, n_videos, metrics.get("weights_note"),
                        coverage_note(metrics.get("coverage", {})), notes)
 
