@@ -19,7 +19,7 @@ import pytest
 from avvp.clips.ffmpeg import MediaInfo, ffmpeg_exe, probe
 from avvp.clips.media import write_audio
 from avvp.clips.records import read_records
-from avvp.parsing.parse import parse_videos
+from avvp.parsing.parse import NO_AUDIO_NOTE, parse_videos
 from media_helpers import make_clip, truncated_copy
 
 SRC = Path(__file__).parents[1] / "src"
@@ -145,7 +145,8 @@ def test_odd_clips_are_warned_about_by_avvp_parse(odd_clips: dict[str, Path], tm
     assert f"{odd_clips['truncated']}: WARNING: truncated: " in err and "the container says 10.00 s" in err
     assert [p.duration for p in parsed][0] == 1000.0
     notes = {p.video.stem: json.loads(p.json_path.read_text())["media_warnings"] for p in parsed}
-    assert notes["slow_0_10"] == ["implausible frame rate: the header says 0.002 fps (expected 1 to 240)"]
+    assert notes["slow_0_10"] == ["implausible frame rate: the header says 0.002 fps (expected 1 to 240)",
+                                  NO_AUDIO_NOTE]  # a picture only
     assert notes[odd_clips["truncated"].stem][0].startswith("truncated: ")
 
 
