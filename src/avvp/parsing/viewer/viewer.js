@@ -396,11 +396,10 @@
                   (truthCount === null ? " · no ground truth" : ` · ${truthCount} annotated`)));
     if (v.score) {
       const [a, vis, av] = v.score.streams;
-      parts.push(el("table", {class: "scores"},
-        el("tr", {}, el("th", {}, "F % (segment level)"), el("th", {}, "audio"), el("th", {}, "visual"),
-           el("th", {}, "audio-visual"), el("th", {}, "Type@AV")),
-        el("tr", {}, el("td", {}, "this video"), el("td", {}, percent(a)), el("td", {}, percent(vis)),
-           el("td", {}, percent(av)), el("td", {}, percent(v.score.f)))));
+      parts.push(el("p", {}, "segment-level F % of this video:"), el("table", {class: "scores"},
+        el("tr", {}, el("th", {}, "audio"), el("th", {}, "visual"), el("th", {}, "audio-visual"), el("th", {}, "Type@AV")),
+        el("tr", {}, el("td", {}, percent(a)), el("td", {}, percent(vis)), el("td", {}, percent(av)),
+           el("td", {}, percent(v.score.f)))));
       parts.push(el("p", {}, `${v.score.errors} wrong class-second${v.score.errors === 1 ? "" : "s"} ` +
                     "(predicted but not annotated, or missed), audio and visual"));
     }
