@@ -264,6 +264,8 @@ def test_1200_test_videos_are_listed_in_under_2_s(tmp_path: Path) -> None:
         listed = browser.evaluate("({ms: window.avvpViewer.listedMs, rows: document.querySelectorAll("
                                   "'table.videos tbody tr').length, f: [...document.querySelectorAll("
                                   "'table.videos tbody tr td:nth-child(4)')].map(td => +td.textContent)})")
+        absent = browser.evaluate("[getComputedStyle(document.querySelector('video')).display, "
+                                  "document.querySelector('.player .absent').textContent]")
         browser.evaluate("document.querySelector('th[data-key=name] button').click()")  # sort by name
         by_name = browser.evaluate("[...document.querySelectorAll('table.videos tbody tr td:first-child')]"
                                    ".map(td => td.textContent)")
@@ -272,3 +274,4 @@ def test_1200_test_videos_are_listed_in_under_2_s(tmp_path: Path) -> None:
     assert listed["rows"] == 1200 and listed["ms"] < 2000
     assert listed["f"] == sorted(listed["f"])  # worst first
     assert by_name == sorted(by_name) and len(by_name) == 1200
+    assert absent[0] == "none" and absent[1].startswith("video file not found: ")  # no clips: said, not shown
