@@ -52,8 +52,8 @@ def viewer_html(href: str) -> str:
     """The line under the metrics that leads to the test split's viewer (`href` relative to the report)."""
     link = html.escape(href, quote=True)
     return (f'<p class="avvp-viewer">Watch each test video with its events and ground truth, worst first: '
-            f'<a href="{link}">{html.escape(href)}</a> (the offline viewer, next to this report in '
-            "<code>results/</code>; <code>avvp view</code> rebuilds it).</p>")
+            f'<a href="{link}">{html.escape(href)}</a> (the offline viewer, beside this report in results/; '
+            "avvp view rebuilds it).</p>")
 
 
 def summary_html(table_html: str, curves: Mapping[str, str | Path], per_class: Mapping[str, str | Path],
