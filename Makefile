@@ -1,5 +1,6 @@
 # Two entry points for a new user: `make demo` runs the whole pipeline offline on the
-# built-in demo data set; `make test` runs every test. Both set up .venv when needed.
+# built-in demo data set and prints where its report and viewer are; `make test` runs every
+# test. Both set up .venv when needed.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -25,8 +26,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
+# Everything (metrics.json, the report's figures, the test split's viewer), then the report; ends
+# saying where the two pages are.
 demo: setup
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores 2 results/metrics.json
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores 2 all
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --report results/report.html
+	@echo "Open the report: $(CURDIR)/results/report.html"
+	@echo "Open the viewer: $(CURDIR)/results/parsed_test/index.html"
 
 test: setup system-deps
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q -rs --durations=15

@@ -88,7 +88,8 @@ class DemoRun:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
-    """`make demo` from a fresh copy: `snakemake --cores 2 results/metrics.json`, offline."""
+    """`make demo`'s pipeline up to metrics.json from a fresh copy (`snakemake --cores 2
+    results/metrics.json`, offline); its figures, viewer and report: test_workflow's three_seeds."""
     workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
     start = time.monotonic()
     run_snakemake(workdir, "--cores", "2", "results/metrics.json", timeout=3 * DEMO_BUDGET_S)

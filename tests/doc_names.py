@@ -57,7 +57,7 @@ PLACEHOLDER_CHARS = "<{*~$%"
 # File names a run writes inside its folders (a stage folder, a features folder, a parse output).
 OUTPUT_FILES = frozenset({
     "model.pt", "last.pt", "log.csv", "summary.json", "labels.json", "weights.json", "metrics.json",
-    "failed.tsv", "test_events.tsv", "audio_labels.tsv", "visual_labels.tsv", "train.lock",
+    "failed.tsv", "test_events.tsv", "audio_labels.tsv", "visual_labels.tsv", "train.lock", "index.html",
 })
 # Files of other projects that the docs describe: the released checkpoints, VALOR's scripts.
 EXTERNAL_FILES = frozenset({

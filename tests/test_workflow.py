@@ -373,7 +373,8 @@ def test_parse_target_parses_the_demo_test_clips(demo_run: DemoRun) -> None:
     made with the run's model and the weights it records, from the features extracted for training
     (10-second clips), the demo's ground truth beside them."""
     log = demo_run.workdir / "results/logs/parse.log"
-    run_snakemake(demo_run.workdir, "--cores", "2", "results/parsed/videos.tsv", timeout=DEMO_BUDGET_S)
+    targets = ("results/parsed/videos.tsv", "results/parsed/index.html")  # the folder and its viewer
+    run_snakemake(demo_run.workdir, "--cores", "2", *targets, timeout=DEMO_BUDGET_S)
     rows = (demo_run.workdir / "results/demo/test.csv").read_text(encoding="utf-8").splitlines()[1:]
     names = [row.split("\t")[0] for row in rows]
     out = demo_run.workdir / "results/parsed"
@@ -389,7 +390,12 @@ def test_parse_target_parses_the_demo_test_clips(demo_run: DemoRun) -> None:
         assert (out / f"{name}.csv").is_file() and (out / f"{name}.png").stat().st_size > 10_000
     assert not list(out.glob(".parse-work-*"))  # no working files left behind
     assert log.read_text(encoding="utf-8").count("features reused") == len(names)
-    assert "Nothing to be done" in run_snakemake(demo_run.workdir, "--cores", "2", "results/parsed/videos.tsv").stdout
+    from avvp.parsing.viewer.data import page_data
+
+    links = sorted(v["src"] for v in page_data(out)["videos"])  # the page's links: the clips where they are
+    assert (out / "index.html").is_file() and len(links) == len(names)
+    assert all(src.startswith("../demo/videos/") and Path(src).stem in names for src in links)
+    assert "Nothing to be done" in run_snakemake(demo_run.workdir, "--cores", "2", *targets).stdout
 
 
 def chromium(*args: str) -> str:
@@ -419,6 +425,41 @@ def test_report_opens_in_chromium_with_table_and_figures(three_seeds: SeedsRun, 
     timelines = sorted((three_seeds.workdir / "results/report/timelines").glob("*.png"))
     assert len(timelines) == load_config(three_seeds.workdir)["report"]["timelines"]
     assert len(FIGURE.findall(dom)) == 2 + len(timelines)  # curves, per-class bars, the timelines
+
+
+@pytest.mark.slow
+def test_report_links_the_test_split_viewer_which_opens(three_seeds: SeedsRun, report_page: Path,
+                                                        tmp_path: Path) -> None:
+    """Target all builds the viewer of every local test clip (ground truth and per-video F each); the
+    report's front page links it; it opens from file:// with no error, every test clip listed."""
+    viewer = three_seeds.workdir / "results/parsed_test/index.html"
+    rows = (three_seeds.workdir / "results/demo/test.csv").read_text(encoding="utf-8").splitlines()[1:]
+    names = sorted(row.split("\t")[0] for row in rows)
+    parsed = sorted(viewer.parent.glob("*.json"))
+    assert [p.stem for p in parsed] == names
+    assert all(json.loads(p.read_text(encoding="utf-8"))["ground_truth"] is not None for p in parsed)
+    assert 'href="parsed_test/index.html"' in chromium("--dump-dom", report_page.as_uri())
+    with Chromium(CHROMIUM, *WINDOW) as browser:
+        browser.watch()
+        browser.open(viewer.as_uri())
+        browser.wait_for("document.body && document.body.dataset.ready === 'true'")
+        listed = browser.evaluate("[...document.querySelectorAll('table.videos tbody tr')].map(r => "
+                                  "[r.cells[0].textContent, r.cells[3].textContent])")
+        playable = browser.wait_for("document.querySelector('video').readyState >= 1")
+        browser.screenshot(tmp_path / "viewer.png")
+        assert browser.problems() == []
+    assert sorted(name for name, _ in listed) == [f"{n}.mp4" for n in names] and playable
+    assert all(0 <= float(f) <= 100 for _, f in listed)
+
+
+def test_make_demo_ends_with_the_report_and_the_viewer() -> None:
+    """`make demo` builds everything (the viewer too), then the report, and prints both pages' paths."""
+    out = subprocess.run(["make", "-n", "demo"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    run_all = next(i for i, line in enumerate(lines) if line.endswith("snakemake --cores 2 all"))
+    report = next(i for i, line in enumerate(lines) if line.endswith("snakemake --report results/report.html"))
+    assert run_all < report
+    assert f"Open the report: {REPO}/results/report.html" in out and f"Open the viewer: {REPO}/results/parsed_test/index.html" in out
 
 
 # Measured in the page once the report's app has drawn it: the viewport, the front page's first

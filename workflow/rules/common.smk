@@ -349,7 +349,7 @@ def report_figures() -> list[str]:
     """Everything the report shows (rule all asks for it, so `--report` finds it made)."""
     figures = [f"{REPORT}/{name}/{r}.png" for name in ("curves", "per_class") for r in RUNS]
     figures += [f"{REPORT}/metrics.html", f"{REPORT}/summary.html"]
-    return figures + ([] if MODE == "features" else [f"{REPORT}/timelines"])
+    return figures + ([] if MODE == "features" else [f"{REPORT}/timelines", "results/parsed_test/index.html"])
 
 
 def shard_clips(wildcards) -> list[str]:

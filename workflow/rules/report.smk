@@ -67,12 +67,7 @@ if MODE != "features":
 
     use rule parse as timelines with:
         input:
-            checkpoint=first_checkpoint(),
-            manifest="results/manifest.tsv",
-            videos=expand("results/videos/{shard}", shard=SHARDS),
-            audio_csv=ANNOTATIONS["eval_audio"],
-            visual_csv=ANNOTATIONS["eval_visual"],
-            features=feature_dirs(),
+            **TEST_PARSE_INPUTS,
         output:
             report(
                 directory(f"{REPORT}/timelines"),
@@ -89,20 +84,18 @@ if MODE != "features":
             limit=config["report"]["timelines"],
             out_dir=lambda wildcards, output: output[0],
             features=feature_roots(),
-            settings={
-                "device": config["predict"]["device"],
-                "frame_threshold": config["parse"]["frame_threshold"],
-                "global_threshold": config["parse"]["global_threshold"],
-            },
+            settings=TEST_PARSE_SETTINGS,
 
 
 rule summary:
-    """The report's front page: the random-weights warning, the metrics table and the figures."""
+    """The report's front page: the random-weights warning, the metrics table, a link to the viewer
+    of the test split and the figures."""
     input:
         table=f"{REPORT}/metrics.html",
         curves=expand(f"{REPORT}/curves/{{run}}.png", run=RUNS),
         per_class=expand(f"{REPORT}/per_class/{{run}}.png", run=RUNS),
         timelines=[] if MODE == "features" else [f"{REPORT}/timelines"],
+        viewer=[] if MODE == "features" else ["results/parsed_test/index.html"],
     output:
         f"{REPORT}/summary.html",
     log:

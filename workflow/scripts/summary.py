@@ -1,5 +1,6 @@
 """Rule summary: the report's front page (included by workflow/report/workflow.rst)."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,7 +11,9 @@ sys.stdout = sys.stderr = open(snakemake.log[0], "w")
 
 inp, labels = snakemake.input, snakemake.params.labels
 timelines = sorted(Path(inp.timelines[0]).glob("*.png")) if inp.timelines else []
+# The viewer's address from the report (`snakemake --report results/report.html`, in results/).
+viewer = os.path.relpath(inp.viewer[0], "results") if inp.viewer else None
 with atomic_output(snakemake.output[0], "w") as fh:
     fh.write(summary_html(Path(inp.table).read_text(encoding="utf-8"),
                           {labels[Path(p).stem]: p for p in inp.curves},
-                          {labels[Path(p).stem]: p for p in inp.per_class}, timelines))
+                          {labels[Path(p).stem]: p for p in inp.per_class}, timelines, viewer))

@@ -16,6 +16,7 @@ from avvp import __version__
 COMMANDS = (
     "demo", "download", "audio", "frames", "media", "extract",
     "pack", "train", "pass", "predict", "calibrate", "evaluate", "evaluate-checkpoint", "leaderboard", "parse",
+    "view",
 )
 # A command whose module is not named after it (`pass` is a Python keyword), and the former names
 # a command still answers to (argparse aliases: the same parser under each name).

@@ -1,6 +1,7 @@
 """`avvp parse`: videos of any length -> events, with a trained HAN. Per video: OUT/<stem>.json
 (events, probabilities, what produced them), OUT/<stem>.csv (one event per row) and a timeline
-figure per --format.
+figure per --format; at the end OUT/index.html, the viewer of the whole folder (`avvp view`): each
+video played with its timeline, in any browser, offline.
 
 The CSV columns: class, modality (audio = heard, visual = seen, audio_visual = both at once),
 onset and offset in seconds of the video, and score: the mean over the event's seconds of p x g,
@@ -95,8 +96,28 @@ def run(args: argparse.Namespace) -> None:
     from avvp.evaluation.annotations import read_classes
     from avvp.parsing.parse import parse_with_checkpoint
 
+    from avvp.parsing.parse import VideosFailed
+
     given = read_classes(args.classes).classes if args.classes else None
-    parse_with_checkpoint(args.videos, args.checkpoint, args.out, weight_choices(args.weights), args.weights_seed,
-                          args.device, args.batch_size, args.frame_threshold, args.global_threshold, args.audio_csv,
-                          args.visual_csv, given, progress=not args.no_progress, features=args.features,
-                          formats=args.format, allow_mismatch=args.allow_weights_mismatch, **limits(args))
+    try:
+        parse_with_checkpoint(args.videos, args.checkpoint, args.out, weight_choices(args.weights), args.weights_seed,
+                              args.device, args.batch_size, args.frame_threshold, args.global_threshold,
+                              args.audio_csv, args.visual_csv, given, progress=not args.no_progress,
+                              features=args.features, formats=args.format,
+                              allow_mismatch=args.allow_weights_mismatch, **limits(args))
+    except VideosFailed:
+        write_page(args.out)  # the videos that were parsed are viewable; the failures stay an error
+        raise
+    write_page(args.out)
+
+
+def write_page(out: Path) -> None:
+    """The folder's viewer (`avvp view`), its path said on stderr beside the per-video lines."""
+    import sys
+
+    from avvp.parsing.viewer import write_viewer
+
+    try:
+        print(f"viewer: {write_viewer(out)}", file=sys.stderr)
+    except (ValueError, FileNotFoundError):
+        pass  # nothing was parsed into OUT: no page to show

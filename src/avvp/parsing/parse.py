@@ -180,6 +180,7 @@ def _write_outputs(parsed: ParsedVideo, classes: Sequence[str], settings: Mappin
     n_segments = segment_count(parsed.duration)
     body = {
         "video": str(parsed.video),
+        "video_file": str(parsed.video.resolve()),  # the viewer links it from wherever the folder is
         "duration": parsed.duration,
         "has_audio": parsed.has_audio,  # without an audio track the audio stream is silence
         "n_windows": parsed.n_windows,

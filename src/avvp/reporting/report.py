@@ -48,11 +48,22 @@ def figure_html(path: str | Path, alt: str) -> str:
             f'alt="{html.escape(alt)}"><figcaption>{html.escape(alt)}</figcaption></figure>')
 
 
+def viewer_html(href: str) -> str:
+    """The line under the metrics that leads to the test split's viewer (`href` relative to the report)."""
+    link = html.escape(href, quote=True)
+    return (f'<p class="avvp-viewer">Watch each test video with its events and ground truth, worst first: '
+            f'<a href="{link}">{html.escape(href)}</a> (the offline viewer, beside this report in results/; '
+            "avvp view rebuilds it).</p>")
+
+
 def summary_html(table_html: str, curves: Mapping[str, str | Path], per_class: Mapping[str, str | Path],
-                 timelines: Sequence[str | Path]) -> str:
-    """The report's front page below its title: the metrics tables, then every figure (label ->
-    figure file)."""
-    parts = ['<section class="avvp-metrics">', table_html, "</section>", "<h2>Training curves</h2>"]
+                 timelines: Sequence[str | Path], viewer: str | None = None) -> str:
+    """The report's front page below its title: the metrics tables, the link to the test split's
+    viewer (its address relative to the report), then every figure (label -> figure file)."""
+    parts = ['<section class="avvp-metrics">', table_html, "</section>"]
+    if viewer:
+        parts.append(viewer_html(viewer))
+    parts.append("<h2>Training curves</h2>")
     parts += [figure_html(p, f"{label}: loss and validation Type@AV per epoch") for label, p in curves.items()]
     parts.append("<h2>Per-class F-scores (segment level)</h2>")
     parts += [figure_html(p, f"{label}: audio and visual F per class") for label, p in per_class.items()]
