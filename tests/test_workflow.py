@@ -452,14 +452,17 @@ def test_report_links_the_test_split_viewer_which_opens(three_seeds: SeedsRun, r
     assert all(0 <= float(f) <= 100 for _, f in listed)
 
 
-def test_make_demo_ends_with_the_report_and_the_viewer() -> None:
-    """`make demo` builds everything (the viewer too), then the report, and prints both pages' paths."""
+def test_make_demo_ends_with_the_numbers_the_report_and_the_viewer() -> None:
+    """`make demo` builds everything (the viewer too), then the report, then prints the ten numbers
+    (`avvp leaderboard`) and the paths of metrics.json and both pages."""
     out = subprocess.run(["make", "-n", "demo"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     lines = out.splitlines()
     run_all = next(i for i, line in enumerate(lines) if line.endswith("snakemake --cores 2 all"))
     report = next(i for i, line in enumerate(lines) if line.endswith("snakemake --report results/report.html"))
-    assert run_all < report
-    assert f"Open the report: {REPO}/results/report.html" in out and f"Open the viewer: {REPO}/results/parsed_test/index.html" in out
+    numbers = next(i for i, line in enumerate(lines) if line.endswith("avvp leaderboard results/metrics.json"))
+    assert run_all < report < numbers
+    for path in ("results/metrics.json", "results/report.html", "results/parsed_test/index.html"):
+        assert f"{REPO}/{path}" in "\n".join(lines[numbers:])
 
 
 # Measured in the page once the report's app has drawn it: the viewport, the front page's first
