@@ -85,7 +85,7 @@ NOTE = ("seeds 1, 2, 3, jomold_ratios: its noise ratios drop every visual label 
 def test_partial_data_and_a_methods_recorded_note_are_said_with_the_numbers(tmp_path: Path) -> None:
     """A split not whole gives the PARTIAL DATA banner before any number; a pass's note (JoMoLD's
     ratios dropping every visual label, read from its folder) is listed under the table."""
-    from avvp.evaluation.aggregate import pass_notes
+    from avvp.methods.stages import pass_notes
 
     folders = {}
     for name, visual in (("all", [1.0, 1.0]), ("some", [1.0, 0.5])):

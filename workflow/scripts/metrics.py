@@ -2,7 +2,8 @@
 
 import sys
 
-from avvp.evaluation.aggregate import build_metrics, distinct, pass_notes, weights_used, write_metrics
+from avvp.evaluation.aggregate import build_metrics, distinct, weights_used, write_metrics
+from avvp.methods.stages import pass_notes
 from avvp.reporting.provenance import provenance_block, stage_settings
 
 sys.stdout = sys.stderr = open(snakemake.log[0], "w")

@@ -178,23 +178,6 @@ def random_kinds(weights: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return sorted(random_weight_kinds(weights))
 
 
-def pass_notes(passes: Sequence[Sequence[str]]) -> dict[str, list[str]]:
-    """Method -> the notes its runs' passes give (`Pass.explain` of [run, seed, stage, folder]), each
-    once, with the seeds it holds for."""
-    from avvp.methods.stages import stage
-
-    seeds: dict[tuple[str, str], list[str]] = {}
-    for run, seed, stage_id, folder in passes:
-        text = stage(stage_id).explain(Path(folder))
-        if text:
-            seeds.setdefault((run, f"{stage(stage_id).id}: {text}"), []).append(seed)
-    notes: dict[str, list[str]] = {}
-    for (run, text), which in seeds.items():
-        label = "seed" if len(which) == 1 else "seeds"
-        notes.setdefault(run, []).append(f"{label} {', '.join(which)}, {text}")
-    return notes
-
-
 def build_metrics(scores: Sequence[str | Path], runs: Sequence[tuple[str, int]],
                   methods: Mapping[str, Mapping[str, Any]], packs: Sequence[str | Path], dataset: Mapping[str, Any],
                   provenance: Mapping[str, Any], protocols: Mapping[str, Mapping[str, Any]],
@@ -203,7 +186,7 @@ def build_metrics(scores: Sequence[str | Path], runs: Sequence[tuple[str, int]],
     the split packs; `methods` as in `per_method`; `protocols`: entry -> title and each run's rule,
     in the config's order (the first is the primary one); `provenance` (avvp.reporting.provenance)
     holds the feature weights records among the rest; `notes`: method -> what its runs' passes say
-    a reader must know (`Pass.explain`)."""
+    a reader must know (`avvp.methods.stages.pass_notes`)."""
     bodies = [read_json(path) for path in scores]
     evaluation = shared_evaluation(scores, bodies)
     random = random_kinds(provenance["feature_weights"])

@@ -203,3 +203,18 @@ def stage(stage_id: str) -> Stage:
 
 def method(name: str) -> Method:
     return _METHODS.get(name)
+
+
+def pass_notes(passes: Sequence[Sequence[str]]) -> dict[str, list[str]]:
+    """Method -> the notes its runs' passes give (`Pass.explain` of [run, seed, stage, folder]), each
+    once, with the seeds it holds for."""
+    seeds: dict[tuple[str, str], list[str]] = {}
+    for run, seed, stage_id, folder in passes:
+        text = stage(stage_id).explain(Path(folder))
+        if text:
+            seeds.setdefault((run, f"{stage(stage_id).id}: {text}"), []).append(seed)
+    notes: dict[str, list[str]] = {}
+    for (run, text), which in seeds.items():
+        label = "seed" if len(which) == 1 else "seeds"
+        notes.setdefault(run, []).append(f"{label} {', '.join(which)}, {text}")
+    return notes
