@@ -352,6 +352,18 @@ def three_seeds(demo_run: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.mark.slow
+def test_hans_three_seeds_are_the_compare_tables(three_seeds: SeedsRun) -> None:
+    """HAN's rows of docs/BENCHMARKS.md's compare table (config/compare.yaml, seeds 1-3, made by
+    scripts/docs_tables.py) are what seeds 1-3 of the demo give again: the runs repeat themselves."""
+    made = subprocess.run([sys.executable, str(REPO / "scripts" / "docs_tables.py"), "compare",
+                           str(three_seeds.workdir / "results/metrics.json")], capture_output=True, text=True,
+                          check=True).stdout
+    rows = [line for line in made.splitlines() if line.startswith("| HAN | avvp |")]
+    documented = (REPO / "docs" / "BENCHMARKS.md").read_text()
+    assert len(rows) == 2 and all(row in documented for row in rows), "\n".join(rows)
+
+
+@pytest.mark.slow
 def test_more_seeds_train_only_the_new_ones_and_give_mean_and_sd(three_seeds: SeedsRun) -> None:
     trained = sorted(j.get("seed") for j in three_seeds.planned if j.rule == "train")
     assert trained == ["2", "3"]
