@@ -1,5 +1,9 @@
 """The avvp workflow: a clip list (or released features) -> results/metrics.json and the report.
 
+Every output goes under one experiment folder: results/ for the demo config, results/<experiment>/
+for any other (config `experiment`, by default the --configfile's stem; rules/common.smk `out`), so
+configs run one after another keep each other's results.
+
 Each rule's body is one call into the `avvp` package; this file and workflow/rules/ only decide
 what runs, where, with which settings, and what is cached. See README for the three ways into LLP.
 """
@@ -9,6 +13,7 @@ from pathlib import Path
 from snakemake.utils import min_version, validate
 
 from avvp.workflow.config_schema import check_config, write_config_schema
+from avvp.workflow.experiment import experiment_report_text
 from avvp.workflow.snakemake_log import hide_empty_shell_commands
 
 min_version("9.0")
@@ -28,9 +33,6 @@ check_config(config, CONFIG_SCHEMA, workflow.overwrite_configfiles)
 validate(config, CONFIG_SCHEMA, set_default=True)
 
 
-report: "workflow/report/workflow.rst"
-
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/media.smk"
@@ -40,8 +42,19 @@ include: "workflow/rules/parse.smk"
 include: "workflow/rules/report.smk"
 
 
+# The front page includes this experiment's summary page by path (rules/common.smk EXPERIMENT).
+REPORT_TEXT = experiment_report_text(
+    Path(workflow.basedir) / "workflow/report/workflow.rst",
+    EXPERIMENT,
+    Path(".snakemake/avvp/report", "_".join(Path(EXPERIMENT).parts) + ".rst"),
+)
+
+
+report: REPORT_TEXT
+
+
 rule all:
     default_target: True
     input:
-        "results/metrics.json",
+        out("metrics.json"),
         report_figures(),

@@ -2,7 +2,7 @@
 that the docs say what a run gives (issue: docs that no longer match a run).
 
     python scripts/docs_tables.py demo results/metrics.json             # print the README's demo table
-    python scripts/docs_tables.py compare results/metrics.json --write docs/BENCHMARKS.md
+    python scripts/docs_tables.py compare results/compare/metrics.json --write docs/BENCHMARKS.md
 
 A table lives between `<!-- table:NAME -->` and `<!-- /table:NAME -->` in its document; --write
 replaces what is between them (the file is rewritten atomically).

@@ -33,7 +33,7 @@ from workflow_helpers import (
     small_demo_dataset,
     snakemake_command,
     write_random_features,
-    write_yaml,
+    write_config,
 )
 
 TESTS = Path(__file__).resolve().parent
@@ -284,7 +284,7 @@ def test_markup_in_names_and_labels_is_text_in_the_report(tmp_path: Path) -> Non
                           "features_dir": "features"},
               "train": {"methods": ["mine"]}, "variants": {"mine": {"method": "han", "label": label}},
               "stages": {"han": {"epochs": 1}}}
-    args = [f"--configfile={write_yaml(workdir / 'markup.yaml', config)}"]
+    args = [f"--configfile={write_config(workdir / 'markup.yaml', config)}"]
     run_snakemake(workdir, "--cores", "2", *args)
     assert json.loads((workdir / "results/metrics.json").read_text())["methods"]["mine"]["label"] == label
     run_snakemake(workdir, "--report", "results/report.html", *args)
@@ -308,7 +308,7 @@ def test_a_second_snakemake_on_the_same_folder_is_refused_by_the_lock(tmp_path: 
     write_random_features(workdir / "features", list(chosen))
     config = {"dataset": {"mode": "features", "annotations": annotations("data/mini"), "features_dir": "features"},
               "stages": {"han": {"epochs": 100000}}}  # trains until killed
-    command = snakemake_command("--cores", "1", f"--configfile={write_yaml(workdir / 'long.yaml', config)}",
+    command = snakemake_command("--cores", "1", f"--configfile={write_config(workdir / 'long.yaml', config)}",
                                 "results/metrics.json")
     first = subprocess.Popen(command, cwd=workdir, env=environment(), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
@@ -390,4 +390,4 @@ def test_a_twenty_minute_video_parses_in_the_memory_of_a_ten_second_one(data: di
     assert parsed["n_windows"] == 120 and parsed["duration"] == pytest.approx(1200, abs=0.1)
     assert long - short < 128 * 1024, f"peak RSS {short // 1024} MiB for 10 s, {long // 1024} MiB for 20 min"
     assert sorted(p.name for p in (tmp_path / "parsed").iterdir() if p.suffix != ".png") == [
-        "long10.csv", "long10.json", "long1200.csv", "long1200.json"]  # no work folder left
+        "index.html", "long10.csv", "long10.json", "long1200.csv", "long1200.json"]  # the viewer, no work folder

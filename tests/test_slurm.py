@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from slurm_cluster import Job, SlurmCluster, single_node_slurm, slurm_missing_reason
-from workflow_helpers import copy_workflow, environment, snakemake_command, write_yaml
+from workflow_helpers import copy_workflow, environment, snakemake_command, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm"
@@ -140,7 +140,7 @@ TINY_DEMO = {
 @pytest.mark.slow
 def test_demo_to_metrics_on_slurm(cluster: SlurmCluster, tmp_path: Path) -> None:
     copy_workflow(tmp_path)  # a working copy, as a user's clone would be
-    write_yaml(tmp_path / "tiny.yaml", TINY_DEMO)
+    write_config(tmp_path / "tiny.yaml", TINY_DEMO)
     before = cluster.jobs()
 
     done = snakemake(

@@ -36,7 +36,7 @@ from workflow_helpers import (
     small_demo_dataset,
     snakemake_command,
     write_random_features,
-    write_yaml,
+    write_config,
 )
 
 KINDS = ("vggish", "res152", "r2plus1d_18")
@@ -49,7 +49,7 @@ AFTER_PACK = AFTER_TRAIN + Counter({"pack": 3})
 
 def override(workdir: Path, name: str, data: dict) -> list[str]:
     """Arguments that lay `data` over the default config (snakemake merges --configfile)."""
-    return [f"--configfile={write_yaml(workdir / name, data)}"]
+    return [f"--configfile={write_config(workdir / name, data)}"]
 
 
 # --- the demo run itself -------------------------------------------------------------------------
@@ -191,7 +191,7 @@ def test_one_more_clip_touches_only_its_shard(demo_run: DemoRun) -> None:
 def test_llp_dry_run_builds_hundreds_of_jobs_quickly(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "llp")
     start = time.monotonic()
-    jobs = planned_jobs(workdir, "--configfile=config/llp.yaml")
+    jobs = planned_jobs(workdir, "--configfile=config/llp.yaml", target="results/llp/metrics.json")
     seconds = time.monotonic() - start
     counts = rule_counts(jobs)
     n_shards = load_config(workdir, "config/llp.yaml")["dataset"]["n_shards"]
@@ -294,7 +294,7 @@ def test_missing_clips_are_recorded_and_a_killed_run_redoes_no_finished_shard(tm
 
     first = run_until(workdir, args, tmp_path / "first.log",
                       lambda out: any(j.rule == "extract" for j in finished_jobs(out)))
-    done = [j for j in finished_jobs(first) if j.get("shard") is not None]
+    done = [j for j in finished_jobs(first) if j.rule in SHARD_OUTPUTS]
     stamps = {j: snapshot(workdir, j) for j in done}
     run_snakemake(workdir, "--unlock", *args[2:])
     second = run_snakemake(workdir, *args, timeout=1800).stdout
@@ -312,12 +312,14 @@ def test_missing_clips_are_recorded_and_a_killed_run_redoes_no_finished_shard(tm
     assert metrics["coverage"]["test"]["scored"] == 1
 
 
+SHARD_OUTPUTS = {"download": ["results/shards/{shard}/download.tsv", "results/videos/{shard}"],
+                 "media": ["results/shards/{shard}/media.tsv", "results/audio/{shard}", "results/frames/{shard}"],
+                 "extract": ["results/features/{shard}/{kind}"]}
+
+
 def snapshot(workdir: Path, job: Job) -> dict[str, int]:
     """Modification times of a shard job's output files (what a rerun would rewrite)."""
-    shard = job.get("shard")
-    roots = {"download": [f"results/shards/{shard}/download.tsv", f"results/videos/{shard}"],
-             "media": [f"results/shards/{shard}/media.tsv", f"results/audio/{shard}", f"results/frames/{shard}"],
-             "extract": [f"results/features/{shard}/{job.get('kind')}"]}[job.rule]
+    roots = [root.format(shard=job.get("shard"), kind=job.get("kind")) for root in SHARD_OUTPUTS[job.rule]]
     stamps = {}
     for root in roots:
         path = workdir / root

@@ -21,7 +21,7 @@ from workflow_helpers import (
     small_demo_dataset,
     snakemake_command,
     write_random_features,
-    write_yaml,
+    write_config,
 )
 
 
@@ -29,7 +29,7 @@ def dry_run_error(workdir: Path, config: dict) -> str:
     """The output of a dry run that must fail at once (before any job) with this config laid over."""
     import subprocess
 
-    path = write_yaml(workdir / "bad.yaml", config)
+    path = write_config(workdir / "bad.yaml", config)
     proc = subprocess.run(snakemake_command("-n", "--cores", "1", f"--configfile={path}", "results/metrics.json"),
                           cwd=workdir, env=environment(), capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0, proc.stdout[-2000:]
@@ -88,7 +88,7 @@ def test_a_shard_without_usable_clips_is_an_empty_result_to_the_metrics(tmp_path
             write_clip(clip, workdir / "clips" / f"{name}.mp4")
     config = {"dataset": {"mode": "local", "n_shards": 2, "annotations": annotations("data/mini"),
                           "local_dir": "clips"}, "stages": {"han": {"epochs": 1}}}
-    args = [f"--configfile={write_yaml(workdir / 'local.yaml', config)}"]
+    args = [f"--configfile={write_config(workdir / 'local.yaml', config)}"]
     run_snakemake(workdir, "--cores", "2", *args, "results/metrics.json", timeout=1800)
     label = f"{empty:03d}"
     def listing(folder: Path) -> set[str]:
@@ -105,14 +105,15 @@ def test_a_shard_without_usable_clips_is_an_empty_result_to_the_metrics(tmp_path
 
 @pytest.mark.slow
 def test_features_mode_notices_a_repaired_feature_file(tmp_path: Path) -> None:
-    """A truncated feature file is skipped (recorded); restoring it reruns its split's pack and
-    what follows, nothing else."""
+    """A truncated feature file is skipped (recorded) where the config accepts partial data
+    (`min_coverage: 0`); restoring it reruns its split's pack and what follows, nothing else."""
     workdir = copy_workflow(tmp_path / "wf")
     chosen = small_demo_dataset(workdir / "data/mini", {"train": 6, "val": 2, "test": 2})
     write_random_features(workdir / "released", list(chosen))
-    config = {"dataset": {"mode": "features", "annotations": annotations("data/mini"), "features_dir": "released"},
+    config = {"dataset": {"mode": "features", "annotations": annotations("data/mini"), "features_dir": "released",
+                          "min_coverage": 0},
               "stages": {"han": {"epochs": 1}}}
-    args = [f"--configfile={write_yaml(workdir / 'features.yaml', config)}"]
+    args = [f"--configfile={write_config(workdir / 'features.yaml', config)}"]
     test_clip = next(name for name, clip in chosen.items() if clip.split == "test")
     damaged = workdir / "released" / "vggish" / f"{test_clip[:11]}.npy"
     backup = damaged.read_bytes()

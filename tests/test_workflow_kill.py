@@ -28,7 +28,7 @@ from workflow_helpers import (
     small_demo_dataset,
     snakemake_command,
     write_random_features,
-    write_yaml,
+    write_config,
 )
 
 EPOCHS = 60
@@ -60,7 +60,7 @@ def packed(tmp_path_factory) -> Path:
     workdir = copy_workflow(tmp_path_factory.mktemp("kill") / "base")
     chosen = small_demo_dataset(workdir / "data/mini", {"train": 8, "val": 4, "test": 2})
     write_random_features(workdir / "released", list(chosen))
-    write_yaml(workdir / CONFIG, {
+    write_config(workdir / CONFIG, {
         "dataset": {"mode": "features", "annotations": annotations("data/mini"), "features_dir": "released"},
         "stages": {"han": {"epochs": EPOCHS, "keep": "type_at_av_first"}}})
     run_snakemake(workdir, *TARGET[:-1], *(f"results/packed/{s}" for s in ("train", "val", "test")))

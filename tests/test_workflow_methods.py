@@ -18,7 +18,7 @@ from workflow_helpers import (
     run_snakemake,
     small_demo_dataset,
     write_random_features,
-    write_yaml,
+    write_config,
 )
 
 METHODS = ["han", "ma_mmil", "jomold"]
@@ -52,7 +52,7 @@ def released_like(workdir: Path) -> Path:
     write_random_features(workdir / "released", list(chosen))
     config = {"dataset": {"name": "released-like", "mode": "features", "annotations": annotations("data/mini"),
                           "features_dir": "released"}, **SETTINGS}
-    return write_yaml(workdir / "methods.yaml", config)
+    return write_config(workdir / "methods.yaml", config)
 
 
 def stage_counts(jobs: list[Job]) -> Counter:
@@ -72,7 +72,7 @@ class MethodsRun:
 
     def plan(self, name: str, change: dict) -> Counter:
         """The jobs of target all once `change` is laid over the run's config."""
-        args = configfiles(self.config, write_yaml(self.workdir / name, change))
+        args = configfiles(self.config, write_config(self.workdir / name, change))
         return stage_counts(planned_jobs(self.workdir, *args, target="all"))
 
 
@@ -99,7 +99,7 @@ def test_every_method_and_seed_is_a_run_of_its_stages(tmp_path: Path) -> None:
 
 def test_bad_method_is_refused_by_the_schema(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "bad")
-    path = write_yaml(workdir / "bad.yaml", {"train": {"methods": ["han", "mmil"]}})
+    path = write_config(workdir / "bad.yaml", {"train": {"methods": ["han", "mmil"]}})
     with pytest.raises(AssertionError, match="mmil"):
         planned_jobs(workdir, f"--configfile={path}")
 

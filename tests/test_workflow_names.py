@@ -8,6 +8,7 @@ import argparse
 import ast
 import dataclasses
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -76,7 +77,8 @@ def test_runs_are_the_run_wildcard_and_passes_the_run_pass_rules(tmp_path, confi
     runs = {job.get("run") for job in jobs if job.rule in ("train", pass_rule, "predict", "evaluate", "curves")}
     assert runs == set(yaml.safe_load((workdir / "config" / config).read_text())["train"]["methods"])
     assert "Shell command: avvp pass --stage " in output and "avvp refine" not in output
-    assert "results/logs/pass/" in output and "results/logs/refine/" not in output
+    folder = Path(config).stem  # the experiment's folder
+    assert f"results/{folder}/logs/pass/" in output and "/logs/refine/" not in output
 
 
 def command_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflow_helpers import copy_workflow, load_config, run_snakemake, small_demo_dataset, write_yaml
+from workflow_helpers import copy_workflow, load_config, run_snakemake, small_demo_dataset, write_config
 
 MARKER = "QUOTING_MARKER"  # what the hostile names would create if a shell ran them
 ANNOTATION_KEYS = ("classes", "train", "val", "test", "eval_audio", "eval_visual")
@@ -130,7 +130,7 @@ def printed_commands(output: str) -> list[str]:
 def test_config_paths_reach_the_shell_as_one_word(tmp_path: Path, shipped: str, mode: str) -> None:
     workdir = copy_workflow(tmp_path / "quoting")
     overlay, paths, expected = hostile_overlay(workdir, shipped, mode)
-    hostile_file = write_yaml(workdir / "hostile.yaml", overlay)
+    hostile_file = write_config(workdir / "hostile.yaml", overlay)
     # rule all (metrics and report) and the parse target; --forceall plans every rule of them
     output = run_snakemake(workdir, "all", "results/parsed/videos.tsv", "-n", "-p", "--forceall", "--cores", "1",
                            "--configfile", shipped, str(hostile_file)).stdout
@@ -162,7 +162,7 @@ def test_hostile_annotation_and_feature_paths_run_to_metrics(tmp_path: Path) -> 
     config = {"dataset": {"mode": "features", "annotations": annotations(hostile("annotations")),
                           "features_dir": hostile("features")},
               "stages": {"han": {"epochs": 1}}}
-    run_snakemake(workdir, "--cores", "2", f"--configfile={write_yaml(workdir / 'hostile.yaml', config)}",
+    run_snakemake(workdir, "--cores", "2", f"--configfile={write_config(workdir / 'hostile.yaml', config)}",
                   "results/metrics.json")
     metrics = json.loads((workdir / "results/metrics.json").read_text(encoding="utf-8"))
     assert metrics["coverage"]["test"]["scored"] == 2

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from workflow_helpers import annotations, copy_workflow, planned_jobs, run_snakemake, small_demo_dataset, write_yaml
+from workflow_helpers import annotations, copy_workflow, planned_jobs, run_snakemake, small_demo_dataset, write_config
 
 SHAPES = {"vggish": (10, 128), "res152": (80, 2048), "r2plus1d_18": (10, 512), "clip": (10, 768),
           "clap": (64, 768), "clap_windows": (10, 512)}
@@ -33,8 +33,8 @@ def valor_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     config = {"dataset": {"name": "released-like", "mode": "features", "annotations": annotations("data/mini"),
                           "features_dir": "released"},
               "features": {"clip": RANDOM, "clap_windows": RANDOM}}
-    base = write_yaml(workdir / "base.yaml", config)
-    overlay = write_yaml(workdir / "short.yaml", {"stages": {"valor_train": {"epochs": 1}}})
+    base = write_config(workdir / "base.yaml", config)
+    overlay = write_config(workdir / "short.yaml", {"stages": {"valor_train": {"epochs": 1}}})
     args = ("--configfile", str(base), "config/valor.yaml", str(overlay))
     run_snakemake(workdir, "results/metrics.json", "--cores", "2", *args, timeout=900)
     return workdir, args
@@ -42,7 +42,7 @@ def valor_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def plan(valor_run: tuple[Path, Path], name: str, change: dict) -> Counter:
     workdir, args = valor_run
-    jobs = planned_jobs(workdir, *args, str(write_yaml(workdir / name, change)))
+    jobs = planned_jobs(workdir, *args, str(write_config(workdir / name, change)))
     return Counter(job.get("stage") or job.rule for job in jobs)
 
 
@@ -96,7 +96,7 @@ def test_variant_setting_reruns_its_own_run_only(valor_run: tuple[Path, Path]) -
 
 def test_unknown_run_name_is_refused(tmp_path: Path) -> None:
     workdir = copy_workflow(tmp_path / "bad")
-    path = write_yaml(workdir / "bad.yaml", {"train": {"methods": ["valor", "valor_plus"]}})
+    path = write_config(workdir / "bad.yaml", {"train": {"methods": ["valor", "valor_plus"]}})
     with pytest.raises(AssertionError, match="'valor_plus' is neither a registered method"):
         planned_jobs(workdir, f"--configfile={path}")
 
@@ -105,10 +105,10 @@ def test_each_kind_reads_its_medium_from_the_media_step(tmp_path: Path) -> None:
     """On the demo's own clips (a dry run): CLAP's kinds read the clips themselves (their audio track
     at its own rate, as VALOR does), VGGish the 16 kHz WAVs, the visual kinds the frames."""
     workdir = copy_workflow(tmp_path / "media")
-    output = run_snakemake(workdir, "results/metrics.json", "-n", "-p", "--cores", "1",
+    output = run_snakemake(workdir, "results/valor/metrics.json", "-n", "-p", "--cores", "1",
                            "--configfile", "config/valor.yaml").stdout
     read = {}
-    for kind, listing in re.findall(r"avvp extract --kind (\w+) .*?--inputs-from results/shards/\d+/(\w+)\.txt", output):
+    for kind, listing in re.findall(r"avvp extract --kind (\w+) .*?--inputs-from results/valor/shards/\d+/(\w+)\.txt", output):
         read.setdefault(kind, set()).add(listing)
     assert read == {"vggish": {"audio"}, "res152": {"frames"}, "r2plus1d_18": {"frames"}, "clip": {"frames"},
                     "clap": {"video"}, "clap_windows": {"video"}}

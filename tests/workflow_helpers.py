@@ -106,8 +106,11 @@ def rule_counts(jobs: list[Job]) -> Counter:
     return Counter(job.rule for job in jobs)
 
 
-def write_yaml(path: Path, data: dict) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+def write_config(path: Path, data: dict) -> Path:
+    """A config file for --configfile. Unless `data` names its experiment, its outputs go to results/
+    itself (`experiment: ""`), where the tests read them as the demo's; test_experiments.py covers
+    the experiment folders."""
+    path.write_text(yaml.safe_dump({"experiment": "", **data}, sort_keys=False), encoding="utf-8")
     return path
 
 

@@ -27,22 +27,34 @@ from avvp.workflow.config_checks import (
     check_variants,
     check_weights,
 )
+from avvp.workflow.experiment import check_targets, experiment_folder
 from avvp.evaluation.protocols import protocol
 from avvp.extractors import feature_kind, feature_kinds
 from avvp.clips.ffmpeg import fidelity_warning
 from avvp.methods.settings import option_flag
 from avvp.methods.stages import method, stage, stages
 
+EXPERIMENT = experiment_folder(
+    config.get("experiment"), workflow.overwrite_configfiles, Path(workflow.basedir) / "config/config.yaml"
+)
+check_targets(sys.argv[1:], EXPERIMENT)  # the demo's results/metrics.json asked of another config
+
+
+def out(path: str) -> str:
+    """`path` in this config's experiment folder (results/ or results/<experiment>/)."""
+    return f"{EXPERIMENT}/{path}"
+
+
 SPLITS = ("train", "val", "test")
 DATASET = config["dataset"]
 MODE = DATASET["mode"]
-DEMO_DIR = "results/demo"
+DEMO_DIR = out("demo")
 RUNS = list(config["train"]["methods"])  # run names: a registered method or a variant
 VARIANTS = config["variants"]
 SEEDS = list(config["train"]["seeds"])
-RUN = "results/runs/{run}/seed{seed}"
+RUN = out("runs/{run}/seed{seed}")
 ALL_SEEDS = "all_seeds"  # the folder of a run's passes that do not depend on its seed
-REPORT = "results/report"
+REPORT = out("report")
 check_variants(RUNS, VARIANTS)
 check_feature_sets(config["model"]["features"], VARIANTS)
 check_weights(config["features"])
@@ -175,7 +187,7 @@ def stage_dir(run_name: str, seed: int | str, stage_id: str) -> str:
     """A stage's folder in a run: under the seed's folder, or under all_seeds for a pass that is
     the same for every seed."""
     seeds = f"seed{seed}" if stage(stage_id).per_seed else ALL_SEEDS
-    return f"results/runs/{run_name}/{seeds}/{stage_id}"
+    return f"{EXPERIMENT}/runs/{run_name}/{seeds}/{stage_id}"
 
 
 def final_dir(run_name: str, seed: int | str) -> str:
@@ -201,7 +213,10 @@ def evaluations() -> list[str]:
     """The scores of every run under every protocol: protocol-major, then run-major (the order of
     metrics params `protocols` and `runs`)."""
     return [
-        f"results/runs/{r}/seed{s}/evaluation/{p}/test.json" for p in PROTOCOLS for r in RUNS for s in SEEDS
+        f"{EXPERIMENT}/runs/{r}/seed{s}/evaluation/{p}/test.json"
+        for p in PROTOCOLS
+        for r in RUNS
+        for s in SEEDS
     ]
 
 
@@ -349,7 +364,7 @@ def report_figures() -> list[str]:
     """Everything the report shows (rule all asks for it, so `--report` finds it made)."""
     figures = [f"{REPORT}/{name}/{r}.png" for name in ("curves", "per_class") for r in RUNS]
     figures += [f"{REPORT}/metrics.html", f"{REPORT}/summary.html"]
-    return figures + ([] if MODE == "features" else [f"{REPORT}/timelines", "results/parsed_test/index.html"])
+    return figures + ([] if MODE == "features" else [f"{REPORT}/timelines", out("parsed_test/index.html")])
 
 
 def shard_clips(wildcards) -> list[str]:
@@ -380,7 +395,7 @@ def download_inputs(wildcards) -> list[str]:
     return [f"{DEMO_DIR}/videos/{wildcards.shard}"] if MODE == "demo" else []
 
 
-MEDIUM_FOLDERS = {"audio": "audio", "frames": "frames", "video": "videos"}  # under results/, per shard
+MEDIUM_FOLDERS = {"audio": "audio", "frames": "frames", "video": "videos"}  # in the experiment, per shard
 
 
 def extract_inputs(wildcards) -> dict[str, str]:
@@ -388,8 +403,8 @@ def extract_inputs(wildcards) -> dict[str, str]:
     step lists each medium's inputs of the usable clips)."""
     medium = feature_kind(wildcards.kind).medium
     return {
-        "inputs": f"results/shards/{wildcards.shard}/{medium}.txt",
-        "media": f"results/{MEDIUM_FOLDERS[medium]}/{wildcards.shard}",
+        "inputs": f"{EXPERIMENT}/shards/{wildcards.shard}/{medium}.txt",
+        "media": f"{EXPERIMENT}/{MEDIUM_FOLDERS[medium]}/{wildcards.shard}",
     }
 
 
@@ -397,7 +412,7 @@ def feature_dirs() -> list[str]:
     """Every folder of features: one per shard and kind, or the released root in features mode."""
     if MODE == "features":
         return [DATASET["features_dir"]]
-    return [f"results/features/{shard}/{kind}" for shard in SHARDS for kind in KINDS]
+    return [f"{EXPERIMENT}/features/{shard}/{kind}" for shard in SHARDS for kind in KINDS]
 
 
 def split_videos(split: str) -> list[str]:
@@ -421,11 +436,11 @@ def feature_args() -> str:
     """The feature source of `avvp pack`: the released root, or every shard's folders."""
     if MODE == "features":
         return f"--features {shlex.quote(DATASET['features_dir'])}"
-    return f"--features-shards results/features --shard-count {DATASET['n_shards']}"
+    return f"--features-shards {shlex.quote(out('features'))} --shard-count {DATASET['n_shards']}"
 
 
 def manifest_input() -> list[str]:
-    return [] if MODE == "features" else ["results/manifest.tsv"]
+    return [] if MODE == "features" else [out("manifest.tsv")]
 
 
 def manifest_arg(wildcards, input) -> str:
@@ -437,7 +452,9 @@ def weights_files() -> dict[str, list[str]]:
     released root may have none)."""
     if MODE == "features":
         return {kind: [f"{DATASET['features_dir']}/{kind}/weights.json"] for kind in KINDS}
-    return {kind: [f"results/features/{shard}/{kind}/weights.json" for shard in SHARDS] for kind in KINDS}
+    return {
+        kind: [f"{EXPERIMENT}/features/{shard}/{kind}/weights.json" for shard in SHARDS] for kind in KINDS
+    }
 
 
 def is_llp() -> bool:
@@ -453,7 +470,7 @@ def feature_roots() -> list[str]:
     """The released-layout roots of the features (parse and timelines reuse those of 10-second clips)."""
     if MODE == "features":
         return [DATASET["features_dir"]]
-    return [f"results/features/{shard}" for shard in SHARDS]
+    return [f"{EXPERIMENT}/features/{shard}" for shard in SHARDS]
 
 
 def test_videos() -> dict[str, str]:
@@ -464,7 +481,7 @@ def test_videos() -> dict[str, str]:
         names = demo_test_clips()
     else:
         names = sorted(read_weak(ANNOTATIONS["test"], read_classes(ANNOTATIONS["classes"])).filenames)
-    return {name: f"results/videos/{CLIP_SHARD[name]}/{name}.mp4" for name in names}
+    return {name: f"{EXPERIMENT}/videos/{CLIP_SHARD[name]}/{name}.mp4" for name in names}
 
 
 def demo_test_clips() -> list[str]:

@@ -7,7 +7,7 @@ if MODE == "demo":
         output:
             **ANNOTATIONS,
         log:
-            "results/logs/demo_annotations.log",
+            out("logs/demo_annotations.log"),
         conda:
             "../../envs/download.yaml"
         params:
@@ -20,9 +20,9 @@ if MODE == "demo":
         output:
             directory(f"{DEMO_DIR}/videos/{{shard}}"),
         log:
-            "results/logs/demo_videos/{shard}.log",
+            out("logs/demo_videos/{shard}.log"),
         benchmark:
-            "results/benchmarks/demo_videos/{shard}.tsv"
+            out("benchmarks/demo_videos/{shard}.tsv")
         conda:
             "../../envs/media.yaml"
         threads: 2
@@ -43,9 +43,9 @@ localrules:
 rule shard_list:
     """One shard's clip names, a line each: a file, so that no printed command carries ~90 names."""
     output:
-        "results/shards/{shard}/clips.txt",
+        out("shards/{shard}/clips.txt"),
     log:
-        "results/logs/shard_list/{shard}.log",
+        out("logs/shard_list/{shard}.log"),
     params:
         clips=shard_clips,
     run:
@@ -56,14 +56,14 @@ rule download:
     """Fetch one shard's clips (YouTube, or a local folder); failures become records, not errors."""
     input:
         download_inputs,
-        clips="results/shards/{shard}/clips.txt",
+        clips=out("shards/{shard}/clips.txt"),
     output:
-        records="results/shards/{shard}/download.tsv",
-        videos=directory("results/videos/{shard}"),
+        records=out("shards/{shard}/download.tsv"),
+        videos=directory(out("videos/{shard}")),
     log:
-        "results/logs/download/{shard}.log",
+        out("logs/download/{shard}.log"),
     benchmark:
-        "results/benchmarks/download/{shard}.tsv"
+        out("benchmarks/download/{shard}.tsv")
     conda:
         "../../envs/download.yaml"
     threads: 1
@@ -81,11 +81,11 @@ rule download:
 rule manifest:
     """Every clip of the data set with its status and reason, gathered from the shards."""
     input:
-        expand("results/shards/{shard}/media.tsv", shard=SHARDS),
+        expand(out("shards/{shard}/media.tsv"), shard=SHARDS),
     output:
-        "results/manifest.tsv",
+        out("manifest.tsv"),
     log:
-        "results/logs/manifest.log",
+        out("logs/manifest.log"),
     conda:
         "../../envs/download.yaml"
     script:

@@ -7,11 +7,11 @@ rule extract:
     input:
         unpack(extract_inputs),
     output:
-        directory("results/features/{shard}/{kind}"),
+        directory(out("features/{shard}/{kind}")),
     log:
-        "results/logs/extract/{shard}_{kind}.log",
+        out("logs/extract/{shard}_{kind}.log"),
     benchmark:
-        "results/benchmarks/extract/{shard}_{kind}.tsv"
+        out("benchmarks/extract/{shard}_{kind}.tsv")
     conda:
         "../../envs/features.yaml"
     threads: config["resources"]["extract_threads"]
@@ -21,7 +21,7 @@ rule extract:
         gpu=config["resources"]["gpu"],
     params:
         flags=lambda wildcards: cli_flags(config["features"][wildcards.kind]),
-        root=lambda wildcards: f"results/features/{wildcards.shard}",
+        root=lambda wildcards: f"{EXPERIMENT}/features/{wildcards.shard}",
     shell:
         # A shard whose clips are all unavailable has nothing to extract: an empty folder.
         "(if [ -s {input.inputs:q} ]; then avvp extract --kind {wildcards.kind:q} {params.flags}"
@@ -37,11 +37,11 @@ rule pack:
         manifest=manifest_input(),
         features=pack_inputs,
     output:
-        directory("results/packed/{split}"),
+        directory(out("packed/{split}")),
     log:
-        "results/logs/pack/{split}.log",
+        out("logs/pack/{split}.log"),
     benchmark:
-        "results/benchmarks/pack/{split}.tsv"
+        out("benchmarks/pack/{split}.tsv")
     conda:
         "../../envs/model.yaml"
     threads: 1

@@ -4,19 +4,19 @@
 rule media:
     """Decode every downloaded clip of a shard; a clip that fails becomes `unavailable`."""
     input:
-        records="results/shards/{shard}/download.tsv",
-        videos="results/videos/{shard}",
+        records=out("shards/{shard}/download.tsv"),
+        videos=out("videos/{shard}"),
     output:
-        records="results/shards/{shard}/media.tsv",
-        audio=directory("results/audio/{shard}"),
-        frames=directory("results/frames/{shard}"),
-        audio_list="results/shards/{shard}/audio.txt",
-        frames_list="results/shards/{shard}/frames.txt",
-        video_list="results/shards/{shard}/video.txt",
+        records=out("shards/{shard}/media.tsv"),
+        audio=directory(out("audio/{shard}")),
+        frames=directory(out("frames/{shard}")),
+        audio_list=out("shards/{shard}/audio.txt"),
+        frames_list=out("shards/{shard}/frames.txt"),
+        video_list=out("shards/{shard}/video.txt"),
     log:
-        "results/logs/media/{shard}.log",
+        out("logs/media/{shard}.log"),
     benchmark:
-        "results/benchmarks/media/{shard}.tsv"
+        out("benchmarks/media/{shard}.tsv")
     conda:
         "../../envs/media.yaml"
     threads: 2

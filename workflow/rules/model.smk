@@ -7,8 +7,8 @@ a config variant of one (`variants`). Each stage job gets only its own config se
 the test split, which is scored; metrics.json gathers all runs."""
 
 TRAIN_INPUTS = {
-    "train_pack": "results/packed/train",
-    "val_pack": "results/packed/val",
+    "train_pack": out("packed/train"),
+    "val_pack": out("packed/val"),
     "train_csv": ANNOTATIONS["train"],
     "val_csv": ANNOTATIONS["val"],
     "audio_csv": ANNOTATIONS["eval_audio"],
@@ -32,9 +32,9 @@ rule train:
         log=f"{RUN}/{{stage}}/log.csv",
         summary=f"{RUN}/{{stage}}/summary.json",
     log:
-        "results/logs/train/{run}_seed{seed}_{stage}.log",
+        out("logs/train/{run}_seed{seed}_{stage}.log"),
     benchmark:
-        "results/benchmarks/train/{run}_seed{seed}_{stage}.tsv"
+        out("benchmarks/train/{run}_seed{seed}_{stage}.tsv")
     wildcard_constraints:
         stage="|".join(TRAINING_STAGES),
     conda:
@@ -66,13 +66,13 @@ rule run_pass:
     noise ratios) or without one (VALOR's zero-shot labels)."""
     input:
         unpack(stage_inputs),
-        train_pack="results/packed/train",
+        train_pack=out("packed/train"),
     output:
         directory(f"{RUN}/{{stage}}"),
     log:
-        "results/logs/pass/{run}_seed{seed}_{stage}.log",
+        out("logs/pass/{run}_seed{seed}_{stage}.log"),
     benchmark:
-        "results/benchmarks/pass/{run}_seed{seed}_{stage}.tsv"
+        out("benchmarks/pass/{run}_seed{seed}_{stage}.tsv")
     wildcard_constraints:
         stage="|".join(PASSES),
     conda:
@@ -94,11 +94,11 @@ rule run_pass:
 
 use rule run_pass as run_pass_all_seeds with:
     output:
-        directory(f"results/runs/{{run}}/{ALL_SEEDS}/{{stage}}"),
+        directory(f"{EXPERIMENT}/runs/{{run}}/{ALL_SEEDS}/{{stage}}"),
     log:
-        "results/logs/pass/{run}_{stage}.log",
+        out("logs/pass/{run}_{stage}.log"),
     benchmark:
-        "results/benchmarks/pass/{run}_{stage}.tsv"
+        out("benchmarks/pass/{run}_{stage}.tsv")
     wildcard_constraints:
         stage="|".join(SEEDLESS_PASSES),
     params:
@@ -113,15 +113,15 @@ rule predict:
     by one run's model: the test split, and the validation split where a protocol calibrates."""
     input:
         checkpoint=final_checkpoint,
-        pack="results/packed/{split}",
+        pack=out("packed/{split}"),
         split=lambda wildcards: ANNOTATIONS[wildcards.split],
         classes=ANNOTATIONS["classes"],
     output:
         f"{RUN}/predictions/{{split}}.npz",
     log:
-        "results/logs/predict/{run}_seed{seed}_{split}.log",
+        out("logs/predict/{run}_seed{seed}_{split}.log"),
     benchmark:
-        "results/benchmarks/predict/{run}_seed{seed}_{split}.tsv"
+        out("benchmarks/predict/{run}_seed{seed}_{split}.tsv")
     wildcard_constraints:
         split="val|test",
     conda:
@@ -149,7 +149,7 @@ rule calibrate:
     output:
         f"{RUN}/calibration/{{protocol}}.json",
     log:
-        "results/logs/calibrate/{run}_seed{seed}_{protocol}.log",
+        out("logs/calibrate/{run}_seed{seed}_{protocol}.log"),
     conda:
         "../../envs/model.yaml"
     threads: 1
@@ -178,7 +178,7 @@ rule evaluate:
         scores=f"{RUN}/evaluation/{{protocol}}/test.json",
         events=f"{RUN}/evaluation/{{protocol}}/test_events.tsv",
     log:
-        "results/logs/evaluate/{run}_seed{seed}_{protocol}.log",
+        out("logs/evaluate/{run}_seed{seed}_{protocol}.log"),
     conda:
         "../../envs/model.yaml"
     threads: 1
@@ -200,16 +200,16 @@ rule metrics:
     and package versions, checksums of checkpoints, annotation files and feature weights)."""
     input:
         scores=evaluations(),
-        packs=expand("results/packed/{split}", split=SPLITS),
+        packs=expand(out("packed/{split}"), split=SPLITS),
         checkpoints=trained_models(),
         explained=[folder for *_, folder in explained_passes()],
         annotations=list(ANNOTATIONS.values()),
         manifest=manifest_input(),
         features=feature_dirs(),
     output:
-        "results/metrics.json",
+        out("metrics.json"),
     log:
-        "results/logs/metrics.log",
+        out("logs/metrics.log"),
     conda:
         "../../envs/report.yaml"
     params:
@@ -223,6 +223,6 @@ rule metrics:
         stage_settings=run_stage_sections(),
         explained=explained_passes(),
         weights=weights_files(),
-        ffmpeg=[f"results/frames/{shard}/ffmpeg.json" for shard in SHARDS],
+        ffmpeg=[f"{EXPERIMENT}/frames/{shard}/ffmpeg.json" for shard in SHARDS],
     script:
         "../scripts/metrics.py"

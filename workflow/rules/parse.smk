@@ -1,4 +1,6 @@
-"""`snakemake results/parsed/videos.tsv`: every video of config `parse.videos_dir` (by default in demo
+"""Paths below are in the experiment folder (results/ for the demo config, results/<experiment>/ else).
+
+`snakemake results/parsed/videos.tsv`: every video of config `parse.videos_dir` (by default in demo
 mode, the demo's test clips) through the first run's model: per video a JSON and a CSV of events and
 a timeline PNG in results/parsed/. The report's timelines (report.smk) are this rule on a few test
 clips, and rule parse_test on all the test clips that are local (with their ground truth), for the
@@ -17,11 +19,11 @@ rule parse:
         checkpoint=first_checkpoint(),
         features=feature_dirs(),
     output:
-        videos="results/parsed/videos.tsv",
+        videos=out("parsed/videos.tsv"),
     log:
-        "results/logs/parse.log",
+        out("logs/parse.log"),
     benchmark:
-        "results/benchmarks/parse.tsv"
+        out("benchmarks/parse.tsv")
     conda:
         "../../envs/parse.yaml"
     threads: 2
@@ -44,8 +46,8 @@ if MODE != "features":
     # timelines are a few of them; rule parse_test parses all that are local, for the viewer).
     TEST_PARSE_INPUTS = {
         "checkpoint": first_checkpoint(),
-        "manifest": "results/manifest.tsv",
-        "videos": expand("results/videos/{shard}", shard=SHARDS),
+        "manifest": out("manifest.tsv"),
+        "videos": expand(out("videos/{shard}"), shard=SHARDS),
         "audio_csv": ANNOTATIONS["eval_audio"],
         "visual_csv": ANNOTATIONS["eval_visual"],
         "features": feature_dirs(),
@@ -60,11 +62,11 @@ if MODE != "features":
         input:
             **TEST_PARSE_INPUTS,
         output:
-            videos="results/parsed_test/videos.tsv",
+            videos=out("parsed_test/videos.tsv"),
         log:
-            "results/logs/parse_test.log",
+            out("logs/parse_test.log"),
         benchmark:
-            "results/benchmarks/parse_test.tsv"
+            out("benchmarks/parse_test.tsv")
         params:
             videos=lambda wildcards: test_videos(),
             limit=None,
@@ -78,18 +80,20 @@ rule viewer:
     plays each video with its events, and with ground truth lists the videos worst first. It reads
     only the folder's JSON files, so it is rebuilt whenever the folder's list of videos is."""
     input:
-        "{folder}/videos.tsv",
+        out("{folder}/videos.tsv"),
     output:
-        "{folder}/index.html",
+        out("{folder}/index.html"),
     log:
-        "results/logs/viewer/{folder}.log",
+        out("logs/viewer/{folder}.log"),
     wildcard_constraints:
-        folder="results/parsed|results/parsed_test",
+        folder="parsed|parsed_test",
     conda:
         "../../envs/parse.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        folder=lambda wildcards: out(wildcards.folder),
     shell:
-        "avvp view {wildcards.folder:q} > {log:q} 2>&1"
+        "avvp view {params.folder:q} > {log:q} 2>&1"

@@ -16,7 +16,7 @@ rule curves:
             labels={"run": "{run}"},
         ),
     log:
-        "results/logs/report/curves_{run}.log",
+        out("logs/report/curves_{run}.log"),
     conda:
         "../../envs/report.yaml"
     params:
@@ -30,7 +30,7 @@ rule curves:
 rule per_class:
     """Audio and visual segment-level F per class of one run (mean over seeds)."""
     input:
-        "results/metrics.json",
+        out("metrics.json"),
     output:
         report(
             f"{REPORT}/per_class/{{run}}.png",
@@ -39,7 +39,7 @@ rule per_class:
             labels={"run": "{run}"},
         ),
     log:
-        "results/logs/report/per_class_{run}.log",
+        out("logs/report/per_class_{run}.log"),
     conda:
         "../../envs/report.yaml"
     script:
@@ -50,11 +50,11 @@ rule metrics_table:
     """The leaderboard (every method under every protocol), then each method's seeds with mean and
     sd; on LLP, the published numbers beside them."""
     input:
-        "results/metrics.json",
+        out("metrics.json"),
     output:
         report(f"{REPORT}/metrics.html", caption="../report/metrics.rst", category="Metrics"),
     log:
-        "results/logs/report/metrics_table.log",
+        out("logs/report/metrics_table.log"),
     conda:
         "../../envs/report.yaml"
     params:
@@ -76,9 +76,9 @@ if MODE != "features":
                 category="Timelines",
             ),
         log:
-            "results/logs/report/timelines.log",
+            out("logs/report/timelines.log"),
         benchmark:
-            "results/benchmarks/report/timelines.tsv"
+            out("benchmarks/report/timelines.tsv")
         params:
             videos=lambda wildcards: test_videos(),
             limit=config["report"]["timelines"],
@@ -95,14 +95,15 @@ rule summary:
         curves=expand(f"{REPORT}/curves/{{run}}.png", run=RUNS),
         per_class=expand(f"{REPORT}/per_class/{{run}}.png", run=RUNS),
         timelines=[] if MODE == "features" else [f"{REPORT}/timelines"],
-        viewer=[] if MODE == "features" else ["results/parsed_test/index.html"],
+        viewer=[] if MODE == "features" else [out("parsed_test/index.html")],
     output:
         f"{REPORT}/summary.html",
     log:
-        "results/logs/report/summary.log",
+        out("logs/report/summary.log"),
     conda:
         "../../envs/report.yaml"
     params:
         labels={r: run_label(r) for r in RUNS},
+        experiment=lambda wildcards, output: str(Path(output[0]).parents[1]),  # the report's folder
     script:
         "../scripts/summary.py"

@@ -52,7 +52,7 @@ def viewer_html(href: str) -> str:
     """The line under the metrics that leads to the test split's viewer (`href` relative to the report)."""
     link = html.escape(href, quote=True)
     return (f'<p class="avvp-viewer">Watch each test video with its events and ground truth, worst first: '
-            f'<a href="{link}">{html.escape(href)}</a> (the offline viewer, beside this report in results/; '
+            f'<a href="{link}">{html.escape(href)}</a> (the offline viewer, in this report\'s folder; '
             "avvp view rebuilds it).</p>")
 
 
