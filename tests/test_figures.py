@@ -67,6 +67,18 @@ def test_training_curves_overlay_seeds_and_mark_the_kept_epoch(tmp_path):
     assert read_log(logs[0])["epoch"] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
 
 
+def test_a_one_epoch_run_is_a_visible_point_in_both_plots(tmp_path):
+    """One epoch makes no line segment; the plots would look empty without a marker."""
+    log = write_log(tmp_path / "run" / "han" / "log.csv", 0, epochs=1)
+    training_curves([log.parent], tmp_path / "one.png")
+    with Image.open(tmp_path / "one.png") as image:
+        pixels = np.asarray(image.convert("RGB"), np.int32)
+    plots = pixels[: int(pixels.shape[0] * 0.8)]  # above the legend, whose line has the colour too
+    blue = (np.abs(plots - [31, 119, 180]).sum(axis=2) < 40)  # matplotlib's first colour, C0
+    width = plots.shape[1]
+    assert blue[:, : width // 2].sum() > 20 and blue[:, width // 2:].sum() > 20
+
+
 def test_training_curves_name_a_bad_log(tmp_path):
     bad = tmp_path / "bad" / "log.csv"
     bad.parent.mkdir()

@@ -69,8 +69,10 @@ def training_curves(stages: str | Path | Sequence[str | Path] | Mapping[str, str
     loss_ax, score_ax = fig.subplots(1, 2)
     marked = {}
     for label, (log, summary) in runs.items():
-        line, = loss_ax.plot(log["epoch"], log["loss"], label=f"{label} (kept: {summary['keep']})", linewidth=1.5)
-        score_ax.plot(log["epoch"], log[CURVE_SCORE], color=line.get_color(), linewidth=1.5)
+        marker = "o" if len(log["epoch"]) == 1 else None  # one epoch draws no line: a point instead
+        line, = loss_ax.plot(log["epoch"], log["loss"], label=f"{label} (kept: {summary['keep']})", linewidth=1.5,
+                             marker=marker)
+        score_ax.plot(log["epoch"], log[CURVE_SCORE], color=line.get_color(), linewidth=1.5, marker=marker)
         kept = log["epoch"].index(float(summary["kept_epoch"]))
         marked[label] = (log["epoch"][kept], log[CURVE_SCORE][kept])
         score_ax.plot(*marked[label], "o", color=line.get_color(), markersize=6)
