@@ -126,6 +126,8 @@ def test_features_mode_notices_a_repaired_feature_file(tmp_path: Path) -> None:
     damaged.write_bytes(backup)  # restored from the backup
     jobs = planned_jobs(workdir, *args)
     assert [j.get("split") for j in jobs if j.rule == "pack"] == ["test"]
+    printed = run_snakemake(workdir, "-n", *args, "results/metrics.json").stdout
+    assert "rule pack:" in printed and "released/vggish/" not in printed  # no job lists every feature file
     assert rule_counts(jobs)["train"] == 0 and rule_counts(jobs)["evaluate"] == 1
 
 

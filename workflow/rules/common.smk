@@ -422,14 +422,29 @@ def split_videos(split: str) -> list[str]:
 
 
 def pack_inputs(wildcards) -> list[str]:
-    """What a split's pack reads: in features mode the feature files themselves (so a changed or
-    repaired file reruns what it feeds; a missing one is recorded as a skip by the pack), else
-    every shard's feature folders."""
+    """What a split's pack reads besides its annotations: every shard's feature folders; in features
+    mode nothing listed (features_fingerprint stands for the files)."""
+    return [] if MODE == "features" else feature_dirs()
+
+
+def features_fingerprint(wildcards) -> str:
+    """Features mode: a digest of the size and modification time of every feature file a split's
+    pack reads (or that it is missing), a parameter of the pack. A changed, repaired or added file
+    reruns that split's pack and what follows, and a dry run does not print LLP's ~36,000 file
+    paths as the pack jobs' inputs."""
     if MODE != "features":
-        return feature_dirs()
+        return ""
     root = Path(DATASET["features_dir"])
-    files = (root / kind / f"{vid}.npy" for vid in split_videos(wildcards.split) for kind in KINDS)
-    return [str(path) for path in files if path.is_file()]
+    digest = hashlib.sha256()
+    for vid in split_videos(wildcards.split):
+        for kind in KINDS:
+            path = root / kind / f"{vid}.npy"
+            try:
+                stat = path.stat()
+                digest.update(f"{kind}/{path.name} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+            except FileNotFoundError:
+                digest.update(f"{kind}/{path.name} missing\n".encode())
+    return digest.hexdigest()
 
 
 def feature_args() -> str:

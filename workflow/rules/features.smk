@@ -54,6 +54,7 @@ rule pack:
         manifest=manifest_arg,
         pooling="--unpooled" if UNPOOLED else "",
         min_coverage=MIN_COVERAGE,
+        features_fingerprint=features_fingerprint,
     shell:
         "avvp pack --split-csv {input.split:q} --classes {input.classes:q} {params.features}"
         " --model-features {params.kinds:q} {params.pooling} --min-coverage {params.min_coverage}"
