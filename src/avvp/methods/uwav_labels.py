@@ -66,7 +66,8 @@ class EpochRates(torch.optim.lr_scheduler.LRScheduler):
 @dataclass(frozen=True)
 class PretrainingRecipe:
     """The generator's pretraining on UnAV-100 (scripts/train_transformer.sh over main_pretrain.py's
-    defaults); the kept epoch is the one with the best validation segment-level audio-visual F."""
+    defaults). The released run keeps the first epoch with the best validation segment-level
+    audio-visual F, a segment's class predicted where sigmoid(a) x sigmoid(v) >= 0.5."""
 
     epochs: int = 80
     warm_up: int = 10
