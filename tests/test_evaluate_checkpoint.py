@@ -14,6 +14,7 @@ from avvp.model.han import HAN
 from conftest import write_random_features
 from released_formats import save_released
 from test_cmpae import released_checkpoint, released_net
+from uwav_released import released_net as released_uwav_net
 
 LLP = Path(__file__).resolve().parents[1] / "data" / "llp"
 
@@ -54,11 +55,14 @@ def by_hand(tmp_path: Path, llp: dict[str, Path], checkpoint: Path, method: str,
     return json.loads((tmp_path / "by_hand.json").read_text())
 
 
-@pytest.mark.parametrize("released", ["han", "jomold", "cmpae"])
+@pytest.mark.parametrize("released", ["han", "jomold", "cmpae", "uwav"])
 def test_released_checkpoints_give_the_numbers_of_predict_and_evaluate(tmp_path: Path, llp_subset: dict[str, Path],
                                                                       capsys, released: str) -> None:
     if released == "cmpae":
         checkpoint = released_checkpoint(released_net(7).float(), tmp_path / "cmpae.pt")
+    elif released == "uwav":  # main.py saves the plain state_dict()
+        checkpoint = tmp_path / "uwav.pt"
+        torch.save(released_uwav_net(7).float().state_dict(), checkpoint)
     else:
         torch.manual_seed(7)
         checkpoint = save_released(tmp_path / f"{released}.pt", HAN(25), released)
