@@ -14,7 +14,7 @@ from avvp.model.han import HAN
 from conftest import write_random_features
 from released_formats import save_released
 from test_cmpae import released_checkpoint, released_net
-from test_uwav_objective import released_net as released_uwav_net
+from uwav_released import released_net as released_uwav_net
 
 LLP = Path(__file__).resolve().parents[1] / "data" / "llp"
 

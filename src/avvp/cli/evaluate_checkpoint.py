@@ -27,7 +27,7 @@ FILES = {"test": "AVVP_test_pd.csv", "val": "AVVP_val_pd.csv", "audio": "AVVP_ev
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, required=True,
-                        help="a released checkpoint (HAN's MMIL_Net.pt, MA-MMIL's, JoMoLD's, CMPAE's, CoLeaF's) or "
+                        help="a released checkpoint (HAN's MMIL_Net.pt, MA-MMIL's, JoMoLD's, CMPAE's, CoLeaF's, UWAV's HAN) or "
                              "a model.pt of a run")
     add_features_args(parser)
     parser.add_argument("--annotations", type=Path, default=SHIPPED_ANNOTATIONS, metavar="DIR",

@@ -14,7 +14,7 @@ HELP = "write a model's global and segment probabilities on a split"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, required=True,
-                        help="model.pt of a run, or a released checkpoint (HAN's MMIL_Net.pt, MA-MMIL's, JoMoLD's, CMPAE's or CoLeaF's)")
+                        help="model.pt of a run, or a released checkpoint (HAN's MMIL_Net.pt, MA-MMIL's, JoMoLD's, CMPAE's, CoLeaF's or UWAV's HAN)")
     add_features_args(parser)
     parser.add_argument("--split-csv", type=Path, required=True, help="the weak split file to predict")
     parser.add_argument("--pack", type=Path, help="an `avvp pack` folder to use instead of --features")
