@@ -194,3 +194,59 @@ def test_a_stage_option_it_does_not_have_is_refused(tmp_path: Path, capsys: pyte
 def test_a_method_whose_stage_needs_a_later_stage_is_refused() -> None:
     with pytest.raises(ValueError, match="needs ma_mmil_refine, which does not come before it"):
         register_method(Method("backwards", "Backwards", ("ma_mmil_stage3", "ma_mmil_refine")))
+
+
+def test_a_seedless_pass_may_need_only_seedless_stages() -> None:
+    """UWAV's labels pass, run once for all seeds, reads the generator pretrained once: such an input
+    is allowed, one from a stage that differs per seed is not."""
+    from avvp.methods.stages import Pass, StageInput
+    from avvp.methods.valor import LabelSettings
+
+    needs_labels = Pass("reads_labels", "reads VALOR's labels", LabelSettings(), lambda job: "", per_seed=False,
+                        needs=(StageInput("labels", "valor_labels"),))
+    needs_model = Pass("reads_model", "reads HAN's model", LabelSettings(), lambda job: "", per_seed=False,
+                       needs=(StageInput("model", "han", "model.pt"),))
+    register_stage(needs_labels)
+    register_stage(needs_model)
+    try:
+        assert [i.name for i in needs_labels.inputs] == ["labels"]
+        register_method(Method("labels_then_han", "L", ("valor_labels", "reads_labels", "han")))
+        with pytest.raises(ValueError, match="reads_model, run once for all seeds, needs han, which differs per seed"):
+            register_method(Method("han_then_model", "M", ("han", "reads_model")))
+    finally:
+        for name in ("reads_labels", "reads_model", "labels_then_han"):
+            stage_registry.unregister(name)
+
+
+def test_a_pass_that_chooses_on_the_validation_split_gets_it_from_the_command_line(tmp_path: Path,
+                                                                                  capsys: pytest.CaptureFixture) -> None:
+    """`avvp pass` hands the four validation options to a pass with validation=True as
+    PassJob.validation, asks for all four, and refuses them for a pass that reads no validation split."""
+    from avvp.methods.stages import Pass, ValidationData
+    from avvp.methods.valor import LabelSettings
+
+    seen: list[ValidationData | None] = []
+
+    def remember(job) -> str:
+        seen.append(job.validation)
+        (job.out_dir / "done.txt").write_text("ok\n")
+        return "remembered"
+
+    register_stage(Pass("chooses", "chooses on the validation split", LabelSettings(), remember, per_seed=False,
+                        validation=True))
+    register_stage(Pass("plain", "reads no validation split", LabelSettings(), remember, per_seed=False))
+    files = {flag: tmp_path / name for flag, name in (("--val-pack", "val_pack"), ("--val-csv", "val.csv"),
+                                                       ("--audio-csv", "audio.csv"), ("--visual-csv", "visual.csv"))}
+    options = [str(part) for flag, path in files.items() for part in (flag, path)]
+    common = ["pass", "--train-pack", str(tmp_path / "train_pack"), "--device", "cpu"]
+    try:
+        assert main([*common, "--stage", "chooses", "--out-dir", str(tmp_path / "a"), *options]) == 0
+        assert seen == [ValidationData(*files.values())] and (tmp_path / "a" / "done.txt").is_file()
+        assert main([*common, "--stage", "chooses", "--out-dir", str(tmp_path / "b"), *options[:4]]) == 1
+        assert "chooses on the validation split: give --audio-csv, --visual-csv" in capsys.readouterr().err
+        assert main([*common, "--stage", "plain", "--out-dir", str(tmp_path / "c"), *options[:2]]) == 1
+        assert "pass plain reads no validation split: leave out --val-pack" in capsys.readouterr().err
+        assert main([*common, "--stage", "plain", "--out-dir", str(tmp_path / "c")]) == 0 and seen[-1] is None
+    finally:
+        stage_registry.unregister("chooses")
+        stage_registry.unregister("plain")

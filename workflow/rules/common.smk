@@ -283,9 +283,19 @@ def trained_models() -> list[str]:
     ]
 
 
+# What a pass that chooses on the validation split reads (`Pass.validation`), by its option.
+VALIDATION_INPUTS = {
+    "val_pack": out("packed/val"),
+    "val_csv": ANNOTATIONS["val"],
+    "audio_csv": ANNOTATIONS["eval_audio"],
+    "visual_csv": ANNOTATIONS["eval_visual"],
+}
+
+
 def stage_inputs(wildcards) -> dict[str, str]:
-    """What a stage reads from earlier stages of its run (its spec's inputs), by name, and the files
-    its settings name (an edit of one reruns the stage)."""
+    """What a stage reads from earlier stages of its run (its spec's inputs), by name, the files its
+    settings name (an edit of one reruns the stage) and, for a pass that reads it, the validation
+    split. A seedless pass (no seed wildcard) needs only seedless stages (register_method checks)."""
     spec = stage(wildcards.stage)
     settings = stage_section(wildcards.run, wildcards.stage)
     files = {
@@ -293,18 +303,21 @@ def stage_inputs(wildcards) -> dict[str, str]:
         for f in dataclasses.fields(spec.defaults)
         if f.metadata.get("path") and settings.get(f.name)
     }
-    return files | {  # a seedless pass has no such inputs (and no seed wildcard)
-        needed.name: f"{stage_dir(wildcards.run, wildcards.seed, needed.stage)}/{needed.file}".rstrip("/")
+    seed = wildcards.get("seed")
+    earlier = {
+        needed.name: f"{stage_dir(wildcards.run, seed, needed.stage)}/{needed.file}".rstrip("/")
         for needed in spec.inputs
     }
+    return files | earlier | (VALIDATION_INPUTS if getattr(spec, "validation", False) else {})
 
 
 def stage_input_flags(wildcards, input) -> str:
-    """The options naming a stage's inputs from earlier stages, quoted for the shell."""
-    return " ".join(
-        f"{needed.flag} {shlex.quote(str(getattr(input, needed.name)))}"
-        for needed in stage(wildcards.stage).inputs
-    )
+    """The options naming a stage's inputs from earlier stages (and the validation split's files),
+    quoted for the shell."""
+    spec = stage(wildcards.stage)
+    names = [needed.name for needed in spec.inputs]
+    names += list(VALIDATION_INPUTS) if getattr(spec, "validation", False) else []
+    return " ".join(f"{option_flag(name)} {shlex.quote(str(getattr(input, name)))}" for name in names)
 
 
 def stage_section(run: str, stage_id: str) -> dict:

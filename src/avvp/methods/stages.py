@@ -50,10 +50,21 @@ class StageInput:
 
 
 @dataclass(frozen=True)
+class ValidationData:
+    """The validation split a pass chooses something on (UWAV's class-wise thresholds): its pack, its
+    weak labels and the annotation files of its segment-level ground truth."""
+
+    pack: Path
+    split_csv: Path
+    audio_csv: Path
+    visual_csv: Path
+
+
+@dataclass(frozen=True)
 class PassJob:
     """What a pass is given: its settings, its inputs by name, the packed training split, the folder
-    to fill, the run's seed and device, and the model options its spec fixes (`Pass.model_options`,
-    set by `avvp.methods.passes.run_pass`)."""
+    to fill, the run's seed and device, the model options its spec fixes (`Pass.model_options`, set
+    by `avvp.methods.passes.run_pass`) and, for a pass that reads it, the validation split."""
 
     settings: Any
     inputs: Mapping[str, Path]
@@ -62,6 +73,7 @@ class PassJob:
     seed: int
     device: str
     model_options: Mapping[str, Any] = field(default_factory=dict)
+    validation: ValidationData | None = None
 
     def frozen_model(self) -> tuple[Any, Any, Any, dict[str, Any]]:
         """(model, packed training split, device, checkpoint payload) of the `checkpoint` input, the
@@ -111,7 +123,10 @@ class Pass:
     so the pass knows which weights made them. `per_seed=False`: the pass reads no earlier stage and
     not the run's seed (VALOR's zero-shot labels), so the workflow runs it once for all of a run's
     seeds. `explain(folder)`, when given, reads the pass's folder for what a reader of the scores
-    must know (JoMoLD's ratios that drop every label of a modality), or None."""
+    must know (JoMoLD's ratios that drop every label of a modality), or None. `needs` are inputs
+    from earlier stages besides the frozen model (a seedless pass may need only seedless ones, such
+    as UWAV's labels the pretrained generator); `validation=True` gives the job the validation
+    split (`PassJob.validation`)."""
 
     id: str
     description: str
@@ -123,6 +138,8 @@ class Pass:
     from_features: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     per_seed: bool = True
     explain: Callable[[Path], str | None] | None = None
+    needs: tuple[StageInput, ...] = ()
+    validation: bool = False
 
     trains = False
 
@@ -134,8 +151,9 @@ class Pass:
     @property
     def inputs(self) -> tuple[StageInput, ...]:
         if self.model_of is None:
-            return ()
-        return (StageInput("checkpoint", self.model_of, "model.pt", "model.pt of the stage whose model the pass runs"),)
+            return self.needs
+        return (StageInput("checkpoint", self.model_of, "model.pt", "model.pt of the stage whose model the pass runs"),
+                *self.needs)
 
 
 Stage = TrainingStage | Pass
@@ -178,6 +196,9 @@ def register_method(method: Method, replace: bool = False) -> Method:
             if needed.stage not in method.stages[:i]:
                 raise ValueError(f"method {method.name}: stage {stage_id} needs {needed.stage}, "
                                  f"which does not come before it")
+            if not stage(stage_id).per_seed and stage(needed.stage).per_seed:
+                raise ValueError(f"method {method.name}: stage {stage_id}, run once for all seeds, needs "
+                                 f"{needed.stage}, which differs per seed")
     if not any(stage(s).trains for s in method.stages):
         raise ValueError(f"method {method.name} has no training stage")
     return _METHODS.register(method.name, method, replace)
