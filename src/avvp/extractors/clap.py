@@ -157,10 +157,17 @@ def segment_weights(rows: int = MAP_ROWS) -> np.ndarray:
 
 
 @torch.inference_mode()
-def zero_shot_logits(model: nn.Module, weights: str, audio_embeds: np.ndarray, prompts: Sequence[str]) -> np.ndarray:
-    """(..., C) = logit_scale_a.exp() x audio @ text.T, VALOR's audio logits (prompts padded to 77 tokens)."""
+def prompt_embeddings(model: nn.Module, weights: str, prompts: Sequence[str]) -> torch.Tensor:
+    """(C, D) text embeddings of the prompts (CLAP's projection output), padded to 77 tokens as VALOR's
+    processor pads them."""
     tokens = tokenizer_for("clap", weights, RANDOM_TOKENS, padding="max_length", max_length=77)(prompts)
-    text = model.get_text_features(**tokens).pooler_output
+    return model.get_text_features(**tokens).pooler_output
+
+
+@torch.inference_mode()
+def zero_shot_logits(model: nn.Module, weights: str, audio_embeds: np.ndarray, prompts: Sequence[str]) -> np.ndarray:
+    """(..., C) = logit_scale_a.exp() x audio @ text.T, VALOR's audio logits."""
+    text = prompt_embeddings(model, weights, prompts)
     audio = torch.tensor(np.asarray(audio_embeds, np.float32))
     return (model.logit_scale_a.exp() * audio @ text.T).numpy()
 

@@ -92,12 +92,18 @@ def feature_network(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 @torch.inference_mode()
-def zero_shot_logits(model: nn.Module, weights: str, image_embeds: np.ndarray, prompts: Sequence[str]) -> np.ndarray:
-    """(..., C) = logit_scale.exp() x cosine(image, prompt), VALOR's `logits_per_image`; the prompts
-    padded to the longest, as its processor does."""
+def prompt_embeddings(model: nn.Module, weights: str, prompts: Sequence[str]) -> torch.Tensor:
+    """(C, D) unit-length text embeddings of the prompts, padded to the longest, as VALOR's processor
+    pads them."""
     tokens = tokenizer_for("clip", weights, RANDOM_TOKENS, padding=True)(prompts)
     text = model.get_text_features(**tokens).pooler_output
-    text = text / text.norm(p=2, dim=-1, keepdim=True)
+    return text / text.norm(p=2, dim=-1, keepdim=True)
+
+
+@torch.inference_mode()
+def zero_shot_logits(model: nn.Module, weights: str, image_embeds: np.ndarray, prompts: Sequence[str]) -> np.ndarray:
+    """(..., C) = logit_scale.exp() x cosine(image, prompt), VALOR's `logits_per_image`."""
+    text = prompt_embeddings(model, weights, prompts)
     images = torch.tensor(np.asarray(image_embeds, np.float32))
     images = images / images.norm(p=2, dim=-1, keepdim=True)
     return (model.logit_scale.exp() * images @ text.T).numpy()

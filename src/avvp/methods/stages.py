@@ -30,7 +30,7 @@ from avvp.base.registry import Registry
 from avvp.methods.settings import option_flag
 
 BUILTIN_MODULES = ("avvp.methods.han", "avvp.methods.ma_mmil", "avvp.methods.jomold", "avvp.methods.cmpae",
-                   "avvp.methods.coleaf", "avvp.methods.valor")
+                   "avvp.methods.coleaf", "avvp.methods.valor", "avvp.methods.uwav")
 ENTRY_POINTS = "avvp.methods"
 
 

@@ -66,8 +66,9 @@ SELECTIONS: dict[str, Selection | None] = {
 
 @dataclass(frozen=True, eq=False)
 class ModalityTargets:
-    """Per-modality labels, 0/1, for the rows of the training split: video-level (N, C) (e.g.
-    MA-MMIL's refined ones) or segment-level (N, 10, C) (VALOR's pseudo labels)."""
+    """Per-modality targets for the rows of the training split: 0/1 labels, video-level (N, C) (e.g.
+    MA-MMIL's refined ones) or segment-level (N, 10, C) (VALOR's pseudo labels), or segment-level
+    scores the objective turns into labels (UWAV's generator logits)."""
 
     audio: np.ndarray
     visual: np.ndarray

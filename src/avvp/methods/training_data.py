@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from avvp.evaluation.annotations import GroundTruth, Vocabulary, ground_truth, read_dense, read_weak
+from avvp.evaluation.annotations import GroundTruth, Vocabulary, WeakSplit, ground_truth, read_dense, read_weak
 from avvp.extractors import PUBLISHED
 from avvp.features.store import FeatureSource, PackedSplit, packed_or_pack
 
@@ -35,9 +35,15 @@ def training_data(vocab: Vocabulary, train_csv: Path, val_csv: Path, audio_csv: 
     train = packed_or_pack(train_split, train_pack, source, packs_dir / "train", kinds, on_missing)
     val_split = read_weak(val_csv, vocab)
     val = packed_or_pack(val_split, val_pack, source, packs_dir / "val", kinds, on_missing)
-    kept = set(val.filenames)
-    val_split = val_split.subset([f in kept for f in val_split.filenames])
-    if val_split.filenames != val.filenames:
-        raise ValueError(f"{val_pack}: videos are not in the order of {val_csv}")
-    gt = ground_truth(val_split, read_dense(audio_csv, vocab), read_dense(visual_csv, vocab))
-    return TrainingData(train, val, gt)
+    return TrainingData(train, val, packed_ground_truth(val, val_split, audio_csv, visual_csv, val_pack))
+
+
+def packed_ground_truth(packed: PackedSplit, split: WeakSplit, audio_csv: Path, visual_csv: Path,
+                        where: Path | None) -> GroundTruth:
+    """The dense ground truth of the videos of `split` that were packed, in the pack's order (the
+    pack `where`, if its videos are in another order than the split file's, is refused)."""
+    kept = set(packed.filenames)
+    split = split.subset([f in kept for f in split.filenames])
+    if split.filenames != packed.filenames:
+        raise ValueError(f"{where}: videos are not in the order of {split.path}")
+    return ground_truth(split, read_dense(audio_csv, split.vocab), read_dense(visual_csv, split.vocab))

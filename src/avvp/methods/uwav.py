@@ -16,14 +16,20 @@ is in `avvp.methods.uncertainty`.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from avvp.methods.settings import KEEP, setting
+from avvp.methods.stages import Method, Pass, PassJob, StageInput, TrainingStage, register_method, register_stage
 from avvp.methods.valor import ValorSettings
+
+if TYPE_CHECKING:
+    from avvp.features.store import PackedSplit
 
 
 def class_frequencies(labels: np.ndarray) -> np.ndarray:
@@ -78,3 +84,153 @@ def uwav_objective(settings: UwavSettings, thresholds: Mapping[str, np.ndarray],
     return UwavObjective(np.asarray(thresholds["audio"]), np.asarray(thresholds["visual"]),
                          class_frequencies(pseudo_labels["audio"]), class_frequencies(pseudo_labels["visual"]),
                          settings.pos_weight, settings.alpha, settings.segment_weight, settings.mixup_weight)
+
+
+# ----------------------------------------------------------------------------- the labels pass
+
+# The class-prompt templates of UWAV's paper (section 3.2); the released code reads their embeddings
+# precomputed (all_event_feats.npy), so how it wrote class names is unknown: avvp writes LLP's
+# underscores as spaces.
+PROMPTS = {"audio": "This is the sound of {}", "visual": "A photo of {}"}
+EMBEDDINGS = {"audio": "clap_windows", "visual": "clip"}  # the packed kind each modality's logits come from
+TEXT_TOWER = {"clap_windows": "clap", "clip": "clip"}  # the network (kind) whose text tower embeds its prompts
+FROM_FEATURES = {"clip_weights": ("clip", "weights"), "clip_seed": ("clip", "seed"),
+                 "clap_weights": ("clap_windows", "weights"), "clap_seed": ("clap_windows", "seed")}
+
+
+@dataclass(frozen=True)
+class UwavLabelSettings:
+    """The generator, its class-prompt embeddings, and which CLIP/CLAP weights made the packed
+    embeddings (the workflow fills the weights and seeds in from `features.clip` / `features.clap_windows`)."""
+
+    generator: str = setting("", "the generator's state dict (UWAV's released file, or a pretrained one)", path=True)
+    audio_text: str = setting("", ".npy (C, 512) CLAP embeddings of the class prompts in the data set's class "
+                              "order (UWAV's all_event_feats.npy); empty: from CLAP's text tower", path=True)
+    visual_text: str = setting("", ".npy (C, 768) CLIP embeddings of the class prompts, likewise; empty: from "
+                               "CLIP's text tower", path=True)
+    clip_weights: str = setting("random", "weights of the clip features: pretrained, random or a model folder")
+    clip_seed: int = setting(0, "seed of random CLIP weights (the clip features' seed)", minimum=0)
+    clap_weights: str = setting("random", "weights of the clap_windows features: pretrained, random or a model folder")
+    clap_seed: int = setting(0, "seed of random CLAP weights (the clap_windows features' seed)", minimum=0)
+
+
+def prompt_texts(settings: UwavLabelSettings, classes: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per modality, (C, D) unit-length embeddings of the class prompts: the given files (checked
+    against the vocabulary's size) or the text tower of the network that made the packed embeddings."""
+    from avvp.extractors import clap, clip, feature_kind
+    from avvp.features.networks import load_network
+
+    given = {"audio": settings.audio_text, "visual": settings.visual_text}
+    weights = {"clip": (settings.clip_weights, settings.clip_seed), "clap": (settings.clap_weights, settings.clap_seed)}
+    texts = {}
+    for modality, kind in EMBEDDINGS.items():
+        if given[modality]:
+            text = np.load(given[modality]).astype(np.float32)
+            if text.ndim != 2 or len(text) != len(classes):
+                raise ValueError(f"{given[modality]}: {tuple(text.shape)} text embeddings, not one row per class of "
+                                 f"the {len(classes)}")
+        else:
+            network = TEXT_TOWER[kind]
+            model, _ = load_network(feature_kind(network), *weights[network])
+            prompts = [PROMPTS[modality].format(name.replace("_", " ")) for name in classes]
+            text = (clap if network == "clap" else clip).prompt_embeddings(model, weights[network][0], prompts).numpy()
+        texts[modality] = text / np.linalg.norm(text, axis=1, keepdims=True)
+    return texts
+
+
+def _labels(job: PassJob) -> str:
+    import torch
+
+    from avvp.base.device import resolve_device
+    from avvp.evaluation.annotations import Vocabulary, read_weak
+    from avvp.features.store import load_packed
+    from avvp.methods.label_tables import write_segment_table
+    from avvp.methods.training_data import packed_ground_truth
+    from avvp.methods.uwav_labels import modality_labels, segment_logits
+    from avvp.model.uwav import UWAVGenerator
+
+    settings: UwavLabelSettings = job.settings
+    if not settings.generator:
+        raise ValueError("uwav_labels needs the generator: give --generator (UWAV's released file)")
+    validation = job.validation
+    packs = {"train": load_packed(job.train_pack), "val": load_packed(validation.pack)}
+    for name, packed in packs.items():
+        missing = [k for k in EMBEDDINGS.values() if k not in packed.arrays]
+        if missing:
+            raise ValueError(f"{job.train_pack if name == 'train' else validation.pack}: no {', '.join(missing)} "
+                             f"features, which UWAV's generator reads (pack them alongside the model's)")
+    classes = packs["train"].classes
+    texts = prompt_texts(settings, classes)
+    state = torch.load(settings.generator, map_location="cpu", weights_only=True)
+    generator = UWAVGenerator.from_released(state, torch.from_numpy(texts["audio"]), torch.from_numpy(texts["visual"]))
+    device = resolve_device(job.device)
+    generator.to(device)
+    logits = {name: dict(zip(EMBEDDINGS, segment_logits(generator, np.asarray(p.arrays["clap_windows"]),
+                                                        np.asarray(p.arrays["clip"]), device)))
+              for name, p in packs.items()}
+    truth = packed_ground_truth(packs["val"], read_weak(validation.split_csv, Vocabulary(tuple(classes))),
+                                validation.audio_csv, validation.visual_csv, validation.pack)
+    counts = {}
+    for modality in EMBEDDINGS:
+        val_truth = np.moveaxis(getattr(truth, modality), 1, 2)  # (N, C, T) -> (N, T, C)
+        result = modality_labels(logits["train"][modality], packs["train"].labels, logits["val"][modality], val_truth,
+                                 packs["val"].labels)
+        np.save(job.out_dir / f"{modality}_logits.npy", result.logits)
+        np.save(job.out_dir / f"{modality}_thresholds.npy", result.thresholds)
+        write_segment_table(job.out_dir / f"{modality}_labels.tsv", packs["train"].filenames, result.labels, classes)
+        counts[modality] = int(result.labels.sum())
+    (job.out_dir / "videos.txt").write_text("".join(f"{f}\n" for f in packs["train"].filenames), encoding="utf-8")
+    summary = {"generator": settings.generator, "segment_labels": counts, "n_videos": len(packs["train"]),
+               "texts": {m: given or "text tower" for m, given in (("audio", settings.audio_text),
+                                                                   ("visual", settings.visual_text))}}
+    (job.out_dir / "labels.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    return f"segment logits and pseudo labels of {len(packs['train'])} videos: {counts}"
+
+
+register_stage(Pass("uwav_labels", "UWAV: the frozen generator's segment logits per modality, class-wise thresholds "
+                    "chosen on the validation split's segment-level truth, hard labels masked by the video labels",
+                    UwavLabelSettings(), _labels, kinds=tuple(EMBEDDINGS.values()), from_features=FROM_FEATURES,
+                    per_seed=False, validation=True))
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _hard_labels(folder: Path, classes: Sequence[str]) -> dict[str, np.ndarray]:
+    from avvp.methods.label_tables import read_segment_table
+
+    return {m: np.stack(list(read_segment_table(folder / f"{m}_labels.tsv", classes).values())) for m in EMBEDDINGS}
+
+
+def _objective(settings: UwavSettings, inputs: Mapping[str, Path], classes: Sequence[str]) -> Any:
+    folder = Path(inputs["pseudo_labels"])
+    thresholds = {m: np.load(folder / f"{m}_thresholds.npy") for m in EMBEDDINGS}
+    return uwav_objective(settings, thresholds, _hard_labels(folder, classes))
+
+
+def _logit_targets(inputs: Mapping[str, Path], packed: PackedSplit) -> Any:
+    """The generator's segment logits of the pass's videos, in the order of the training pack."""
+    from avvp.methods.training import ModalityTargets
+
+    folder = Path(inputs["pseudo_labels"])
+    videos = (folder / "videos.txt").read_text(encoding="utf-8").split()
+    row = {name: i for i, name in enumerate(videos)}
+    missing = [name for name in packed.filenames if name not in row]
+    if missing:
+        raise ValueError(f"{folder / 'videos.txt'}: no logits of {missing[0]} (and {len(missing) - 1} more videos "
+                         f"of the training pack)")
+    rows = [row[name] for name in packed.filenames]
+    return ModalityTargets(*(np.load(folder / f"{m}_logits.npy", mmap_mode="r")[rows] for m in EMBEDDINGS))
+
+
+register_stage(TrainingStage(
+    id="uwav_train",
+    description="UWAV: HAN (UWAV's) trained on the generator's uncertainty-weighted soft labels with class "
+                "re-weighting and feature mixup; AdamW with warm-up and cosine decay; keeps the first best "
+                "validation segment Type@AV",
+    defaults=UwavSettings(),
+    objective=_objective,
+    targets=_logit_targets,
+    inputs=(StageInput("pseudo_labels", "uwav_labels", help="the uwav_labels folder (logits, thresholds, labels)"),),
+))
+register_method(Method("uwav", "UWAV", ("uwav_labels", "uwav_train")))
