@@ -103,7 +103,7 @@ use rule run_pass as run_pass_all_seeds with:
         stage="|".join(SEEDLESS_PASSES),
     params:
         settings=stage_flags,
-        inputs="",
+        inputs=stage_input_flags,
         run=run_flags(),
         seed="",
 
