@@ -1,9 +1,11 @@
-"""UWAV's stages through the command line: `avvp pass --stage uwav_labels` with a generator file of the
-released format writes the generator's logits, the thresholds chosen on the validation split and the
-masked hard labels (each the verified function of tests/test_uwav_generator.py on the pass's data),
-and `avvp train --stage uwav_train` trains UWAV's HAN on them."""
+"""UWAV's stages through the command line: `avvp pass --stage uwav_pretrain` pretrains the generator on
+a dense-label data set in UnAV-100's form (or takes a released one), `avvp pass --stage uwav_labels`
+writes its logits, the thresholds chosen on the validation split and the masked hard labels (each the
+verified function of tests/test_uwav_generator.py on the pass's data), and `avvp train --stage
+uwav_train` trains UWAV's HAN on them."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +49,10 @@ def uwav_data(tmp_path_factory) -> dict[str, Path]:
     generator = UWAVGenerator(torch.from_numpy(texts["audio"]), torch.from_numpy(texts["visual"]), hidden=32, heads=16,
                               ff=8, layers=1)
     torch.save(generator.state_dict(), root / "generator.pt")
+    assert main(["pass", "--stage", "uwav_pretrain", "--released", str(root / "generator.pt"),
+                 "--out-dir", str(root / "pretrained")]) == 0
     return {"root": root, "data": root / "data", "train_pack": root / "train_pack", "val_pack": root / "val_pack",
-            "generator": root / "generator.pt", "audio_text": root / "audio_text.npy",
+            "generator": root / "pretrained", "audio_text": root / "audio_text.npy",
             "visual_text": root / "visual_text.npy"}
 
 
@@ -65,8 +69,8 @@ def test_the_labels_pass_writes_the_generators_logits_thresholds_and_masked_labe
     assert labels_pass(uwav_data, out) == 0
     texts = {m: np.load(uwav_data[f"{m}_text"]) for m in ("audio", "visual")}
     unit = {m: torch.from_numpy(t / np.linalg.norm(t, axis=1, keepdims=True)) for m, t in texts.items()}
-    generator = UWAVGenerator.from_released(torch.load(uwav_data["generator"], weights_only=True), unit["audio"],
-                                            unit["visual"]).eval()
+    generator = UWAVGenerator.from_released(torch.load(uwav_data["root"] / "generator.pt", weights_only=True),
+                                            unit["audio"], unit["visual"]).eval()
     packs = {s: load_packed(uwav_data[f"{s}_pack"]) for s in ("train", "val")}
     with torch.no_grad():
         logits = {s: dict(zip(("audio", "visual"), (x.numpy() for x in generator(
@@ -90,15 +94,15 @@ def test_the_labels_pass_writes_the_generators_logits_thresholds_and_masked_labe
         assert hard.any() and not hard[packs["train"].labels[:, None, :].repeat(10, 1) == 0].any()
 
 
-def test_the_labels_pass_needs_the_generator_and_the_validation_split(uwav_data, tmp_path, capsys) -> None:
+def test_the_labels_pass_needs_the_pretrained_generator_and_the_validation_split(uwav_data, tmp_path, capsys) -> None:
     args = ["pass", "--stage", "uwav_labels", "--train-pack", str(uwav_data["train_pack"]), "--device", "cpu",
             "--out-dir", str(tmp_path / "x")]
-    assert main(args) == 1
+    assert main([*args, "--generator", str(uwav_data["generator"])]) == 1
     assert "chooses on the validation split: give --val-pack" in capsys.readouterr().err
     assert main([*args, "--val-pack", str(uwav_data["val_pack"]), "--val-csv", str(uwav_data["data"] / "val.csv"),
                  "--audio-csv", str(uwav_data["data"] / "eval_audio.csv"),
                  "--visual-csv", str(uwav_data["data"] / "eval_visual.csv")]) == 1
-    assert "uwav_labels needs the generator: give --generator" in capsys.readouterr().err
+    assert "stage uwav_labels needs ['--generator']" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 
@@ -116,3 +120,67 @@ def test_uwav_train_trains_uwavs_han_on_the_passs_logits(uwav_data, tmp_path) ->
     payload = read_checkpoint(out / "model.pt")
     assert payload["model_options"]["network"] == "uwav" and payload["model_options"]["layers"] == 1
     assert len((out / "log.csv").read_text().splitlines()) == 3
+
+
+def write_dense_set(root: Path, n_classes: int = 3) -> dict[str, Path]:
+    """A dense-label data set in UnAV-100's form: 6 training and 3 validation videos of 7 to 13 s
+    (fractional durations), events of each class, feature files with more rows than seconds."""
+    rng = np.random.default_rng(5)
+    database = {}
+    for i in range(9):
+        duration = 7 + i % 7 + 0.4
+        events = [{"segment": [float(s), float(min(s + 2.5, duration))], "label": f"event {c}", "label_id": c}
+                  for c in range(n_classes) for s in [rng.integers(0, 5)] if (i + c) % 2 == 0 or c == 0]
+        database[f"video{i:02d}"] = {"subset": "train" if i < 6 else "validation", "duration": duration,
+                                     "annotations": events}
+    (root / "annotations.json").write_text(json.dumps({"database": database}), encoding="utf-8")
+    for kind, width in (("clap", 512), ("clip", 768)):
+        (root / kind).mkdir()
+        for video, item in database.items():
+            np.save(root / kind / f"{video}.npy", rng.normal(size=(int(item["duration"] * 2) + 1, width)).astype(np.float32))
+    for modality, width in (("audio", 512), ("visual", 768)):
+        np.save(root / f"{modality}_text.npy", rng.normal(size=(n_classes, width)).astype(np.float32))
+    return {"annotations": root / "annotations.json", "clap": root / "clap", "clip": root / "clip",
+            "audio_text": root / "audio_text.npy", "visual_text": root / "visual_text.npy"}
+
+
+def test_uwav_pretrain_trains_a_generator_that_loads_in_the_released_format(tmp_path) -> None:
+    """Two epochs on the dense set: a log row per epoch, the kept epoch the first best validation score,
+    generator.pt a plain state dict that loads strictly (and differs from the untrained weights); the
+    same seed gives the same generator."""
+    dense = write_dense_set(tmp_path)
+    args = ["pass", "--stage", "uwav_pretrain", "--annotations", str(dense["annotations"]),
+            "--clap-features", str(dense["clap"]), "--clip-features", str(dense["clip"]),
+            "--audio-text", str(dense["audio_text"]), "--visual-text", str(dense["visual_text"]),
+            "--epochs", "2", "--batch-size", "4", "--hidden", "32", "--heads", "16", "--ff", "8", "--layers", "1",
+            "--device", "cpu"]
+    for name in ("a", "b"):
+        assert main([*args, "--out-dir", str(tmp_path / name)]) == 0
+    rows = [line.split(",") for line in (tmp_path / "a" / "log.csv").read_text().splitlines()]
+    assert rows[0] == ["epoch", "loss", "val_segment_av", "lr", "seconds"] and len(rows) == 3
+    scores = [float(r[2]) for r in rows[1:]]
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["kept_epoch"] == 1 + scores.index(max(scores)) and summary["heads"] == 16
+    assert summary["train_videos"] == 6 and summary["val_videos"] == 3 and summary["classes"] == 3
+    state = torch.load(tmp_path / "a" / "generator.pt", weights_only=True)
+    texts = [torch.from_numpy(np.load(dense[f"{m}_text"])) for m in ("audio", "visual")]
+    UWAVGenerator.from_released(state, *texts)  # strict: the released names, nothing else
+    again = torch.load(tmp_path / "b" / "generator.pt", weights_only=True)
+    assert all(torch.equal(state[k], again[k]) for k in state)
+    torch.manual_seed(1000)
+    untrained = UWAVGenerator(*texts, hidden=32, heads=16, ff=8, layers=1).state_dict()
+    assert not torch.equal(untrained["proj_a.layers.0.weight"], state["proj_a.layers.0.weight"])
+
+
+def test_uwav_pretrain_names_what_it_lacks(tmp_path, capsys) -> None:
+    dense = write_dense_set(tmp_path)
+    assert main(["pass", "--stage", "uwav_pretrain", "--annotations", str(dense["annotations"]),
+                 "--out-dir", str(tmp_path / "x")]) == 1
+    assert "needs the dense-label data set (--clap-features, --clip-features) or --released" in capsys.readouterr().err
+    (dense["clip"] / "video07.npy").unlink()
+    assert main(["pass", "--stage", "uwav_pretrain", "--annotations", str(dense["annotations"]),
+                 "--clap-features", str(dense["clap"]), "--clip-features", str(dense["clip"]),
+                 "--audio-text", str(dense["audio_text"]), "--visual-text", str(dense["visual_text"]),
+                 "--epochs", "1", "--hidden", "32", "--ff", "8", "--layers", "1", "--out-dir", str(tmp_path / "y")]) == 1
+    assert "video07.npy: no features of video video07" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -308,15 +308,24 @@ def stage_inputs(wildcards) -> dict[str, str]:
         needed.name: f"{stage_dir(wildcards.run, seed, needed.stage)}/{needed.file}".rstrip("/")
         for needed in spec.inputs
     }
-    return files | earlier | (VALIDATION_INPUTS if getattr(spec, "validation", False) else {})
+    return files | earlier | pass_data(spec)
+
+
+def pass_data(spec) -> dict[str, str]:
+    """The packed splits and annotations a pass reads: the training pack (unless it reads none) and,
+    for a pass that chooses on it, the validation split; a training stage's are TRAIN_INPUTS."""
+    if spec.trains:
+        return {}
+    return ({"train_pack": out("packed/train")} if spec.reads_train_pack else {}) | (
+        VALIDATION_INPUTS if spec.validation else {}
+    )
 
 
 def stage_input_flags(wildcards, input) -> str:
-    """The options naming a stage's inputs from earlier stages (and the validation split's files),
+    """The options naming a stage's inputs from earlier stages (and a pass's packs and annotations),
     quoted for the shell."""
     spec = stage(wildcards.stage)
-    names = [needed.name for needed in spec.inputs]
-    names += list(VALIDATION_INPUTS) if getattr(spec, "validation", False) else []
+    names = [needed.name for needed in spec.inputs] + list(pass_data(spec))
     return " ".join(f"{option_flag(name)} {shlex.quote(str(getattr(input, name)))}" for name in names)
 
 

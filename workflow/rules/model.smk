@@ -66,7 +66,6 @@ rule run_pass:
     noise ratios) or without one (VALOR's zero-shot labels)."""
     input:
         unpack(stage_inputs),
-        train_pack=out("packed/train"),
     output:
         directory(f"{RUN}/{{stage}}"),
     log:
@@ -88,7 +87,7 @@ rule run_pass:
         run=run_flags(),
         seed=lambda wildcards: f"--seed {shlex.quote(wildcards.seed)}",
     shell:
-        "avvp pass --stage {wildcards.stage:q} --train-pack {input.train_pack:q} {params.inputs}"
+        "avvp pass --stage {wildcards.stage:q} {params.inputs}"
         " {params.settings} {params.run} {params.seed} --out-dir {output:q} > {log:q} 2>&1"
 
 

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from avvp.cli.stage_args import add_stage_args
 
     add_stage_args(parser, _passes())
-    parser.add_argument("--train-pack", type=Path, required=True, help="the training split's `avvp pack` folder")
+    parser.add_argument("--train-pack", type=Path, help="the training split's `avvp pack` folder (every pass but "
+                                                         "one that reads none, such as uwav_pretrain)")
     parser.add_argument("--out-dir", type=Path, required=True, help="the stage's folder")
     parser.add_argument("--seed", type=int, default=1, help="the run's seed (default: 1)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
@@ -64,6 +65,8 @@ def run(args: argparse.Namespace) -> None:
 
     specs = _passes()
     spec = stage(args.stage)
+    if spec.reads_train_pack and args.train_pack is None:
+        raise ValueError(f"pass {spec.id} reads the packed training split: give --train-pack")
     job = PassJob(stage_settings(spec, args, specs), stage_inputs(spec, args, specs), args.train_pack,
                   args.out_dir, args.seed, args.device, validation=validation_data(spec, args))
     print(f"{spec.id}: {run_pass(spec, job)} -> {args.out_dir}")

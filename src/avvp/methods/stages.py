@@ -68,7 +68,7 @@ class PassJob:
 
     settings: Any
     inputs: Mapping[str, Path]
-    train_pack: Path
+    train_pack: Path | None  # None for a pass that reads none (`Pass.reads_train_pack`)
     out_dir: Path
     seed: int
     device: str
@@ -126,7 +126,8 @@ class Pass:
     must know (JoMoLD's ratios that drop every label of a modality), or None. `needs` are inputs
     from earlier stages besides the frozen model (a seedless pass may need only seedless ones, such
     as UWAV's labels the pretrained generator); `validation=True` gives the job the validation
-    split (`PassJob.validation`)."""
+    split (`PassJob.validation`); `reads_train_pack=False`, a pass that reads no packed training split
+    (UWAV's pretraining on a data set of its own), gets none, so a change of that split does not rerun it."""
 
     id: str
     description: str
@@ -140,6 +141,7 @@ class Pass:
     explain: Callable[[Path], str | None] | None = None
     needs: tuple[StageInput, ...] = ()
     validation: bool = False
+    reads_train_pack: bool = True
 
     trains = False
 

@@ -86,7 +86,7 @@ def uwav_objective(settings: UwavSettings, thresholds: Mapping[str, np.ndarray],
                          settings.pos_weight, settings.alpha, settings.segment_weight, settings.mixup_weight)
 
 
-# ----------------------------------------------------------------------------- the labels pass
+# ----------------------------------------------------------------------------- the generator's pretraining
 
 # The class-prompt templates of UWAV's paper (section 3.2); the released code reads their embeddings
 # precomputed (all_event_feats.npy), so how it wrote class names is unknown: avvp writes LLP's
@@ -99,11 +99,89 @@ FROM_FEATURES = {"clip_weights": ("clip", "weights"), "clip_seed": ("clip", "see
 
 
 @dataclass(frozen=True)
+class UwavPretrainSettings:
+    """The dense-label data set (UnAV-100's form) and the generator's recipe (scripts/train_transformer.sh),
+    or a pretrained generator used as it is."""
+
+    annotations: str = setting("", "annotation file in UnAV-100's form (unav100_annotations.json): subsets "
+                               "train and validation, events with segment, label and label_id", path=True)
+    clap_features: str = setting("", "folder of <video id>.npy CLAP segment features (UnAV_CLAP segment_feats)",
+                                 path=True)
+    clip_features: str = setting("", "folder of <video id>.npy CLIP segment features (UnAV_CLIP segment_feats)",
+                                 path=True)
+    audio_text: str = setting("", ".npy (C, 512) CLAP embeddings of the data set's class prompts by label_id "
+                              "(all_event_feats.npy); empty: from CLAP's text tower", path=True)
+    visual_text: str = setting("", ".npy (C, 768) CLIP embeddings of the class prompts, likewise", path=True)
+    released: str = setting("", "a pretrained generator's state dict (released format): used as it is, "
+                            "nothing is trained", path=True)
+    epochs: int = setting(80, "pretraining epochs", minimum=1)
+    batch_size: int = setting(64, "videos per batch", minimum=1)
+    pretrain_seed: int = setting(1000, "seed of the initial weights and the batch order (the released run's; the "
+                                 "generator is trained once for all of a run's seeds)", minimum=0)
+    hidden: int = setting(1024, "width of the transformers", minimum=1)
+    heads: int = setting(16, "attention heads", minimum=1)
+    ff: int = setting(2048, "feed-forward width", minimum=1)
+    layers: int = setting(5, "transformer layers per modality", minimum=1)
+    dropout: float = setting(0.3, "dropout of the transformers", minimum=0, maximum=1)
+    clip_weights: str = setting("random", "CLIP weights whose text tower embeds the prompts (the clip features')")
+    clip_seed: int = setting(0, "seed of random CLIP weights", minimum=0)
+    clap_weights: str = setting("random", "CLAP weights whose text tower embeds the prompts (the clap_windows "
+                                "features')")
+    clap_seed: int = setting(0, "seed of random CLAP weights", minimum=0)
+
+
+def _pretrain(job: PassJob) -> str:
+    import shutil
+
+    import torch
+
+    from avvp.base.device import resolve_device
+    from avvp.methods.generator_pretraining import pretrain, read_dense_split
+    from avvp.methods.uwav_labels import PretrainingRecipe, unav_class_names
+    from avvp.model.uwav import UWAVGenerator
+
+    s: UwavPretrainSettings = job.settings
+    summary: dict[str, Any] = {"heads": s.heads}
+    if s.released:
+        state = torch.load(s.released, map_location="cpu", weights_only=True)
+        UWAVGenerator.from_released(state, torch.zeros(1, 512), torch.zeros(1, 768), heads=s.heads)  # it loads
+        shutil.copyfile(s.released, job.out_dir / "generator.pt")
+        summary["released"] = s.released
+        (job.out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        return f"the pretrained generator {s.released}"
+    given = {"--annotations": s.annotations, "--clap-features": s.clap_features, "--clip-features": s.clip_features}
+    missing = [flag for flag, value in given.items() if not value]
+    if missing:
+        raise ValueError(f"uwav_pretrain needs the dense-label data set ({', '.join(missing)}) or --released")
+    classes = unav_class_names(s.annotations)
+    texts = prompt_texts(s, classes)
+    torch.manual_seed(s.pretrain_seed)  # once, before the weights are drawn, as the released run
+    generator = UWAVGenerator(torch.from_numpy(texts["audio"]), torch.from_numpy(texts["visual"]), hidden=s.hidden,
+                              heads=s.heads, ff=s.ff, layers=s.layers, dropout=s.dropout)
+    splits = [read_dense_split(Path(s.annotations), subset, Path(s.clap_features), Path(s.clip_features),
+                               len(classes)) for subset in ("train", "validation")]
+    recipe = PretrainingRecipe(epochs=s.epochs, batch_size=s.batch_size, seed=s.pretrain_seed)
+    state, epoch, score = pretrain(generator, *splits, recipe, resolve_device(job.device), job.out_dir / "log.csv")
+    torch.save(state, job.out_dir / "generator.pt")
+    summary.update(kept_epoch=epoch, val_segment_av=score, classes=len(classes), train_videos=len(splits[0]),
+                   val_videos=len(splits[1]))
+    (job.out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    return f"pretrained on {len(splits[0])} videos; kept epoch {epoch} (validation segment AV F {score:.2f})"
+
+
+register_stage(Pass("uwav_pretrain", "UWAV: the temporal pseudo-label generator pretrained on a dense-label data "
+                    "set in UnAV-100's form (or a pretrained one given), once for all seeds",
+                    UwavPretrainSettings(), _pretrain, from_features=FROM_FEATURES, per_seed=False,
+                    reads_train_pack=False))
+
+
+# ----------------------------------------------------------------------------- the labels pass
+
+@dataclass(frozen=True)
 class UwavLabelSettings:
     """The generator, its class-prompt embeddings, and which CLIP/CLAP weights made the packed
     embeddings (the workflow fills the weights and seeds in from `features.clip` / `features.clap_windows`)."""
 
-    generator: str = setting("", "the generator's state dict (UWAV's released file, or a pretrained one)", path=True)
     audio_text: str = setting("", ".npy (C, 512) CLAP embeddings of the class prompts in the data set's class "
                               "order (UWAV's all_event_feats.npy); empty: from CLAP's text tower", path=True)
     visual_text: str = setting("", ".npy (C, 768) CLIP embeddings of the class prompts, likewise; empty: from "
@@ -114,7 +192,7 @@ class UwavLabelSettings:
     clap_seed: int = setting(0, "seed of random CLAP weights (the clap_windows features' seed)", minimum=0)
 
 
-def prompt_texts(settings: UwavLabelSettings, classes: Sequence[str]) -> dict[str, np.ndarray]:
+def prompt_texts(settings: UwavPretrainSettings | UwavLabelSettings, classes: Sequence[str]) -> dict[str, np.ndarray]:
     """Per modality, (C, D) unit-length embeddings of the class prompts: the given files (checked
     against the vocabulary's size) or the text tower of the network that made the packed embeddings."""
     from avvp.extractors import clap, clip, feature_kind
@@ -139,19 +217,14 @@ def prompt_texts(settings: UwavLabelSettings, classes: Sequence[str]) -> dict[st
 
 
 def _labels(job: PassJob) -> str:
-    import torch
-
     from avvp.base.device import resolve_device
     from avvp.evaluation.annotations import Vocabulary, read_weak
     from avvp.features.store import load_packed
     from avvp.methods.label_tables import write_segment_table
     from avvp.methods.training_data import packed_ground_truth
     from avvp.methods.uwav_labels import modality_labels, segment_logits
-    from avvp.model.uwav import UWAVGenerator
 
     settings: UwavLabelSettings = job.settings
-    if not settings.generator:
-        raise ValueError("uwav_labels needs the generator: give --generator (UWAV's released file)")
     validation = job.validation
     packs = {"train": load_packed(job.train_pack), "val": load_packed(validation.pack)}
     for name, packed in packs.items():
@@ -161,8 +234,7 @@ def _labels(job: PassJob) -> str:
                              f"features, which UWAV's generator reads (pack them alongside the model's)")
     classes = packs["train"].classes
     texts = prompt_texts(settings, classes)
-    state = torch.load(settings.generator, map_location="cpu", weights_only=True)
-    generator = UWAVGenerator.from_released(state, torch.from_numpy(texts["audio"]), torch.from_numpy(texts["visual"]))
+    generator = load_generator(Path(job.inputs["generator"]), texts)
     device = resolve_device(job.device)
     generator.to(device)
     logits = {name: dict(zip(EMBEDDINGS, segment_logits(generator, np.asarray(p.arrays["clap_windows"]),
@@ -180,17 +252,32 @@ def _labels(job: PassJob) -> str:
         write_segment_table(job.out_dir / f"{modality}_labels.tsv", packs["train"].filenames, result.labels, classes)
         counts[modality] = int(result.labels.sum())
     (job.out_dir / "videos.txt").write_text("".join(f"{f}\n" for f in packs["train"].filenames), encoding="utf-8")
-    summary = {"generator": settings.generator, "segment_labels": counts, "n_videos": len(packs["train"]),
+    summary = {"generator": str(job.inputs["generator"]), "segment_labels": counts, "n_videos": len(packs["train"]),
                "texts": {m: given or "text tower" for m, given in (("audio", settings.audio_text),
                                                                    ("visual", settings.visual_text))}}
     (job.out_dir / "labels.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return f"segment logits and pseudo labels of {len(packs['train'])} videos: {counts}"
 
 
+def load_generator(folder: Path, texts: Mapping[str, np.ndarray]) -> Any:
+    """The generator of a uwav_pretrain folder (`generator.pt`, the released format; its head count,
+    which no weight shows, from the folder's summary.json) over these prompt embeddings."""
+    import torch
+
+    from avvp.model.uwav import ARCHITECTURE, UWAVGenerator
+
+    summary = folder / "summary.json"
+    heads = json.loads(summary.read_text(encoding="utf-8"))["heads"] if summary.is_file() else ARCHITECTURE["heads"]
+    state = torch.load(folder / "generator.pt", map_location="cpu", weights_only=True)
+    return UWAVGenerator.from_released(state, torch.from_numpy(texts["audio"]), torch.from_numpy(texts["visual"]),
+                                       heads=heads)
+
+
 register_stage(Pass("uwav_labels", "UWAV: the frozen generator's segment logits per modality, class-wise thresholds "
                     "chosen on the validation split's segment-level truth, hard labels masked by the video labels",
                     UwavLabelSettings(), _labels, kinds=tuple(EMBEDDINGS.values()), from_features=FROM_FEATURES,
-                    per_seed=False, validation=True))
+                    per_seed=False, validation=True,
+                    needs=(StageInput("generator", "uwav_pretrain", help="the uwav_pretrain folder (generator.pt)"),)))
 
 
 # ----------------------------------------------------------------------------- training
@@ -233,4 +320,4 @@ register_stage(TrainingStage(
     targets=_logit_targets,
     inputs=(StageInput("pseudo_labels", "uwav_labels", help="the uwav_labels folder (logits, thresholds, labels)"),),
 ))
-register_method(Method("uwav", "UWAV", ("uwav_labels", "uwav_train")))
+register_method(Method("uwav", "UWAV", ("uwav_pretrain", "uwav_labels", "uwav_train")))

@@ -228,3 +228,14 @@ def read_unav_labels(path: str | Path, subset: str, n_classes: int = UNAV_CLASSE
         if video["subset"].lower() == subset:
             labels[video_id] = _video_labels(video, n_classes, names, where)
     return labels
+
+
+def unav_class_names(path: str | Path) -> list[str]:
+    """The class names of an annotation file in UnAV-100's form, by label_id 0..K-1 (a label_id without
+    a named event below the largest is an error naming the file)."""
+    database = json.loads(Path(path).read_text(encoding="utf-8"))["database"]
+    names = {event["label_id"]: event["label"] for video in database.values() for event in video.get("annotations", [])}
+    missing = [i for i in range(max(names, default=-1) + 1) if i not in names]
+    if not names or missing:
+        raise ValueError(f"{path}: no event names label_id {missing[0] if missing else 0}")
+    return [names[i] for i in range(len(names))]
