@@ -178,3 +178,27 @@ def test_decoded_content_is_the_annotated_answer(demo_dir: Path) -> None:
 def test_cli_rejects_too_few_videos(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--out", str(tmp_path / "d"), "--n-videos", "2"]) == 1
     assert "at least 5" in capsys.readouterr().err
+
+
+def test_the_dense_pretraining_set_holds_the_audio_visual_events_of_other_clips(tmp_path) -> None:
+    """`avvp demo --dense`: the train and val clips of the plan (no test clip), their events both heard
+    and seen in UnAV-100's form, which the pretraining's reader turns back into the clips' seconds."""
+    from avvp.cli import main
+    from avvp.clips.demo import class_names, plan_clips
+    from avvp.evaluation.annotations import video_id
+    from avvp.methods.uwav_labels import read_unav_labels, unav_class_names
+
+    assert main(["demo", "--dense", "--out", str(tmp_path), "--n-videos", "10", "--seed", "1"]) == 0
+    clips = [c for c in plan_clips(10, 1) if c.split != "test"]
+    with_av = [c for c in clips if any(e.audible and e.visible for e in c.events)]
+    assert sorted(p.stem for p in (tmp_path / "videos").glob("*.mp4")) == sorted(c.filename for c in with_av)
+    path = tmp_path / "annotations.json"
+    assert unav_class_names(path) == list(class_names())
+    labels = {**read_unav_labels(path, "train", 4), **read_unav_labels(path, "validation", 4)}
+    assert set(labels) == {video_id(c.filename) for c in with_av} and len(with_av) < len(clips)
+    for clip in with_av:
+        expected = np.zeros((10, 4), bool)
+        for event in clip.events:
+            if event.audible and event.visible:
+                expected[event.onset:event.offset, event.class_index] = True
+        np.testing.assert_array_equal(labels[video_id(clip.filename)], expected)

@@ -49,6 +49,7 @@ SPLITS = ("train", "val", "test")
 DATASET = config["dataset"]
 MODE = DATASET["mode"]
 DEMO_DIR = out("demo")
+DENSE_DIR = out("demo_dense")  # the dense-label set of stages with demo data (demo mode)
 RUNS = list(config["train"]["methods"])  # run names: a registered method or a variant
 VARIANTS = config["variants"]
 SEEDS = list(config["train"]["seeds"])
@@ -301,8 +302,12 @@ def stage_inputs(wildcards) -> dict[str, str]:
     files = {
         f"setting_{f.name}": settings[f.name]
         for f in dataclasses.fields(spec.defaults)
-        if f.metadata.get("path") and settings.get(f.name)
+        if f.metadata.get("path")
+        and settings.get(f.name)
+        and not settings[f.name].startswith(f"{DENSE_DIR}/")
     }
+    if any(str(settings[name]).startswith(f"{DENSE_DIR}/") for name in demo_data(spec)):
+        files["demo_dense"] = DENSE_DIR  # the folder rule demo_dense writes, which holds those paths
     seed = wildcards.get("seed")
     earlier = {
         needed.name: f"{stage_dir(wildcards.run, seed, needed.stage)}/{needed.file}".rstrip("/")
@@ -339,7 +344,20 @@ def stage_section(run: str, stage_id: str) -> dict:
     for name, (kind, key) in {} if spec.trains else spec.from_features.items():
         if section.get(name) is None:
             section[name] = config["features"][kind][key]
+    for name, path in demo_data(spec).items():
+        if not section.get(name):
+            section[name] = f"{DENSE_DIR}/{path}"
     return section
+
+
+def demo_data(spec) -> dict[str, str]:
+    """A pass's settings that the demo's dense-label set fills (`Pass.demo_data`; demo mode only)."""
+    return dict(spec.demo_data) if MODE == "demo" and not spec.trains else {}
+
+
+def dense_set_needed() -> bool:
+    """Whether some run's stage reads the demo's dense-label set (rule demo_dense)."""
+    return any(demo_data(stage(s)) for r in RUNS for s in run_method(r).stages)
 
 
 def stage_flags(wildcards) -> str:

@@ -35,6 +35,31 @@ if MODE == "demo":
         script:
             "../scripts/demo_videos.py"
 
+    if dense_set_needed():
+
+        rule demo_dense:
+            """The dense-label pretraining set of UWAV's generator on the demo: clips other than the
+            demo's (seed + 1) with their audio-visual events in UnAV-100's form, their frames, and their
+            clip and clap_windows features with the weights of those kinds' config."""
+            output:
+                directory(DENSE_DIR),
+            log:
+                out("logs/demo_dense.log"),
+            benchmark:
+                out("benchmarks/demo_dense.tsv")
+            conda:
+                "../../envs/features.yaml"
+            threads: 2
+            resources:
+                mem_mb=8000,
+                runtime=120,
+            params:
+                n_videos=config["dataset"]["demo"]["dense_videos"],
+                seed=config["dataset"]["demo"]["seed"] + 1,
+                kinds={k: cli_flags(config["features"][k]) for k in ("clip", "clap_windows")},
+            script:
+                "../scripts/demo_dense.py"
+
 
 localrules:
     shard_list,

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import subprocess
 import tempfile
 import wave
@@ -42,6 +43,7 @@ import numpy as np
 
 from avvp.base.atomic import atomic_path
 from avvp.clips.ffmpeg import ffmpeg_exe, input_arg, raise_if_disk_full
+from avvp.evaluation.annotations import video_id
 
 DEFAULT_N_VIDEOS = 40
 DURATION_S = 10
@@ -344,6 +346,23 @@ def write_annotations(clips: list[DemoClip], out_dir: str | Path) -> None:
             rows += [[clip.filename, str(e.onset), str(e.offset), names[e.class_index]]
                      for e in clip.events if keep.fget(e)]
         _write_text(out / f"eval_{modality}.csv", _tsv(rows))
+
+
+def write_dense_annotations(clips: list[DemoClip], path: str | Path) -> None:
+    """`clips` as a dense-label data set in UnAV-100's form (the pretraining set of UWAV's generator):
+    subsets train and validation (the demo's train and val clips; test clips are left out) and their
+    audio-visual events, those both heard and seen, by class name and label_id. A clip without such
+    an event is left out too (UnAV-100 has none; the released loader cannot read one)."""
+    names = class_names()
+    subset = {"train": "train", "val": "validation"}
+    database = {}
+    for clip in clips:
+        events = [{"segment": [float(e.onset), float(e.offset)], "label": names[e.class_index],
+                   "label_id": e.class_index} for e in clip.events if e.audible and e.visible]
+        if clip.split in subset and events:
+            database[video_id(clip.filename)] = {"subset": subset[clip.split], "duration": float(DURATION_S),
+                                                 "annotations": events}
+    _write_text(Path(path), json.dumps({"database": database}, indent=1) + "\n")
 
 
 def write_clips(clips: list[DemoClip], folder: str | Path, workers: int = 2) -> None:

@@ -127,7 +127,9 @@ class Pass:
     from earlier stages besides the frozen model (a seedless pass may need only seedless ones, such
     as UWAV's labels the pretrained generator); `validation=True` gives the job the validation
     split (`PassJob.validation`); `reads_train_pack=False`, a pass that reads no packed training split
-    (UWAV's pretraining on a data set of its own), gets none, so a change of that split does not rerun it."""
+    (UWAV's pretraining on a data set of its own), gets none, so a change of that split does not rerun it.
+    `demo_data` (setting -> path inside the demo's dense-label set: `avvp demo --dense` with its clip
+    and clap_windows features) is what the workflow fills in demo mode where the config leaves it unset."""
 
     id: str
     description: str
@@ -142,6 +144,7 @@ class Pass:
     needs: tuple[StageInput, ...] = ()
     validation: bool = False
     reads_train_pack: bool = True
+    demo_data: Mapping[str, str] = field(default_factory=dict)
 
     trains = False
 

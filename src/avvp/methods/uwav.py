@@ -172,7 +172,9 @@ def _pretrain(job: PassJob) -> str:
 register_stage(Pass("uwav_pretrain", "UWAV: the temporal pseudo-label generator pretrained on a dense-label data "
                     "set in UnAV-100's form (or a pretrained one given), once for all seeds",
                     UwavPretrainSettings(), _pretrain, from_features=FROM_FEATURES, per_seed=False,
-                    reads_train_pack=False))
+                    reads_train_pack=False,
+                    demo_data={"annotations": "annotations.json", "clap_features": "features/clap_windows",
+                               "clip_features": "features/clip"}))
 
 
 # ----------------------------------------------------------------------------- the labels pass
