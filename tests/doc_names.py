@@ -59,9 +59,11 @@ OUTPUT_FILES = frozenset({
     "model.pt", "last.pt", "log.csv", "summary.json", "labels.json", "weights.json", "metrics.json",
     "failed.tsv", "test_events.tsv", "audio_labels.tsv", "visual_labels.tsv", "train.lock", "index.html",
 })
-# Files of other projects that the docs describe: the released checkpoints, VALOR's scripts.
+# Files of other projects that the docs describe: the released checkpoints, VALOR's scripts, UWAV's
+# data layout (UnAV-100's annotations, its feature folders and prompt embeddings).
 EXTERNAL_FILES = frozenset({
     "MMIL_Net.pt", "630k-fusion-best.pt", "630k-audioset-fusion-best.pt", "main_network.py", "main_avvp.py",
+    "unav100_annotations.json", "segment_feats", "all_event_feats.npy",
 })
 # Folders searched for a bare file name such as `calibration.py` (never results or the venv).
 OWN_TREES = ("src", "workflow", "tests", "benchmarks", "config", "data", "scripts", "docs", "envs", "profiles")

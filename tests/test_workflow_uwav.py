@@ -58,6 +58,9 @@ def test_uwav_runs_once_per_run_where_it_can_and_reruns_only_what_a_change_touch
     assert all((runs / f"seed{s}/uwav_train/model.pt").is_file() for s in (1, 2))
     metrics = json.loads((workdir / "results/metrics.json").read_text())
     assert sorted(metrics["methods"]["uwav"]["seeds"]) == ["1", "2"]
+    assert metrics["methods"]["uwav"]["notes"] == [
+        "seeds 1, 2, uwav_pretrain: weak + external dense pretraining: the pseudo-label generator learned from "
+        "segment-level labels (6 videos of dense/annotations.json), so this method is not purely weakly supervised"]
     assert planned_jobs(workdir, *args) == []
 
     config["stages"]["uwav_train"]["epochs"] = 3

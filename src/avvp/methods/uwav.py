@@ -164,15 +164,25 @@ def _pretrain(job: PassJob) -> str:
     state, epoch, score = pretrain(generator, *splits, recipe, resolve_device(job.device), job.out_dir / "log.csv")
     torch.save(state, job.out_dir / "generator.pt")
     summary.update(kept_epoch=epoch, val_segment_av=score, classes=len(classes), train_videos=len(splits[0]),
-                   val_videos=len(splits[1]))
+                   val_videos=len(splits[1]), annotations=s.annotations)
     (job.out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return f"pretrained on {len(splits[0])} videos; kept epoch {epoch} (validation segment AV F {score:.2f})"
+
+
+def _supervision(folder: Path) -> str | None:
+    """What a reader of UWAV's scores must know: its generator learned from dense labels (uwav_pretrain's
+    summary.json says of which data set), so the method is not purely weakly supervised."""
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    source = (f"a pretrained generator ({summary['released']})" if "released" in summary else
+              f"{summary['train_videos']} videos of {summary['annotations']}")
+    return (f"weak + external dense pretraining: the pseudo-label generator learned from segment-level labels "
+            f"({source}), so this method is not purely weakly supervised")
 
 
 register_stage(Pass("uwav_pretrain", "UWAV: the temporal pseudo-label generator pretrained on a dense-label data "
                     "set in UnAV-100's form (or a pretrained one given), once for all seeds",
                     UwavPretrainSettings(), _pretrain, from_features=FROM_FEATURES, per_seed=False,
-                    reads_train_pack=False,
+                    reads_train_pack=False, explain=_supervision,
                     demo_data={"annotations": "annotations.json", "clap_features": "features/clap_windows",
                                "clip_features": "features/clip"}))
 
