@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from avvp.workflow.config_checks import ConfigError
-from avvp.workflow.experiment import RESERVED, experiment_folder
+from avvp.workflow.experiment import RESERVED, check_targets, experiment_folder
 from workflow_helpers import (
     REPO,
     annotations,
@@ -41,6 +41,20 @@ def test_the_folder_is_the_experiment_key_else_the_last_config_files_stem(tmp_pa
         experiment_folder("a b", [], DEFAULT)
     with pytest.raises(ConfigError, match="'../elsewhere'"):
         experiment_folder("../elsewhere", [], DEFAULT)
+
+
+def test_a_demo_path_asked_of_another_experiment_is_refused_naming_its_own(tmp_path: Path) -> None:
+    check_targets(["-n", "results/metrics.json"], "results")  # the demo's own
+    check_targets(["results/compare/metrics.json", "--report", "results/compare/report.html"], "results/compare")
+    for argument, own in (("results/metrics.json", "results/compare/metrics.json"),
+                          ("--report=results/report.html", "results/compare/report.html"),
+                          ("results/runs/han/seed1/han/model.pt", "results/compare/runs/han/seed1/han/model.pt")):
+        with pytest.raises(ConfigError, match=f"this config writes into results/compare/ .*; ask for {own}$"):
+            check_targets(["--cores", "2", argument], "results/compare")
+    workdir = copy_workflow(tmp_path / "wf")
+    proc = subprocess.run(snakemake_command("-n", "results/metrics.json", "--configfile", "config/compare.yaml"),
+                          cwd=workdir, env=environment(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "ask for results/compare/metrics.json" in proc.stdout + proc.stderr
 
 
 def dry_run_outputs(workdir: Path, *args: str) -> list[str]:
