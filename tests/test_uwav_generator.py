@@ -23,25 +23,10 @@ import torch.nn.functional as F
 from avvp.methods.uwav_labels import (PretrainingRecipe, modality_labels, pretraining_loss, read_unav_labels,
                                       segment_logits)
 from avvp.model.uwav import UWAVGenerator
+from uwav_released import WarmUpCosineAnnealingLR, rearrange, repeat
 
 # The released TransformerEncoder keeps torch's default enable_nested_tensor=True with a time-first layer.
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")
-
-
-def rearrange(x, pattern):
-    """einops.rearrange for the released forward's two patterns."""
-    assert pattern in ('b t d -> t b d', 't b d -> b t d')
-    return x.transpose(0, 1)
-
-
-def repeat(x, pattern, **sizes):
-    """einops.repeat for the released code's three patterns."""
-    if pattern == 'b l s -> (b h) l s':
-        return x.repeat_interleave(sizes['h'], dim=0)
-    if pattern == 'c -> t c':
-        return x[None, :].expand(sizes['t'], -1)
-    assert pattern == 'c -> c t'
-    return x[:, None].expand(-1, sizes['t'])
 
 
 # ----------------------------------------------------------------------------- model/TemporalTransformer.py @ eb81492
@@ -165,32 +150,6 @@ class TemporalTransformer(nn.Module):
             'loss_all': loss.item()
         }
         return loss, loss_dict
-
-
-# ----------------------------------------------------------------------------- utils/train_utils.py @ eb81492
-
-
-class WarmUpCosineAnnealingLR:
-    def __init__(self, optimizer, warm_up_epoch, max_epoch, lr_min, lr_max):
-        self.optimizer = optimizer
-        self.warm_up_epoch = warm_up_epoch
-        self.max_epoch = max_epoch
-        self.lr_min = lr_min
-        self.lr_max = lr_max
-        self.cur_epoch = 1
-
-        self.step()
-
-    def step(self):
-        if self.cur_epoch < self.warm_up_epoch:
-            lr = self.cur_epoch / self.warm_up_epoch * self.lr_max
-        else:
-            lr = (self.lr_min + 0.5*(self.lr_max-self.lr_min)*(1.0+math.cos((self.cur_epoch-self.warm_up_epoch)/(self.max_epoch-self.warm_up_epoch)*math.pi)))
-
-        for param_group in self.optimizer.param_groups:
-            param_group['lr'] = lr
-
-        self.cur_epoch += 1
 
 
 # ----------------------------------------------------------------------------- utils/eval_utils.py @ eb81492

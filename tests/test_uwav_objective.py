@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,6 +29,7 @@ from uwav_released import (
     C,
     T,
     HybridAttentionNet,
+    WarmUpCosineAnnealingLR,
     batch_data,
     reduce,
     released_net,
@@ -60,31 +60,6 @@ def get_class_freq(self, seg_label_dir):  # LLP_dataset.get_class_freq
     class_freq = pos_seg_counts / total_seg_counts
 
     return class_freq
-
-# ----------------------------------------------------------------------------- utils/train_utils.py (eb81492)
-
-
-class WarmUpCosineAnnealingLR:
-    def __init__(self, optimizer, warm_up_epoch, max_epoch, lr_min, lr_max):
-        self.optimizer = optimizer
-        self.warm_up_epoch = warm_up_epoch
-        self.max_epoch = max_epoch
-        self.lr_min = lr_min
-        self.lr_max = lr_max
-        self.cur_epoch = 1
-
-        self.step()
-
-    def step(self):
-        if self.cur_epoch < self.warm_up_epoch:
-            lr = self.cur_epoch / self.warm_up_epoch * self.lr_max
-        else:
-            lr = (self.lr_min + 0.5*(self.lr_max-self.lr_min)*(1.0+math.cos((self.cur_epoch-self.warm_up_epoch)/(self.max_epoch-self.warm_up_epoch)*math.pi)))
-
-        for param_group in self.optimizer.param_groups:
-            param_group['lr'] = lr
-
-        self.cur_epoch += 1
 
 # ----------------------------------------------------------------------------- main.py (eb81492)
 

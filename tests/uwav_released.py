@@ -1,12 +1,13 @@
 """UWAV's released HAN and training code (ysiqi0785-ops/UWAV at eb81492), transcribed as released for
-the tests that compare avvp with it (test_uwav_han.py, test_uwav_objective.py; the training
-functions are transcribed in the latter): tensors stay on the
+the tests that compare avvp with it (test_uwav_han.py, test_uwav_objective.py, test_uwav_generator.py;
+the training loop's functions are transcribed in test_uwav_objective.py): tensors stay on the
 CPU (no .to(device)), wandb logging is left out, einops (not a dependency of avvp) is replaced by
 stand-ins for the patterns used, pandas' positional `row[0]` is written `row.iloc[0]` (current pandas
 no longer falls back to positions) and train()'s `.float()` casts of the batch are left out (the
 tests compare in float64; the released video BCE refuses float32 labels on a float64 network)."""
 from __future__ import annotations
 
+import math
 import copy
 from types import SimpleNamespace
 
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 
 
 def rearrange(x, pattern):
-    if pattern in ('b t c -> t b c', 't b c -> b t c'):
+    if pattern in ('b t c -> t b c', 't b c -> b t c', 'b t d -> t b d', 't b d -> b t d'):
         return x.transpose(0, 1)
     if pattern in ('b t d -> (b t) d', 'b t c -> (b t) c'):
         return x.reshape(-1, x.shape[-1])
@@ -40,6 +41,8 @@ def repeat(x, pattern, **sizes):
         return x.unsqueeze(1).expand(-1, sizes['t'], -1)
     if pattern == 'c -> t c':
         return x.unsqueeze(0).expand(sizes['t'], -1)
+    if pattern == 'c -> c t':
+        return x.unsqueeze(1).expand(-1, sizes['t'])
     raise NotImplementedError(pattern)
 
 # ----------------------------------------------------------------------------- model/HAN.py (eb81492)
@@ -401,6 +404,32 @@ ARGS = SimpleNamespace(
     scheduler='warm_up_cos_anneal', grad_norm=1.0, beta1=0.9, beta2=0.999, eps=1e-8, seed=20000,
     hidden_dim=512, nhead=16, ff_dim=2048, num_proj_layers=1, num_han_layers=5, num_MMIL_layers=1, dropout=0.1,
     input_v_2d_dim=2048, input_v_3d_dim=512, input_a_dim=128, num_classes=25, pre_norm=False)
+
+
+# ----------------------------------------------------------------------------- utils/train_utils.py (eb81492)
+
+
+class WarmUpCosineAnnealingLR:
+    def __init__(self, optimizer, warm_up_epoch, max_epoch, lr_min, lr_max):
+        self.optimizer = optimizer
+        self.warm_up_epoch = warm_up_epoch
+        self.max_epoch = max_epoch
+        self.lr_min = lr_min
+        self.lr_max = lr_max
+        self.cur_epoch = 1
+
+        self.step()
+
+    def step(self):
+        if self.cur_epoch < self.warm_up_epoch:
+            lr = self.cur_epoch / self.warm_up_epoch * self.lr_max
+        else:
+            lr = (self.lr_min + 0.5*(self.lr_max-self.lr_min)*(1.0+math.cos((self.cur_epoch-self.warm_up_epoch)/(self.max_epoch-self.warm_up_epoch)*math.pi)))
+
+        for param_group in self.optimizer.param_groups:
+            param_group['lr'] = lr
+
+        self.cur_epoch += 1
 
 
 B, T, C = 4, 10, 25
