@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from avvp.methods.uwav_labels import (PretrainingRecipe, modality_labels, pretraining_loss, read_unav_labels,
                                       segment_logits)
 from avvp.model.uwav import UWAVGenerator
-from uwav_released import WarmUpCosineAnnealingLR, rearrange, repeat
+from uwav_released import MLP, WarmUpCosineAnnealingLR, rearrange, repeat
 
 # The released TransformerEncoder keeps torch's default enable_nested_tensor=True with a time-first layer.
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")
@@ -32,17 +32,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")
 # ----------------------------------------------------------------------------- model/TemporalTransformer.py @ eb81492
 
 
-class MLP(nn.Module):
-    def __init__(self, input_dim, hidden_dim, output_dim, num_layers):
-        super().__init__()
-        self.num_layers = num_layers
-        h = [hidden_dim] * (num_layers - 1)
-        self.layers = nn.ModuleList(nn.Linear(n, k) for n, k in zip([input_dim] + h, h + [output_dim]))
-
-    def forward(self, x):
-        for i, layer in enumerate(self.layers):
-            x = F.relu(layer(x)) if i < self.num_layers - 1 else layer(x)
-        return x
+# MLP: the same class as model/HAN.py's, transcribed once in uwav_released.py
 
 
 class TranformerEncoder(nn.Module):
