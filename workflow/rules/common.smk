@@ -50,6 +50,7 @@ DATASET = config["dataset"]
 MODE = DATASET["mode"]
 DEMO_DIR = out("demo")
 DENSE_DIR = out("demo_dense")  # the dense-label set of stages with demo data (demo mode)
+DENSE_DEMO_VIDEOS = 20  # clips planned for it; its train and val clips with an audio-visual event are kept
 RUNS = list(config["train"]["methods"])  # run names: a registered method or a variant
 VARIANTS = config["variants"]
 SEEDS = list(config["train"]["seeds"])

@@ -54,7 +54,7 @@ if MODE == "demo":
                 mem_mb=8000,
                 runtime=120,
             params:
-                n_videos=config["dataset"]["demo"]["dense_videos"],
+                n_videos=DENSE_DEMO_VIDEOS,
                 seed=config["dataset"]["demo"]["seed"] + 1,
                 kinds={k: cli_flags(config["features"][k]) for k in ("clip", "clap_windows")},
             script:
