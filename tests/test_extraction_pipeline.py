@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,7 +73,8 @@ def state_file(tmp_path_factory):
             torch.save(model.state_dict(), files[kind])
         return files[kind]
 
-    return get
+    yield get
+    shutil.rmtree(root)  # 0.6 GB of random weights, of no use once the module is done
 
 
 @pytest.mark.slow
