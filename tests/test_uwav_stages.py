@@ -56,8 +56,8 @@ def uwav_data(tmp_path_factory) -> dict[str, Path]:
             "visual_text": root / "visual_text.npy"}
 
 
-def labels_pass(data: dict[str, Path], out: Path) -> int:
-    return main(["pass", "--stage", "uwav_labels", "--generator", str(data["generator"]),
+def labels_pass(data: dict[str, Path], out: Path, generator: Path | None = None) -> int:
+    return main(["pass", "--stage", "uwav_labels", "--generator", str(generator or data["generator"]),
                  "--audio-text", str(data["audio_text"]), "--visual-text", str(data["visual_text"]),
                  "--train-pack", str(data["train_pack"]), "--val-pack", str(data["val_pack"]),
                  "--val-csv", str(data["data"] / "val.csv"), "--audio-csv", str(data["data"] / "eval_audio.csv"),
@@ -92,6 +92,18 @@ def test_the_labels_pass_writes_the_generators_logits_thresholds_and_masked_labe
         train_logits = np.load(out / f"{modality}_logits.npy")
         np.testing.assert_array_equal(hard, pseudo_labels(train_logits, thresholds, packs["train"].labels))
         assert hard.any() and not hard[packs["train"].labels[:, None, :].repeat(10, 1) == 0].any()
+
+
+def test_the_labels_pass_takes_a_released_generator_file_as_it_is(uwav_data, tmp_path, capsys) -> None:
+    """`--generator GENERATOR.pt` (a released-format file, no uwav_pretrain folder) gives the labels
+    that the folder holding the same file gives; a path that is neither is named."""
+    assert labels_pass(uwav_data, tmp_path / "folder") == 0
+    assert labels_pass(uwav_data, tmp_path / "file", uwav_data["root"] / "generator.pt") == 0
+    for name in ("audio_logits.npy", "visual_thresholds.npy", "audio_labels.tsv", "visual_labels.tsv"):
+        assert (tmp_path / "file" / name).read_bytes() == (tmp_path / "folder" / name).read_bytes(), name
+    assert labels_pass(uwav_data, tmp_path / "none", tmp_path / "nowhere.pt") == 1
+    assert "nowhere.pt: neither a generator state dict" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
 
 
 def test_the_labels_pass_needs_the_pretrained_generator_and_the_validation_split(uwav_data, tmp_path, capsys) -> None:

@@ -1,8 +1,9 @@
-"""`avvp pass --stage ID`: a pass, a stage that trains nothing and writes its folder from the packed
-training split: MA-MMIL's label refinement (`ma_mmil_refine`) and JoMoLD's noise ratios
-(`jomold_ratios`) with the frozen model of an earlier stage, VALOR's zero-shot labels
-(`valor_labels`) without one. OUT_DIR appears complete or not at all. `avvp refine` is the
-command's former name, kept as an alias."""
+"""`avvp pass --stage ID`: a pass, a stage that trains no model of the run's seeds and writes its
+folder: MA-MMIL's label refinement (`ma_mmil_refine`) and JoMoLD's noise ratios (`jomold_ratios`) with
+the frozen model of an earlier stage, VALOR's zero-shot labels (`valor_labels`) without one, UWAV's
+generator pretrained on a dense-label set (`uwav_pretrain`) and its pseudo labels with thresholds
+chosen on the validation split (`uwav_labels`). OUT_DIR appears complete or not at all. `avvp refine`
+is the command's former name, kept as an alias."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from avvp.methods.stages import Pass, ValidationData
 
-HELP = "a pass over the training split (refined labels, noise ratios, VALOR's zero-shot labels)"
+HELP = "a pass that trains no seed's model (refined labels, noise ratios, zero-shot or generator labels)"
 
 
 def _passes() -> list:

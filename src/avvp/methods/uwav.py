@@ -271,16 +271,20 @@ def _labels(job: PassJob) -> str:
     return f"segment logits and pseudo labels of {len(packs['train'])} videos: {counts}"
 
 
-def load_generator(folder: Path, texts: Mapping[str, np.ndarray]) -> Any:
+def load_generator(path: Path, texts: Mapping[str, np.ndarray]) -> Any:
     """The generator of a uwav_pretrain folder (`generator.pt`, the released format; its head count,
-    which no weight shows, from the folder's summary.json) over these prompt embeddings."""
+    which no weight shows, from the folder's summary.json), or of a released-format state-dict file
+    (UWAV's 16 heads), over these prompt embeddings."""
     import torch
 
     from avvp.model.uwav import ARCHITECTURE, UWAVGenerator
 
-    summary = folder / "summary.json"
-    heads = json.loads(summary.read_text(encoding="utf-8"))["heads"] if summary.is_file() else ARCHITECTURE["heads"]
-    state = torch.load(folder / "generator.pt", map_location="cpu", weights_only=True)
+    file, summary = (path, None) if path.is_file() else (path / "generator.pt", path / "summary.json")
+    if not file.is_file():
+        raise FileNotFoundError(f"{path}: neither a generator state dict nor a uwav_pretrain folder with generator.pt")
+    heads = (json.loads(summary.read_text(encoding="utf-8"))["heads"] if summary and summary.is_file()
+             else ARCHITECTURE["heads"])
+    state = torch.load(file, map_location="cpu", weights_only=True)
     return UWAVGenerator.from_released(state, torch.from_numpy(texts["audio"]), torch.from_numpy(texts["visual"]),
                                        heads=heads)
 
@@ -289,7 +293,7 @@ register_stage(Pass("uwav_labels", "UWAV: the frozen generator's segment logits 
                     "chosen on the validation split's segment-level truth, hard labels masked by the video labels",
                     UwavLabelSettings(), _labels, kinds=tuple(EMBEDDINGS.values()), from_features=FROM_FEATURES,
                     per_seed=False, validation=True,
-                    needs=(StageInput("generator", "uwav_pretrain", help="the uwav_pretrain folder (generator.pt)"),)))
+                    needs=(StageInput("generator", "uwav_pretrain", help="the uwav_pretrain folder, or a generator state dict in the released format"),)))
 
 
 # ----------------------------------------------------------------------------- training
