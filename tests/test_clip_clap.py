@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torchvision import transforms
 
 from avvp.clips.audio_track import read_track
-from avvp.extractors import FeatureKind, clap, clip, feature_kind, register, unregister
+from avvp.extractors import clap, clip, feature_kind, register, unregister
 from avvp.features.extract import extract_features
 from avvp.extractors.parts.frames import frame_files, pick_frame_indices
 from avvp.features.networks import load_network

@@ -15,7 +15,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from avvp.cli import main
-from avvp.features.store import load_packed
 from avvp.methods.cmpae import read_released_ratios
 from avvp.methods.evidential import CmpaeObjective
 from avvp.methods.objectives import Batch

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflow_helpers import REPO, copy_workflow, job_blocks, planned_jobs, rule_counts, run_snakemake
+from workflow_helpers import REPO, copy_workflow, job_blocks, rule_counts, run_snakemake
 
 # What Snakemake defines in every Snakefile's globals besides its io helpers (snakemake.workflow).
 SNAKEMAKE_GLOBALS = {"shell", "workflow", "checkpoints", "scatter", "gather", "github", "gitlab", "gitfile",

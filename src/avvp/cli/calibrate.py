@@ -10,7 +10,6 @@ only calibrates and evaluates again.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from avvp.cli.common import add_required_paths
 from avvp.cli.evaluate import add_known_args, add_protocol_args, chosen_protocol, scored_inputs

@@ -30,7 +30,6 @@ def run(args: argparse.Namespace) -> None:
     from avvp.base.device import resolve_device
     from avvp.model.inference import predict_packed
     from avvp.model.predictions import save_predictions
-    from avvp.base.atomic import naming
 
     if args.features is None and args.features_shards is None and not args.features_dir and args.pack is None:
         raise ValueError("give --features (or --features-dir), or --pack")
